@@ -1,0 +1,14 @@
+//! weir: a stream processor whose transforms are sandboxed WebAssembly
+//! components and whose models run natively in the host.
+//!
+//! Layout: [`source`] → [`pipeline`] (micro-batcher, [`plugin`] stages, dead
+//! letters, acknowledgement) → [`sink`]. [`host_api`] holds what plugins
+//! import; [`telemetry`] the counters and progress line.
+
+pub mod event;
+pub mod host_api;
+pub mod pipeline;
+pub mod plugin;
+pub mod sink;
+pub mod source;
+pub mod telemetry;

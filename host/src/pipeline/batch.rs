@@ -1,0 +1,24 @@
+//! The unit of work that flows through the stages.
+
+use std::sync::Arc;
+
+use crate::event::Event;
+use crate::pipeline::ack::AckSet;
+use crate::pipeline::dlq::DeadLetter;
+
+/// A micro-batch on its way through the stage chain. Outputs routed to named
+/// outputs and dead letters travel with the batch to the end of the chain, so
+/// every sink receives them in batch order (per-partition order holds on
+/// every output, not only the default one).
+#[derive(Default)]
+pub struct Batch {
+    /// Sequence number, for logs.
+    pub seq: u64,
+    /// Events for the next stage (after the last stage: the default output).
+    pub events: Vec<Event>,
+    /// Events sent to a named output by some stage, in emission order.
+    pub routed: Vec<(Arc<str>, Event)>,
+    pub dead: Vec<DeadLetter>,
+    /// The source chunks this batch holds events of.
+    pub acks: AckSet,
+}

@@ -1,0 +1,12 @@
+//! The pipeline: acknowledgement, batches, stages, dead letters, the runner.
+
+pub mod ack;
+pub mod batch;
+pub mod dlq;
+pub mod runner;
+pub mod stage;
+
+pub use batch::Batch;
+pub use dlq::DeadLetter;
+pub use runner::{BatchPolicy, Pipeline, RunError, RunSummary};
+pub use stage::{Stage, StageSpec};

@@ -1,0 +1,378 @@
+//! Runs a pipeline: the source driver (with the micro-batcher), one thread
+//! per plugin stage, the fan-out to outputs, and one task per sink, joined by
+//! bounded channels so a slow sink or plugin slows the source down instead of
+//! filling memory. Shutdown stops reading, drains what was read through to
+//! the sinks, and waits for every acknowledgement.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::event::Event;
+use crate::pipeline::ack::{self, AckSet, AckStatus, Finalizer};
+use crate::pipeline::batch::Batch;
+use crate::pipeline::stage::Stage;
+use crate::sink::{Sink, SinkBatch};
+use crate::source::{Source, SourceError};
+use crate::telemetry::PipelineStats;
+
+/// Batches in flight between two steps of the pipeline. With `max_events`
+/// per batch, at most `(stages + 2) * QUEUE_DEPTH + 2` batches are in memory.
+pub const QUEUE_DEPTH: usize = 2;
+
+/// How the micro-batcher cuts batches.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchPolicy {
+    pub max_events: usize,
+    pub max_wait: Duration,
+}
+
+/// Everything a pipeline runs with, built and started (plugins initialized).
+pub struct Pipeline {
+    pub source: Box<dyn Source>,
+    pub batch: BatchPolicy,
+    pub stages: Vec<Stage>,
+    /// Sinks by output name; `"default"` is always there.
+    pub outputs: BTreeMap<String, Box<dyn Sink>>,
+    pub dead_letter: Box<dyn Sink>,
+    pub stats: Arc<PipelineStats>,
+    /// How long shutdown waits for in-flight events to be acknowledged.
+    pub drain_timeout: Duration,
+}
+
+/// How a run ended.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    pub events_in: u64,
+    pub events_out: u64,
+    pub dead_letters: u64,
+    pub chunks_failed: u64,
+    /// Chunks still unacknowledged when the drain timeout passed.
+    pub chunks_unacked: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("source: {0}")]
+    Source(#[from] SourceError),
+    #[error("output `{output}`: {message}")]
+    Sink { output: String, message: String },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Pipeline {
+    /// Runs until the source is exhausted or `shutdown` is cancelled, then
+    /// drains. Returns an error if a source or sink failed for good.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<RunSummary, RunError> {
+        let Pipeline {
+            source,
+            batch,
+            stages,
+            outputs,
+            dead_letter,
+            stats,
+            drain_timeout,
+        } = self;
+        // A fatal sink error stops the source like a signal would.
+        let stop = shutdown.child_token();
+        let fatal: Arc<std::sync::Mutex<Option<RunError>>> = Arc::default();
+
+        // Sinks.
+        let mut sink_tx: BTreeMap<String, mpsc::Sender<SinkBatch>> = BTreeMap::new();
+        let mut sink_tasks = Vec::new();
+        let named = outputs
+            .into_iter()
+            .chain(std::iter::once((DLQ.to_string(), dead_letter)));
+        for (name, sink) in named {
+            let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+            sink_tx.insert(name.clone(), tx);
+            sink_tasks.push(tokio::spawn(run_sink(
+                name,
+                sink,
+                rx,
+                stats.clone(),
+                stop.clone(),
+                fatal.clone(),
+            )));
+        }
+
+        // Stages, one thread each, chained.
+        let (first_tx, mut rx) = mpsc::channel::<Batch>(QUEUE_DEPTH);
+        let mut stage_threads = Vec::new();
+        for mut stage in stages {
+            let (tx, next_rx) = mpsc::channel::<Batch>(QUEUE_DEPTH);
+            let mut input = rx;
+            let name = format!("weir-stage-{}", stage.name());
+            let handle = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || {
+                    while let Some(mut batch) = input.blocking_recv() {
+                        stage.process(&mut batch);
+                        if tx.blocking_send(batch).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|e| RunError::Internal(format!("cannot start a stage thread: {e}")))?;
+            stage_threads.push(handle);
+            rx = next_rx;
+        }
+
+        let fan_out = tokio::spawn(fan_out(rx, sink_tx));
+        let driven = drive_source(
+            source,
+            batch,
+            first_tx,
+            stop.clone(),
+            stats.clone(),
+            drain_timeout,
+        )
+        .await;
+        let (chunks_unacked, source_result) = match driven {
+            Ok(unacked) => (unacked, Ok(())),
+            Err(e) => (0, Err(e)),
+        };
+
+        if fan_out.await.is_err() {
+            return Err(RunError::Internal("the fan-out task panicked".into()));
+        }
+        for t in sink_tasks {
+            if t.await.is_err() {
+                return Err(RunError::Internal("a sink task panicked".into()));
+            }
+        }
+        for t in stage_threads {
+            if t.join().is_err() {
+                return Err(RunError::Internal("a stage thread panicked".into()));
+            }
+        }
+        if let Some(err) = fatal.lock().ok().and_then(|mut f| f.take()) {
+            return Err(err);
+        }
+        source_result?;
+        Ok(RunSummary {
+            events_in: stats.events_in.load(Relaxed),
+            events_out: stats.events_out(),
+            dead_letters: stats.dead_letters.load(Relaxed),
+            chunks_failed: stats.chunks_failed.load(Relaxed),
+            chunks_unacked,
+        })
+    }
+}
+
+/// The name of the dead-letter output among the sink channels.
+const DLQ: &str = "\0dead-letter";
+
+/// Reads the source into batches of at most `max_events`, cut early after
+/// `max_wait`; hands acknowledgements back to the source; on shutdown or
+/// end of input, flushes and waits for every outstanding chunk's ack.
+/// Returns the number of chunks still unacknowledged at the end.
+async fn drive_source(
+    mut source: Box<dyn Source>,
+    policy: BatchPolicy,
+    tx: mpsc::Sender<Batch>,
+    stop: CancellationToken,
+    stats: Arc<PipelineStats>,
+    drain_timeout: Duration,
+) -> Result<u64, RunError> {
+    let (ack_tx, mut ack_rx) = ack::channel();
+    let mut next_chunk = 0u64;
+    let mut outstanding = 0u64;
+    let mut seq = 0u64;
+    let mut pending = Batch::default();
+    let mut finalizers: Vec<Finalizer> = Vec::new();
+    let mut pending_len = 0usize;
+    let mut deadline: Option<Instant> = None;
+    let mut exhausted = false;
+    let mut stopping = false;
+    tracing::info!(source = %source.describe(), "reading");
+
+    loop {
+        let room = policy.max_events.saturating_sub(pending_len);
+        let mut flush = false;
+        tokio::select! {
+            biased;
+            _ = stop.cancelled(), if !stopping => {
+                tracing::info!("stopping: no more reads; draining in-flight events");
+                stopping = true;
+            }
+            Some(ack) = ack_rx.recv() => {
+                outstanding -= 1;
+                count_ack(&stats, ack.status);
+                source.ack(ack).await?;
+            }
+            _ = sleep_until(deadline), if deadline.is_some() => flush = true,
+            read = source.read(room), if !exhausted && !stopping && room > 0 => match read? {
+                Some(read) if !read.is_empty() => {
+                    let n = read.len();
+                    stats.events_in.fetch_add(n as u64, Relaxed);
+                    finalizers.push(Finalizer::new(next_chunk, n, ack_tx.clone()));
+                    next_chunk += 1;
+                    outstanding += 1;
+                    pending.events.extend(read.events);
+                    pending.dead.extend(read.rejects);
+                    pending_len += n;
+                    deadline.get_or_insert_with(|| Instant::now() + policy.max_wait);
+                }
+                Some(_) => {}
+                None => exhausted = true,
+            },
+        }
+        let ending = exhausted || stopping;
+        if pending_len > 0 && (flush || pending_len >= policy.max_events || ending) {
+            let mut batch = std::mem::take(&mut pending);
+            batch.seq = seq;
+            seq += 1;
+            batch.acks = AckSet::new(std::mem::take(&mut finalizers));
+            pending_len = 0;
+            deadline = None;
+            if tx.send(batch).await.is_err() {
+                return Err(RunError::Internal("the stage chain stopped early".into()));
+            }
+        }
+        if ending && pending_len == 0 {
+            break;
+        }
+    }
+    // No more batches: the stages drain and exit, then the sinks.
+    drop(tx);
+    drop(ack_tx);
+    let give_up = Instant::now() + drain_timeout;
+    while outstanding > 0 {
+        match tokio::time::timeout_at(give_up, ack_rx.recv()).await {
+            Ok(Some(ack)) => {
+                outstanding -= 1;
+                count_ack(&stats, ack.status);
+                source.ack(ack).await?;
+            }
+            Ok(None) => break,
+            Err(_) => {
+                tracing::error!(
+                    chunks = outstanding,
+                    "drain timeout: some events were not acknowledged (they will be read again where the source supports it)"
+                );
+                break;
+            }
+        }
+    }
+    source.close().await?;
+    Ok(outstanding)
+}
+
+fn count_ack(stats: &PipelineStats, status: AckStatus) {
+    match status {
+        AckStatus::Delivered => stats.chunks_delivered.fetch_add(1, Relaxed),
+        AckStatus::Failed => stats.chunks_failed.fetch_add(1, Relaxed),
+    };
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends each finished batch's outputs to their sinks, in batch order.
+async fn fan_out(
+    mut rx: mpsc::Receiver<Batch>,
+    sinks: BTreeMap<String, mpsc::Sender<SinkBatch>>,
+) {
+    while let Some(batch) = rx.recv().await {
+        let Batch {
+            events,
+            routed,
+            dead,
+            acks,
+            ..
+        } = batch;
+        acks.mark_reached_sinks();
+        let mut per_output: BTreeMap<&str, Vec<Event>> = BTreeMap::new();
+        if !events.is_empty() {
+            per_output.insert("default", events);
+        }
+        for (route, event) in routed {
+            match sinks.get_key_value(&*route) {
+                Some((name, _)) => per_output.entry(name.as_str()).or_default().push(event),
+                None => tracing::error!(output = %route, "routed to an unknown output"),
+            }
+        }
+        if !dead.is_empty() {
+            per_output.insert(DLQ, dead.into_iter().map(|d| d.into_event()).collect());
+        }
+        for (name, events) in per_output {
+            let Some(tx) = sinks.get(name) else { continue };
+            let sent = tx
+                .send(SinkBatch {
+                    events,
+                    acks: acks.clone(),
+                })
+                .await;
+            if sent.is_err() {
+                // The sink stopped (fatal error already recorded): the acks
+                // dropped with the batch report the chunk failed.
+                acks.fail();
+            }
+        }
+    }
+}
+
+async fn run_sink(
+    name: String,
+    mut sink: Box<dyn Sink>,
+    mut rx: mpsc::Receiver<SinkBatch>,
+    stats: Arc<PipelineStats>,
+    stop: CancellationToken,
+    fatal: Arc<std::sync::Mutex<Option<RunError>>>,
+) {
+    let label = if name == DLQ {
+        "dead-letter".to_string()
+    } else {
+        name.clone()
+    };
+    let counter = stats.outputs.get(&name);
+    let mut failed = false;
+    while let Some(batch) = rx.recv().await {
+        if failed {
+            batch.acks.fail();
+            continue;
+        }
+        let n = batch.events.len() as u64;
+        match sink.send(batch).await {
+            Ok(()) => match counter {
+                Some(c) => {
+                    c.fetch_add(n, Relaxed);
+                }
+                None => {
+                    stats.dead_letters.fetch_add(n, Relaxed);
+                }
+            },
+            Err(err) => {
+                tracing::error!(output = %label, error = %err, "output failed; stopping the pipeline");
+                if let Ok(mut f) = fatal.lock() {
+                    f.get_or_insert(RunError::Sink {
+                        output: label.clone(),
+                        message: err.to_string(),
+                    });
+                }
+                failed = true;
+                stop.cancel();
+            }
+        }
+    }
+    if let Err(err) = sink.flush().await {
+        tracing::error!(output = %label, error = %err, "flushing the output failed");
+        if let Ok(mut f) = fatal.lock() {
+            f.get_or_insert(RunError::Sink {
+                output: label,
+                message: err.to_string(),
+            });
+        }
+    }
+}

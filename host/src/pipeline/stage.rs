@@ -1,0 +1,175 @@
+//! One plugin stage: runs batches through its plugin instance, turns the
+//! plugin's per-event errors into dead letters, and isolates the events that
+//! make the plugin fault (trap, deadline, memory) by re-running the batch in
+//! halves on fresh instances.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::event::Event;
+use crate::pipeline::batch::Batch;
+use crate::pipeline::dlq::DeadLetter;
+use crate::plugin::{
+    CallError, InstanceConfig, LoadedPlugin, PluginEngine, PluginError, PluginInstance, Processed,
+};
+use crate::telemetry::StageStats;
+
+/// What a stage is made of (built from the pipeline file).
+#[derive(Clone)]
+pub struct StageSpec {
+    pub name: Arc<str>,
+    pub plugin: LoadedPlugin,
+    /// The params as a JSON object, given to `init`.
+    pub params_json: String,
+    pub instance: InstanceConfig,
+}
+
+pub struct Stage {
+    spec: StageSpec,
+    engine: Arc<PluginEngine>,
+    /// Names of the pipeline's outputs a plugin may route to; `None`: any
+    /// (`weir plugin test`).
+    outputs: Option<Arc<BTreeSet<String>>>,
+    instance: Option<PluginInstance>,
+    stats: Arc<StageStats>,
+}
+
+impl Stage {
+    /// Instantiates and initializes the plugin: a plugin that cannot start
+    /// is refused here, before any event is read.
+    pub fn start(
+        spec: StageSpec,
+        engine: Arc<PluginEngine>,
+        outputs: Option<Arc<BTreeSet<String>>>,
+        stats: Arc<StageStats>,
+    ) -> Result<Self, PluginError> {
+        let mut stage = Self {
+            spec,
+            engine,
+            outputs,
+            instance: None,
+            stats,
+        };
+        stage.fresh_instance()?;
+        Ok(stage)
+    }
+
+    pub fn name(&self) -> &Arc<str> {
+        &self.spec.name
+    }
+
+    pub fn plugin(&self) -> &LoadedPlugin {
+        &self.spec.plugin
+    }
+
+    fn fresh_instance(&mut self) -> Result<&mut PluginInstance, PluginError> {
+        let mut instance = self
+            .engine
+            .instantiate(&self.spec.plugin, &self.spec.instance)?;
+        instance.init(&self.spec.params_json)?;
+        Ok(self.instance.insert(instance))
+    }
+
+    fn dead(&self, event: Event, reason: String) -> DeadLetter {
+        DeadLetter {
+            event,
+            reason,
+            stage: Some(self.spec.name.clone()),
+            plugin: Some(self.spec.plugin.name.clone()),
+            plugin_version: Some(self.spec.plugin.version.clone()),
+        }
+    }
+
+    /// Runs `batch.events` through the plugin. Never fails: what the plugin
+    /// refuses or chokes on becomes dead letters with the reason.
+    pub fn process(&mut self, batch: &mut Batch) {
+        let inputs = std::mem::take(&mut batch.events);
+        self.stats.record_in(inputs.len());
+        let started = std::time::Instant::now();
+        self.run_isolating(&inputs, batch);
+        self.stats.record_call(started.elapsed());
+    }
+
+    fn run_isolating(&mut self, inputs: &[Event], batch: &mut Batch) {
+        if inputs.is_empty() {
+            return;
+        }
+        let result = match self.instance.as_mut() {
+            Some(instance) => instance.process(inputs),
+            None => match self.fresh_instance() {
+                Ok(instance) => instance.process(inputs),
+                Err(err) => {
+                    // The plugin cannot even start again: nothing can be
+                    // processed by this stage; every event is dead-lettered.
+                    let reason = format!("plugin could not be restarted: {err}");
+                    tracing::error!(stage = %self.spec.name, "{reason}");
+                    for event in inputs {
+                        batch.dead.push(self.dead(event.clone(), reason.clone()));
+                    }
+                    self.stats.record_dead(inputs.len());
+                    return;
+                }
+            },
+        };
+        match result {
+            Ok(processed) => self.absorb(inputs, processed, batch),
+            Err(fault) => {
+                // A trapped instance is in an undefined state: never reuse it.
+                self.instance = None;
+                self.stats.record_fault(&fault);
+                if inputs.len() == 1 {
+                    tracing::warn!(stage = %self.spec.name, position = %inputs[0].position, reason = %fault, "poison event isolated");
+                    batch.dead.push(self.dead(inputs[0].clone(), fault.to_string()));
+                    self.stats.record_dead(1);
+                } else {
+                    tracing::warn!(stage = %self.spec.name, events = inputs.len(), reason = %fault, "plugin fault; isolating the events that cause it");
+                    let (left, right) = inputs.split_at(inputs.len() / 2);
+                    self.run_isolating(left, batch);
+                    self.run_isolating(right, batch);
+                }
+            }
+        }
+    }
+
+    fn absorb(&self, inputs: &[Event], processed: Processed, batch: &mut Batch) {
+        let mut out = 0usize;
+        for o in processed.outputs {
+            match o.route {
+                None => {
+                    batch.events.push(o.event);
+                    out += 1;
+                }
+                Some(route) if self.outputs.as_ref().is_none_or(|o| o.contains(&*route)) => {
+                    batch.routed.push((route, o.event));
+                    out += 1;
+                }
+                Some(route) => {
+                    let reason = format!(
+                        "the plugin routed an output to `{route}`, which is not an output of this pipeline"
+                    );
+                    batch.dead.push(self.dead(o.event, reason));
+                    self.stats.record_dead(1);
+                }
+            }
+        }
+        self.stats.record_out(out);
+        let refused = processed.errors.len();
+        for (input, message) in processed.errors {
+            if let Some(event) = inputs.get(input as usize) {
+                batch.dead.push(self.dead(event.clone(), message));
+            }
+        }
+        self.stats.record_dead(refused);
+    }
+}
+
+/// Faults are counted per kind for telemetry.
+pub fn fault_kind(fault: &CallError) -> &'static str {
+    match fault {
+        CallError::Deadline { .. } => "deadline",
+        CallError::OutOfMemory { .. } => "memory",
+        CallError::Trap(_) => "trap",
+        CallError::OutputTooLarge { .. } => "output_limit",
+        CallError::Malformed(_) => "malformed_output",
+    }
+}

@@ -1,0 +1,9 @@
+//! The one place the WIT contract is turned into Rust types (host side).
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "weir:plugin/transform",
+});
+
+pub use exports::weir::plugin::transformer as guest;
+pub use weir::plugin::types as wit;

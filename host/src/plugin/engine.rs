@@ -1,0 +1,228 @@
+//! The plugin engine: one wasmtime `Engine` and `Linker` per host, set up the
+//! way untrusted code needs it by default (epoch interruption, pooling
+//! allocator when the OS allows it, memory limits per store), plus the
+//! compiled-artifact cache.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+
+use super::bindings::{Transform, TransformPre};
+use super::cache::{ArtifactCache, CacheOutcome, content_hash};
+use super::error::PluginError;
+use super::instance::{InstanceConfig, PluginInstance, StoreState};
+
+/// How often the epoch advances; a call's deadline is counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Engine-wide settings.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Use the pooling instance allocator (faster instantiation; falls back
+    /// to on-demand allocation if the OS refuses the reservation).
+    pub pooling: bool,
+    /// Where compiled plugins are cached; `None` compiles every time.
+    pub cache: Option<ArtifactCache>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            pooling: true,
+            cache: None,
+        }
+    }
+}
+
+/// A compiled, linked plugin ready to instantiate. Cheap to clone.
+#[derive(Clone)]
+pub struct LoadedPlugin {
+    /// The plugin's name (its file stem).
+    pub name: Arc<str>,
+    /// Its version: the SHA-256 of the `.wasm` bytes.
+    pub version: Arc<str>,
+    pub pre: TransformPre<StoreState>,
+    pub cache: CacheOutcome,
+}
+
+impl LoadedPlugin {
+    /// The first 12 hex digits of the version, for logs.
+    pub fn short_version(&self) -> &str {
+        self.version.get(..12).unwrap_or(&self.version)
+    }
+}
+
+/// Advances the engine's epoch until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("weir-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::error!(error = %err, "could not start the epoch thread: plugin deadlines will not fire");
+        }
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The host's plugin engine. Share it behind an `Arc`.
+pub struct PluginEngine {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    cache: Option<ArtifactCache>,
+    _ticker: EpochTicker,
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.cranelift_opt_level(OptLevel::Speed);
+    config
+}
+
+fn pooling_config() -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::default();
+    // Room for a few dozen live plugin instances (stages, swaps in progress,
+    // fresh instances after faults). Memories are reserved, not committed.
+    pool.total_component_instances(128);
+    pool.total_core_instances(512);
+    pool.total_memories(256);
+    pool.total_tables(512);
+    pool.max_memories_per_component(8);
+    pool.max_tables_per_component(16);
+    pool.max_core_instances_per_component(32);
+    pool.max_memory_size(4 << 30);
+    pool
+}
+
+impl PluginEngine {
+    pub fn new(options: EngineOptions) -> Result<Self, PluginError> {
+        let engine = if options.pooling {
+            let mut config = base_config();
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()));
+            match Engine::new(&config) {
+                Ok(engine) => engine,
+                Err(err) => {
+                    tracing::warn!(error = %err, "pooling allocator unavailable; using on-demand allocation");
+                    Engine::new(&base_config()).map_err(|e| PluginError::Engine(e.to_string()))?
+                }
+            }
+        } else {
+            Engine::new(&base_config()).map_err(|e| PluginError::Engine(e.to_string()))?
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| PluginError::Engine(format!("linking WASI: {e}")))?;
+        Transform::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Engine(format!("linking host API: {e}")))?;
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Self {
+            engine,
+            linker,
+            cache: options.cache,
+            _ticker: ticker,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Loads `path`; the plugin's name is the file stem.
+    pub fn load_file(&self, path: &Path) -> Result<LoadedPlugin, PluginError> {
+        let wasm = std::fs::read(path).map_err(|source| PluginError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        self.load_bytes(&name, &wasm)
+    }
+
+    /// Compiles (or fetches from the cache) and links a plugin, checking that
+    /// its world fits this host: every import it needs is provided, and it
+    /// exports `weir:plugin/transformer@0.1.0`.
+    pub fn load_bytes(&self, name: &str, wasm: &[u8]) -> Result<LoadedPlugin, PluginError> {
+        check_component_header(name, wasm)?;
+        let version = content_hash(wasm);
+        let (component, cache) = match &self.cache {
+            Some(cache) => cache.load(&self.engine, wasm, &version),
+            None => Component::new(&self.engine, wasm).map(|c| (c, CacheOutcome::Bypassed)),
+        }
+        .map_err(|e| PluginError::NotAComponent {
+            name: name.to_string(),
+            reason: format!("{e:#}"),
+        })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| PluginError::Incompatible {
+                name: name.to_string(),
+                reason: format!("{e:#}"),
+            })?;
+        let pre = TransformPre::new(pre).map_err(|e| PluginError::Incompatible {
+            name: name.to_string(),
+            reason: format!("{e:#}"),
+        })?;
+        Ok(LoadedPlugin {
+            name: name.into(),
+            version: version.into(),
+            pre,
+            cache,
+        })
+    }
+
+    /// A fresh instance of `plugin` for a stage, not yet initialized.
+    pub fn instantiate(
+        &self,
+        plugin: &LoadedPlugin,
+        config: &InstanceConfig,
+    ) -> Result<PluginInstance, PluginError> {
+        PluginInstance::new(&self.engine, plugin, config)
+    }
+}
+
+/// A quick, clear refusal for files that are not components at all.
+fn check_component_header(name: &str, wasm: &[u8]) -> Result<(), PluginError> {
+    const MAGIC: &[u8] = b"\0asm";
+    const COMPONENT_LAYER: [u8; 2] = [0x01, 0x00];
+    if wasm.len() < 8 || &wasm[..4] != MAGIC {
+        return Err(PluginError::NotAComponent {
+            name: name.to_string(),
+            reason: "the file does not start with the WebAssembly magic bytes".into(),
+        });
+    }
+    if wasm[6..8] != COMPONENT_LAYER {
+        return Err(PluginError::NotAComponent {
+            name: name.to_string(),
+            reason: "this is a core WebAssembly module, not a component: build it for \
+                     the wasm32-wasip2 target (`weir plugin build`)"
+                .into(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! One live plugin instance: a wasmtime `Store` with its limits, created from
+//! the plugin's cached `InstancePre`.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::Transform;
+use super::codec::{self, BatchEncoder, Processed};
+use super::engine::{EPOCH_TICK, LoadedPlugin};
+use super::error::{CallError, PluginError};
+use super::limits::LimitsConfig;
+use crate::event::Event;
+
+/// What an instance is made for.
+#[derive(Clone, Debug)]
+pub struct InstanceConfig {
+    /// The stage name, for log lines.
+    pub stage: Arc<str>,
+    pub limits: LimitsConfig,
+}
+
+/// The data of a plugin's `Store`: WASI (with nothing granted), the limits,
+/// and who it is for the log.
+pub struct StoreState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    pub(crate) stage: Arc<str>,
+    pub(crate) plugin: Arc<str>,
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A plugin instance serving one stage.
+pub struct PluginInstance {
+    store: Store<StoreState>,
+    transform: Transform,
+    encoder: BatchEncoder,
+    limits: LimitsConfig,
+    plugin: LoadedPlugin,
+}
+
+fn deadline_ticks(limits: &LimitsConfig) -> u64 {
+    let tick = EPOCH_TICK.as_millis().max(1) as u64;
+    limits.max_batch_ms.div_ceil(tick).max(1)
+}
+
+impl PluginInstance {
+    pub(super) fn new(
+        engine: &wasmtime::Engine,
+        plugin: &LoadedPlugin,
+        config: &InstanceConfig,
+    ) -> Result<Self, PluginError> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(config.limits.max_memory_bytes())
+            .instances(32)
+            .tables(32)
+            .memories(8)
+            .table_elements(1 << 20)
+            .trap_on_grow_failure(true)
+            .build();
+        let state = StoreState {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits,
+            stage: config.stage.clone(),
+            plugin: plugin.name.clone(),
+        };
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(deadline_ticks(&config.limits));
+        store.epoch_deadline_trap();
+        let transform = plugin
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| PluginError::Incompatible {
+                name: plugin.name.to_string(),
+                reason: format!("instantiation failed: {e:#}"),
+            })?;
+        Ok(Self {
+            store,
+            transform,
+            encoder: BatchEncoder::default(),
+            limits: config.limits.clone(),
+            plugin: plugin.clone(),
+        })
+    }
+
+    pub fn plugin(&self) -> &LoadedPlugin {
+        &self.plugin
+    }
+
+    /// Runs the plugin's `init` with the stage params (a JSON object).
+    pub fn init(&mut self, params_json: &str) -> Result<(), PluginError> {
+        self.store.set_epoch_deadline(deadline_ticks(&self.limits));
+        let name = self.plugin.name.to_string();
+        match self
+            .transform
+            .weir_plugin_transformer()
+            .call_init(&mut self.store, params_json)
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(PluginError::InitRefused { name, reason }),
+            Err(err) => Err(PluginError::InitFault {
+                name,
+                reason: classify(&err, &self.limits).to_string(),
+            }),
+        }
+    }
+
+    /// Runs one batch. On `Err` the instance must not be used again.
+    pub fn process(&mut self, events: &[Event]) -> Result<Processed, CallError> {
+        self.store.set_epoch_deadline(deadline_ticks(&self.limits));
+        let batch = self.encoder.encode(events);
+        let out = self
+            .transform
+            .weir_plugin_transformer()
+            .call_process(&mut self.store, batch)
+            .map_err(|err| classify(&err, &self.limits))?;
+        codec::decode(
+            out,
+            events,
+            self.limits.max_output_bytes(),
+            self.limits.max_output_mib,
+        )
+    }
+}
+
+/// Turns a wasmtime error from a guest call into a fault with a reason a
+/// person can act on.
+fn classify(err: &wasmtime::Error, limits: &LimitsConfig) -> CallError {
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallError::Deadline {
+            limit_ms: limits.max_batch_ms,
+        },
+        Some(Trap::StackOverflow) => CallError::Trap("stack overflow".into()),
+        Some(Trap::UnreachableCodeReached) => {
+            CallError::Trap("the plugin panicked (unreachable executed)".into())
+        }
+        Some(trap) => CallError::Trap(trap.to_string()),
+        None => {
+            let text = format!("{err:#}");
+            if text.contains("grow") && text.contains("memory") {
+                CallError::OutOfMemory {
+                    limit_mib: limits.max_memory_mib,
+                }
+            } else {
+                CallError::Trap(text)
+            }
+        }
+    }
+}

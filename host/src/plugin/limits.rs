@@ -1,0 +1,57 @@
+//! Per-stage resource limits of a plugin instance.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Resource limits of one stage's plugin instance (the `[stages.limits]`
+/// table). Every field has a default that is safe for untrusted code.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest linear memory the plugin may grow to, in MiB. Growing past it
+    /// traps the call (the batch's events are isolated, the host is fine).
+    pub max_memory_mib: u32,
+    /// CPU time one `process` call may take, in milliseconds (wall-clock,
+    /// checked by epoch interruption every 10 ms). A call over it traps.
+    pub max_batch_ms: u64,
+    /// Largest total of output bytes (values, keys, headers) for one batch.
+    pub max_output_mib: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_memory_mib: 256,
+            max_batch_ms: 5_000,
+            max_output_mib: 64,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn max_memory_bytes(&self) -> usize {
+        (self.max_memory_mib as usize) << 20
+    }
+
+    pub fn max_output_bytes(&self) -> usize {
+        (self.max_output_mib as usize) << 20
+    }
+
+    pub fn batch_deadline(&self) -> Duration {
+        Duration::from_millis(self.max_batch_ms)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_memory_mib == 0 {
+            return Err("max_memory_mib: must be at least 1".into());
+        }
+        if self.max_batch_ms == 0 {
+            return Err("max_batch_ms: must be at least 1".into());
+        }
+        if self.max_output_mib == 0 {
+            return Err("max_output_mib: must be at least 1".into());
+        }
+        Ok(())
+    }
+}

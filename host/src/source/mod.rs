@@ -1,0 +1,65 @@
+//! Sources: where events come from.
+//!
+//! A [`Source`] is pulled by the pipeline's source driver, which numbers the
+//! chunks it returns 0, 1, 2... in order and reports each chunk's outcome back
+//! through [`Source::ack`] once everything derived from it was delivered.
+
+use async_trait::async_trait;
+
+use crate::event::Event;
+use crate::pipeline::ack::Ack;
+use crate::pipeline::dlq::DeadLetter;
+
+/// What one [`Source::read`] returns.
+#[derive(Debug, Default)]
+pub struct Read {
+    pub events: Vec<Event>,
+    /// Input that could not be turned into an event (a malformed line...): it
+    /// goes to the dead-letter output with the reason. It belongs to the same
+    /// chunk as `events` for acknowledgement.
+    pub rejects: Vec<DeadLetter>,
+}
+
+impl Read {
+    pub fn len(&self) -> usize {
+        self.events.len() + self.rejects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.rejects.is_empty()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+#[async_trait]
+pub trait Source: Send {
+    /// A short description for logs ("file data/in.jsonl", "generate card-transactions").
+    fn describe(&self) -> String;
+
+    /// Reads up to `max` events (and rejects). `Ok(None)`: the input is
+    /// exhausted. Must be cancel-safe: the driver drops the future at shutdown.
+    async fn read(&mut self, max: usize) -> Result<Option<Read>, SourceError>;
+
+    /// The outcome of a chunk this source returned (numbered from 0 in order
+    /// of `read`). Acks may arrive in any order.
+    async fn ack(&mut self, _ack: Ack) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    /// Called once at shutdown after every outstanding chunk was acknowledged
+    /// (or the drain deadline passed): commit what must be committed.
+    async fn close(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
