@@ -5,6 +5,9 @@
 //! letters, acknowledgement) → [`sink`]. [`host_api`] holds what plugins
 //! import; [`telemetry`] the counters and progress line.
 
+pub mod app;
+pub mod cli;
+pub mod config;
 pub mod event;
 pub mod host_api;
 pub mod pipeline;

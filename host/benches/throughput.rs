@@ -1,0 +1,128 @@
+//! Events/s through a plugin stage: a WASM byte-level map (the `upper` test
+//! plugin: ASCII-uppercase the value) against the same map compiled natively
+//! into the host, same events, same run, batch sizes 1, 64 and 1024, one core.
+//!
+//! Run: `cargo bench -p weir --bench throughput` (prints a table and ratios).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use weir::event::{Event, Position};
+use weir::pipeline::{Batch, Stage, StageSpec};
+use weir::plugin::{EngineOptions, InstanceConfig, LimitsConfig, PluginEngine};
+use weir::telemetry::StageStats;
+
+const EVENT_SIZE: usize = 200;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn build_upper() -> PathBuf {
+    let target = workspace().join("target").join("test-plugins");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(workspace())
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet", "-p", "upper"])
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("cargo");
+    assert!(status.success(), "building the upper plugin failed");
+    target.join("wasm32-wasip2/release/upper.wasm")
+}
+
+/// ~200-byte JSON events, like the `sized` generator schema.
+fn events(n: usize) -> Vec<Event> {
+    let stream: Arc<str> = "bench".into();
+    (0..n)
+        .map(|i| {
+            let head = format!("{{\"id\":{i},\"user\":\"u{}\",\"payload\":\"", i % 977);
+            let pad = EVENT_SIZE - head.len() - 2;
+            let value = format!("{head}{}\"}}", "abcdefghij".repeat(pad / 10 + 1)[..pad].to_string());
+            Event::new(value.into_bytes(), 0, Position::new(stream.clone(), (i % 4) as i32, i as i64))
+                .with_key(format!("u{}", i % 977).into_bytes())
+        })
+        .collect()
+}
+
+fn native_upper(ev: &Event) -> Event {
+    let mut v = ev.value.to_vec();
+    v.make_ascii_uppercase();
+    Event {
+        value: Bytes::from(v),
+        ..ev.clone()
+    }
+}
+
+/// Runs `f` over `input` in batches until at least `min` has passed; returns events/s.
+fn measure(input: &[Event], batch: usize, min: Duration, mut f: impl FnMut(Vec<Event>) -> usize) -> f64 {
+    // Warm up.
+    for chunk in input.chunks(batch).take(64) {
+        f(chunk.to_vec());
+    }
+    let started = Instant::now();
+    let mut n = 0usize;
+    while started.elapsed() < min {
+        for chunk in input.chunks(batch) {
+            n += f(chunk.to_vec());
+        }
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let wasm = build_upper();
+    let engine = Arc::new(PluginEngine::new(EngineOptions::default()).expect("engine"));
+    let plugin = engine.load_file(&wasm).expect("load upper");
+    let spec = StageSpec {
+        name: "bench".into(),
+        plugin,
+        params_json: "{}".into(),
+        instance: InstanceConfig {
+            stage: "bench".into(),
+            limits: LimitsConfig::default(),
+        },
+    };
+    let mut stage = Stage::start(spec, engine, None, Arc::new(StageStats::default())).expect("stage");
+    let input = events(64 * 1024);
+    let min = Duration::from_secs(
+        std::env::var("WEIR_BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3),
+    );
+
+    // Check once that both produce the same bytes.
+    let mut check = Batch {
+        events: input[..8].to_vec(),
+        ..Batch::default()
+    };
+    stage.process(&mut check);
+    for (w, e) in check.events.iter().zip(&input[..8]) {
+        assert_eq!(w.value, native_upper(e).value, "WASM and native maps differ");
+    }
+
+    println!("weir throughput benchmark: byte-level map (ASCII uppercase) on {EVENT_SIZE}-byte JSON events, one thread");
+    println!("{:>6} {:>16} {:>16} {:>12}", "batch", "native ev/s", "wasm ev/s", "wasm/native");
+    for batch in [1usize, 64, 1024] {
+        let slice = if batch == 1 { &input[..4096] } else { &input[..] };
+        let native = measure(slice, batch, min, |events| {
+            let out: Vec<Event> = events.iter().map(native_upper).collect();
+            std::hint::black_box(&out);
+            out.len()
+        });
+        let wasm = measure(slice, batch, min, |events| {
+            let mut b = Batch {
+                events,
+                ..Batch::default()
+            };
+            stage.process(&mut b);
+            assert!(b.dead.is_empty(), "unexpected dead letters: {}", b.dead[0].reason);
+            std::hint::black_box(&b.events);
+            b.events.len()
+        });
+        println!("{batch:>6} {native:>16.0} {wasm:>16.0} {:>11.2}x", wasm / native);
+    }
+}

@@ -1,0 +1,207 @@
+//! What the `weir` commands do: the glue between the command line, the
+//! pipeline file and the runtime. (anyhow lives here and in `main` only.)
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command, GenerateArgs, PluginCommand, RunArgs};
+use crate::config::PipelineConfig;
+use crate::pipeline::{BatchPolicy, Pipeline, RunSummary, Stage, StageSpec};
+use crate::plugin::{ArtifactCache, EngineOptions, InstanceConfig, PluginEngine};
+use crate::source::generate::{GenerateSchema, generate_values};
+use crate::telemetry::PipelineStats;
+
+pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run(&args),
+        Command::Generate(args) => generate(&args),
+        Command::Plugin(cmd) => plugin(cmd),
+    }
+}
+
+/// Builds everything a pipeline needs; every plugin is loaded, checked and
+/// initialized here, so a bad plugin or config fails before any event is read.
+pub fn build(config: &PipelineConfig) -> anyhow::Result<Pipeline> {
+    let engine = Arc::new(PluginEngine::new(EngineOptions {
+        pooling: true,
+        cache: Some(ArtifactCache::new(config.cache_dir_path())),
+    })?);
+    let stage_names: Vec<String> = config.stages.iter().map(|s| s.name.clone()).collect();
+    let stats = Arc::new(PipelineStats::new(
+        config.outputs.keys().cloned(),
+        &stage_names,
+    ));
+    let outputs: Arc<BTreeSet<String>> = Arc::new(config.outputs.keys().cloned().collect());
+    let mut stages = Vec::with_capacity(config.stages.len());
+    for (i, sc) in config.stages.iter().enumerate() {
+        let path = config.plugin_path(sc);
+        let plugin = engine
+            .load_file(&path)
+            .with_context(|| format!("stages[{i}] `{}`: plugin {}", sc.name, path.display()))?;
+        tracing::info!(
+            stage = %sc.name,
+            plugin = %plugin.name,
+            version = %plugin.short_version(),
+            cache = ?plugin.cache,
+            "plugin loaded"
+        );
+        let params = sc
+            .params_json()
+            .map_err(|e| anyhow::anyhow!("stages[{i}].params: {e}"))?;
+        let spec = StageSpec {
+            name: sc.name.as_str().into(),
+            plugin,
+            params_json: params.to_string(),
+            instance: InstanceConfig {
+                stage: sc.name.as_str().into(),
+                limits: sc.limits.clone(),
+            },
+        };
+        let stage_stats = stats
+            .stage(&sc.name)
+            .context("stage statistics missing")?;
+        let stage = Stage::start(spec, engine.clone(), Some(outputs.clone()), stage_stats)
+            .with_context(|| format!("stages[{i}] `{}`", sc.name))?;
+        stages.push(stage);
+    }
+    let source = config.build_source().context("source")?;
+    let outputs = config.build_outputs().context("outputs")?;
+    let dead_letter = config.build_dead_letter().context("dead_letter")?;
+    if config.dead_letter.is_none() {
+        tracing::warn!("no [dead_letter] output configured: dead letters go to stderr as JSON lines");
+    }
+    Ok(Pipeline {
+        source,
+        batch: BatchPolicy {
+            max_events: config.batch.max_events,
+            max_wait: config.batch.max_wait(),
+        },
+        stages,
+        outputs,
+        dead_letter,
+        stats,
+        drain_timeout: Duration::from_secs(30),
+    })
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+fn on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = ctrl_c => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("signal received: stopping");
+        token.cancel();
+    });
+}
+
+fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let config = PipelineConfig::from_file(&args.pipeline)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let summary: RunSummary = runtime.block_on(async {
+        let pipeline = build(&config)?;
+        tracing::info!(pipeline = %config.name, stages = pipeline.stages.len(), "pipeline started");
+        let shutdown = CancellationToken::new();
+        on_signals(shutdown.clone());
+        let progress_stop = CancellationToken::new();
+        let progress = (!args.quiet).then(|| {
+            tokio::spawn(crate::telemetry::progress::report(
+                pipeline.stats.clone(),
+                Duration::from_secs(1),
+                progress_stop.clone(),
+            ))
+        });
+        let result = pipeline.run(shutdown).await;
+        progress_stop.cancel();
+        if let Some(p) = progress {
+            let _ = p.await;
+        }
+        result.map_err(anyhow::Error::from)
+    })?;
+    // The source's reader thread may be blocked on stdin: don't wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    tracing::info!(
+        events_in = summary.events_in,
+        events_out = summary.events_out,
+        dead_letters = summary.dead_letters,
+        "pipeline finished"
+    );
+    if summary.chunks_failed > 0 || summary.chunks_unacked > 0 {
+        tracing::error!(
+            failed = summary.chunks_failed,
+            unacknowledged = summary.chunks_unacked,
+            "some events were not delivered"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
+    let schema = GenerateSchema::from_name(&args.schema, args.size).map_err(anyhow::Error::msg)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for value in generate_values(&schema, args.seed, args.count) {
+        out.write_all(&value)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plugin(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
+    use crate::cli::plugin as p;
+    match cmd {
+        PluginCommand::New { name, dir, sdk_path } => {
+            let root = p::new(&name, &dir, sdk_path.as_deref())?;
+            println!("created {}", root.display());
+            println!("next: weir plugin build {}", root.display());
+        }
+        PluginCommand::Build { dir, out } => {
+            let wasm = p::build(&dir, out.as_deref())?;
+            println!("{}", wasm.display());
+        }
+        PluginCommand::Test {
+            plugin,
+            input,
+            params,
+            params_json,
+            batch,
+        } => {
+            let params = p::params_json(&params, params_json.as_deref())?;
+            let stdout = std::io::stdout();
+            p::test(&plugin, &input, &params, batch, &mut stdout.lock())?;
+        }
+        PluginCommand::Inspect { plugin } => {
+            let stdout = std::io::stdout();
+            if !p::inspect(&plugin, &mut stdout.lock())? {
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
