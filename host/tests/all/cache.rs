@@ -1,0 +1,66 @@
+//! Compiled plugins are cached on disk: a second start skips compilation.
+
+use crate::support::{plugin_dir, weir};
+
+#[test]
+fn second_start_loads_the_compiled_plugin_from_the_cache() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    plugin_dir(dir, &["upper"]);
+    std::fs::write(dir.join("in.jsonl"), "{\"a\":\"b\"}\n").expect("write input");
+    std::fs::write(
+        dir.join("pipeline.toml"),
+        r#"
+cache_dir = "cache"
+[source]
+type = "file"
+path = "in.jsonl"
+[[stages]]
+name = "up"
+plugin = "upper"
+[outputs.default]
+type = "file"
+path = "out.jsonl"
+format = "value"
+"#,
+    )
+    .expect("write pipeline");
+    let run = || {
+        let out = weir()
+            .args(["run", "--quiet"])
+            .arg(dir.join("pipeline.toml"))
+            .output()
+            .expect("run weir");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    let first = run();
+    assert!(first.contains("cache=Miss"), "{first}");
+    let second = run();
+    assert!(second.contains("cache=Hit"), "{second}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out.jsonl")).expect("output"),
+        "{\"A\":\"B\"}\n"
+    );
+    let artifacts: Vec<_> = walk(&dir.join("cache"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the `weir` host: real plugins (built from source by
+//! the test run), real pipelines, the real binary.
+
+mod cache;
+mod config_errors;
+mod pipeline;
+mod plugin_cli;
+mod shutdown;
+mod support;

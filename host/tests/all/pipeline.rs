@@ -1,0 +1,165 @@
+//! File → plugins → files, with routed outputs and dead letters checked
+//! exactly.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{plugin_dir, read_jsonl, weir};
+
+/// Writes the input: 12 transactions with known amounts; #3 and #8 are
+/// poison; line 6 is not JSON at all.
+fn write_input(path: &Path) {
+    let mut lines = Vec::new();
+    for i in 0..12 {
+        if i == 6 {
+            lines.push("this is not json".to_string());
+            continue;
+        }
+        let amount = (i as f64) * 150.0;
+        let poison = i == 3 || i == 8;
+        lines.push(format!(r#"{{"id":{i},"amount":{amount},"poison":{poison}}}"#));
+    }
+    std::fs::write(path, lines.join("\n") + "\n").expect("write input");
+}
+
+fn pipeline_toml(dir: &Path, extra_stage: &str) -> String {
+    format!(
+        r#"
+name = "it"
+cache_dir = "{cache}"
+[source]
+type = "file"
+path = "in.jsonl"
+[batch]
+max_events = 4
+max_wait_ms = 20
+[[stages]]
+name = "guard"
+plugin = "fail-some"
+[[stages]]
+name = "route"
+plugin = "router"
+[stages.params]
+threshold = 1000
+{extra_stage}
+[outputs.default]
+type = "file"
+path = "out/default.jsonl"
+[outputs.alerts]
+type = "file"
+path = "out/alerts.jsonl"
+[dead_letter]
+type = "file"
+path = "out/dlq.jsonl"
+"#,
+        cache = dir.join("cache").display()
+    )
+}
+
+fn ids(records: &[Value]) -> Vec<i64> {
+    records
+        .iter()
+        .map(|r| r["value"]["id"].as_i64().expect("id"))
+        .collect()
+}
+
+#[test]
+fn routes_outputs_and_dead_letters_exactly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    plugin_dir(dir, &["fail-some", "router"]);
+    write_input(&dir.join("in.jsonl"));
+    std::fs::write(dir.join("pipeline.toml"), pipeline_toml(dir, "")).expect("write pipeline");
+
+    let out = weir()
+        .arg("run")
+        .arg(dir.join("pipeline.toml"))
+        .arg("--quiet")
+        .output()
+        .expect("run weir");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "weir failed: {stderr}");
+
+    // Default: every valid, non-poison event, in input order, having passed
+    // both stages.
+    let default = read_jsonl(&dir.join("out/default.jsonl"));
+    assert_eq!(ids(&default), vec![0, 1, 2, 4, 5, 7, 9, 10, 11]);
+    for r in &default {
+        assert_eq!(r["headers"]["seen-by"], "fail-some");
+        assert_eq!(r["source"]["stream"], "in.jsonl");
+    }
+    // Line numbers are offsets: line 7 (index 6) is the bad line, so id 7 is
+    // at offset 7.
+    assert_eq!(default[5]["source"]["offset"], 7);
+
+    // Alerts: amount > 1000 → ids 7 (1050), 9, 10, 11 (8 is poison).
+    let alerts = read_jsonl(&dir.join("out/alerts.jsonl"));
+    assert_eq!(ids(&alerts), vec![7, 9, 10, 11]);
+
+    // Dead letters: the unparseable line (from the source) and the two
+    // poison events (from the `guard` stage), each with reason and provenance.
+    let dlq = read_jsonl(&dir.join("out/dlq.jsonl"));
+    assert_eq!(dlq.len(), 3, "dead letters: {dlq:#?}");
+    let source_reject = dlq
+        .iter()
+        .find(|r| r["headers"].get("weir.stage").is_none())
+        .expect("the invalid line is dead-lettered");
+    assert_eq!(source_reject["source"]["offset"], 6);
+    let reason = source_reject["headers"]["weir.error"].as_str().expect("reason");
+    assert!(reason.contains("invalid JSON") && reason.contains("line 7"), "{reason}");
+
+    let mut poison: Vec<&Value> = dlq
+        .iter()
+        .filter(|r| r["headers"].get("weir.stage").is_some())
+        .collect();
+    poison.sort_by_key(|r| r["source"]["offset"].as_i64());
+    assert_eq!(poison.len(), 2);
+    for (r, id) in poison.iter().zip([3, 8]) {
+        assert_eq!(r["value"]["id"], id);
+        assert_eq!(r["headers"]["weir.stage"], "guard");
+        assert_eq!(r["headers"]["weir.plugin"], "fail-some");
+        assert_eq!(r["headers"]["weir.source.offset"], id.to_string());
+        assert_eq!(r["headers"]["weir.source.stream"], "in.jsonl");
+        let version = r["headers"]["weir.plugin.version"].as_str().expect("version");
+        assert_eq!(version.len(), 64, "a SHA-256 content hash");
+        assert!(r["headers"]["weir.error"].as_str().expect("reason").contains("poison"));
+    }
+}
+
+#[test]
+fn an_unknown_route_is_a_dead_letter_not_a_loss() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    plugin_dir(dir, &["fail-some", "router"]);
+    write_input(&dir.join("in.jsonl"));
+    // The same pipeline without an `alerts` output: the router's alerts
+    // cannot be delivered anywhere, so they are dead letters with the reason.
+    let toml = pipeline_toml(dir, "").replace(
+        "[outputs.alerts]\ntype = \"file\"\npath = \"out/alerts.jsonl\"\n",
+        "",
+    );
+    std::fs::write(dir.join("pipeline.toml"), toml).expect("write pipeline");
+    let out = weir()
+        .args(["run", "--quiet"])
+        .arg(dir.join("pipeline.toml"))
+        .output()
+        .expect("run weir");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        ids(&read_jsonl(&dir.join("out/default.jsonl"))),
+        vec![0, 1, 2, 4, 5, 7, 9, 10, 11]
+    );
+    let dlq = read_jsonl(&dir.join("out/dlq.jsonl"));
+    let unrouted: Vec<i64> = dlq
+        .iter()
+        .filter(|r| {
+            r["headers"]["weir.error"]
+                .as_str()
+                .is_some_and(|e| e.contains("`alerts`"))
+        })
+        .map(|r| r["value"]["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(unrouted, vec![7, 9, 10, 11]);
+    assert!(dlq.iter().all(|r| r["headers"]["weir.error"].is_string()));
+}
