@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use weir::event::{Event, Position};
 use weir::pipeline::{Batch, Stage, StageSpec};
-use weir::plugin::{EngineOptions, InstanceConfig, LimitsConfig, PluginEngine};
+use weir::plugin::{EngineOptions, PluginEngine};
 use weir::telemetry::StageStats;
 
 const EVENT_SIZE: usize = 200;
@@ -76,15 +76,7 @@ fn main() {
     let wasm = build_upper();
     let engine = Arc::new(PluginEngine::new(EngineOptions::default()).expect("engine"));
     let plugin = engine.load_file(&wasm).expect("load upper");
-    let spec = StageSpec {
-        name: "bench".into(),
-        plugin,
-        params_json: "{}".into(),
-        instance: InstanceConfig {
-            stage: "bench".into(),
-            limits: LimitsConfig::default(),
-        },
-    };
+    let spec = StageSpec::new("bench", plugin, "{}");
     let mut stage = Stage::start(spec, engine, None, Arc::new(StageStats::default())).expect("stage");
     let input = events(64 * 1024);
     let min = Duration::from_secs(

@@ -31,6 +31,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Pipeline> {
     let engine = Arc::new(PluginEngine::new(EngineOptions {
         pooling: true,
         cache: Some(ArtifactCache::new(config.cache_dir_path())),
+        fuel: config.stages.iter().any(|s| s.limits.fuel > 0),
     })?);
     let stage_names: Vec<String> = config.stages.iter().map(|s| s.name.clone()).collect();
     let stats = Arc::new(PipelineStats::new(
@@ -53,7 +54,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Pipeline> {
         );
         let params = sc
             .params_json()
-            .map_err(|e| anyhow::anyhow!("stages[{i}].params: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("stages[{i}]: {e}"))?;
         let spec = StageSpec {
             name: sc.name.as_str().into(),
             plugin,
@@ -61,7 +62,9 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Pipeline> {
             instance: InstanceConfig {
                 stage: sc.name.as_str().into(),
                 limits: sc.limits.clone(),
+                sandbox: Arc::new(sc.grants.resolve(config.base_dir())),
             },
+            breaker: sc.circuit_breaker.clone(),
         };
         let stage_stats = stats
             .stage(&sc.name)
@@ -73,9 +76,6 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Pipeline> {
     let source = config.build_source().context("source")?;
     let outputs = config.build_outputs().context("outputs")?;
     let dead_letter = config.build_dead_letter().context("dead_letter")?;
-    if config.dead_letter.is_none() {
-        tracing::warn!("no [dead_letter] output configured: dead letters go to stderr as JSON lines");
-    }
     Ok(Pipeline {
         source,
         batch: BatchPolicy {

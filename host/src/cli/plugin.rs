@@ -9,7 +9,7 @@ use wasmtime::component::{Component, types::ComponentItem};
 
 use crate::event::{Event, Position};
 use crate::pipeline::{Batch, Stage, StageSpec};
-use crate::plugin::{ArtifactCache, EngineOptions, InstanceConfig, LimitsConfig, PluginEngine};
+use crate::plugin::{ArtifactCache, EngineOptions, PluginEngine};
 use crate::sink::jsonl;
 use crate::telemetry::StageStats;
 
@@ -209,17 +209,10 @@ pub fn test(
     let engine = Arc::new(PluginEngine::new(EngineOptions {
         pooling: false,
         cache: Some(user_cache()),
+        fuel: false,
     })?);
     let loaded = engine.load_file(plugin)?;
-    let spec = StageSpec {
-        name: "test".into(),
-        plugin: loaded,
-        params_json: params_json.to_string(),
-        instance: InstanceConfig {
-            stage: "test".into(),
-            limits: LimitsConfig::default(),
-        },
-    };
+    let spec = StageSpec::new("test", loaded, params_json);
     let mut stage = Stage::start(spec, engine, None, Arc::new(StageStats::default()))?;
     let (events, bad) = read_input(input)?;
     for b in &bad {
@@ -281,6 +274,7 @@ pub fn inspect(path: &Path, out: &mut dyn std::io::Write) -> anyhow::Result<bool
     let engine = PluginEngine::new(EngineOptions {
         pooling: false,
         cache: Some(user_cache()),
+        fuel: false,
     })?;
     let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     writeln!(out, "plugin:   {}", path.display())?;

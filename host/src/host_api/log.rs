@@ -16,7 +16,7 @@ impl Host for StoreState {
                 cut -= 1;
             }
             message.truncate(cut);
-            message.push_str("…");
+            message.push('…');
         }
         let (stage, plugin) = (&*self.stage, &*self.plugin);
         match level {

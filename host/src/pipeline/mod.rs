@@ -2,6 +2,7 @@
 
 pub mod ack;
 pub mod batch;
+pub mod breaker;
 pub mod dlq;
 pub mod runner;
 pub mod stage;

@@ -63,6 +63,8 @@ pub enum RunError {
     #[error("output `{output}`: {message}")]
     Sink { output: String, message: String },
     #[error("{0}")]
+    Stage(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -109,11 +111,18 @@ impl Pipeline {
             let (tx, next_rx) = mpsc::channel::<Batch>(QUEUE_DEPTH);
             let mut input = rx;
             let name = format!("weir-stage-{}", stage.name());
+            let (stop, fatal) = (stop.clone(), fatal.clone());
             let handle = std::thread::Builder::new()
                 .name(name)
                 .spawn(move || {
                     while let Some(mut batch) = input.blocking_recv() {
                         stage.process(&mut batch);
+                        if let Some(reason) = stage.take_fatal() {
+                            if let Ok(mut f) = fatal.lock() {
+                                f.get_or_insert(RunError::Stage(reason));
+                            }
+                            stop.cancel();
+                        }
                         if tx.blocking_send(batch).is_err() {
                             break;
                         }

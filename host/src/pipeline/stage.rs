@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use crate::event::Event;
 use crate::pipeline::batch::Batch;
+use crate::pipeline::breaker::{Breaker, BreakerAction, CircuitBreakerConfig};
 use crate::pipeline::dlq::DeadLetter;
 use crate::plugin::{
-    CallError, InstanceConfig, LoadedPlugin, PluginEngine, PluginError, PluginInstance, Processed,
+    InstanceConfig, LoadedPlugin, PluginEngine, PluginError, PluginInstance, Processed,
 };
 use crate::telemetry::StageStats;
 
@@ -22,6 +23,20 @@ pub struct StageSpec {
     /// The params as a JSON object, given to `init`.
     pub params_json: String,
     pub instance: InstanceConfig,
+    pub breaker: CircuitBreakerConfig,
+}
+
+impl StageSpec {
+    /// A stage with default limits and breaker, nothing granted.
+    pub fn new(name: &str, plugin: LoadedPlugin, params_json: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            plugin,
+            params_json: params_json.into(),
+            instance: InstanceConfig::new(name),
+            breaker: CircuitBreakerConfig::default(),
+        }
+    }
 }
 
 pub struct Stage {
@@ -32,6 +47,9 @@ pub struct Stage {
     outputs: Option<Arc<BTreeSet<String>>>,
     instance: Option<PluginInstance>,
     stats: Arc<StageStats>,
+    breaker: Breaker,
+    /// Set when the breaker tripped with `action = "stop"`.
+    fatal: Option<String>,
 }
 
 impl Stage {
@@ -43,12 +61,15 @@ impl Stage {
         outputs: Option<Arc<BTreeSet<String>>>,
         stats: Arc<StageStats>,
     ) -> Result<Self, PluginError> {
+        let breaker = Breaker::new(spec.breaker.clone());
         let mut stage = Self {
             spec,
             engine,
             outputs,
             instance: None,
             stats,
+            breaker,
+            fatal: None,
         };
         stage.fresh_instance()?;
         Ok(stage)
@@ -90,8 +111,25 @@ impl Stage {
         self.stats.record_call(started.elapsed());
     }
 
+    /// Why the pipeline must stop, once (the breaker tripped with `stop`).
+    pub fn take_fatal(&mut self) -> Option<String> {
+        self.fatal.take()
+    }
+
+    fn dead_all(&self, inputs: &[Event], reason: &str, batch: &mut Batch) {
+        for event in inputs {
+            batch.dead.push(self.dead(event.clone(), reason.to_string()));
+        }
+        self.stats.record_dead(inputs.len());
+    }
+
     fn run_isolating(&mut self, inputs: &[Event], batch: &mut Batch) {
         if inputs.is_empty() {
+            return;
+        }
+        if self.breaker.is_open() {
+            let reason = self.breaker.reason();
+            self.dead_all(inputs, &reason, batch);
             return;
         }
         let result = match self.instance.as_mut() {
@@ -103,10 +141,7 @@ impl Stage {
                     // processed by this stage; every event is dead-lettered.
                     let reason = format!("plugin could not be restarted: {err}");
                     tracing::error!(stage = %self.spec.name, "{reason}");
-                    for event in inputs {
-                        batch.dead.push(self.dead(event.clone(), reason.clone()));
-                    }
-                    self.stats.record_dead(inputs.len());
+                    self.dead_all(inputs, &reason, batch);
                     return;
                 }
             },
@@ -121,6 +156,19 @@ impl Stage {
                     tracing::warn!(stage = %self.spec.name, position = %inputs[0].position, reason = %fault, "poison event isolated");
                     batch.dead.push(self.dead(inputs[0].clone(), fault.to_string()));
                     self.stats.record_dead(1);
+                    if self.breaker.record_fault(std::time::Instant::now()) {
+                        let reason = self.breaker.reason();
+                        match self.breaker.action() {
+                            BreakerAction::DeadLetter => tracing::error!(
+                                stage = %self.spec.name,
+                                "{reason}: tripped; every further event of this stage goes to the dead-letter output"
+                            ),
+                            BreakerAction::Stop => {
+                                tracing::error!(stage = %self.spec.name, "{reason}: tripped; stopping the pipeline");
+                                self.fatal = Some(format!("stage `{}`: {reason}", self.spec.name));
+                            }
+                        }
+                    }
                 } else {
                     tracing::warn!(stage = %self.spec.name, events = inputs.len(), reason = %fault, "plugin fault; isolating the events that cause it");
                     let (left, right) = inputs.split_at(inputs.len() / 2);
@@ -160,16 +208,5 @@ impl Stage {
             }
         }
         self.stats.record_dead(refused);
-    }
-}
-
-/// Faults are counted per kind for telemetry.
-pub fn fault_kind(fault: &CallError) -> &'static str {
-    match fault {
-        CallError::Deadline { .. } => "deadline",
-        CallError::OutOfMemory { .. } => "memory",
-        CallError::Trap(_) => "trap",
-        CallError::OutputTooLarge { .. } => "output_limit",
-        CallError::Malformed(_) => "malformed_output",
     }
 }

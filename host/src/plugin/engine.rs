@@ -27,6 +27,9 @@ pub struct EngineOptions {
     pub pooling: bool,
     /// Where compiled plugins are cached; `None` compiles every time.
     pub cache: Option<ArtifactCache>,
+    /// Count fuel (needed when any stage sets `limits.fuel`; costs speed on
+    /// every stage, so it is off unless asked for).
+    pub fuel: bool,
 }
 
 impl Default for EngineOptions {
@@ -34,6 +37,7 @@ impl Default for EngineOptions {
         Self {
             pooling: true,
             cache: None,
+            fuel: false,
         }
     }
 }
@@ -91,11 +95,13 @@ pub struct PluginEngine {
     engine: Engine,
     linker: Linker<StoreState>,
     cache: Option<ArtifactCache>,
+    fuel: bool,
     _ticker: EpochTicker,
 }
 
-fn base_config() -> Config {
+fn base_config(fuel: bool) -> Config {
     let mut config = Config::new();
+    config.consume_fuel(fuel);
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.cranelift_opt_level(OptLevel::Speed);
@@ -120,17 +126,19 @@ fn pooling_config() -> PoolingAllocationConfig {
 impl PluginEngine {
     pub fn new(options: EngineOptions) -> Result<Self, PluginError> {
         let engine = if options.pooling {
-            let mut config = base_config();
+            let mut config = base_config(options.fuel);
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()));
             match Engine::new(&config) {
                 Ok(engine) => engine,
                 Err(err) => {
                     tracing::warn!(error = %err, "pooling allocator unavailable; using on-demand allocation");
-                    Engine::new(&base_config()).map_err(|e| PluginError::Engine(e.to_string()))?
+                    Engine::new(&base_config(options.fuel))
+                        .map_err(|e| PluginError::Engine(e.to_string()))?
                 }
             }
         } else {
-            Engine::new(&base_config()).map_err(|e| PluginError::Engine(e.to_string()))?
+            Engine::new(&base_config(options.fuel))
+                .map_err(|e| PluginError::Engine(e.to_string()))?
         };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
@@ -142,6 +150,7 @@ impl PluginEngine {
             engine,
             linker,
             cache: options.cache,
+            fuel: options.fuel,
             _ticker: ticker,
         })
     }
@@ -202,7 +211,7 @@ impl PluginEngine {
         plugin: &LoadedPlugin,
         config: &InstanceConfig,
     ) -> Result<PluginInstance, PluginError> {
-        PluginInstance::new(&self.engine, plugin, config)
+        PluginInstance::new(&self.engine, self.fuel, plugin, config)
     }
 }
 

@@ -32,6 +32,9 @@ pub enum CallError {
     /// The call ran over the stage's `max_batch_ms`.
     #[error("plugin exceeded its CPU time limit ({limit_ms} ms per batch)")]
     Deadline { limit_ms: u64 },
+    /// The call burned its `fuel`.
+    #[error("plugin ran out of fuel ({fuel} units per batch)")]
+    OutOfFuel { fuel: u64 },
     /// The plugin tried to grow its memory over `max_memory_mib`.
     #[error("plugin exceeded its memory limit ({limit_mib} MiB)")]
     OutOfMemory { limit_mib: u32 },

@@ -12,6 +12,7 @@ use super::codec::{self, BatchEncoder, Processed};
 use super::engine::{EPOCH_TICK, LoadedPlugin};
 use super::error::{CallError, PluginError};
 use super::limits::LimitsConfig;
+use super::sandbox::Sandbox;
 use crate::event::Event;
 
 /// What an instance is made for.
@@ -20,6 +21,19 @@ pub struct InstanceConfig {
     /// The stage name, for log lines.
     pub stage: Arc<str>,
     pub limits: LimitsConfig,
+    /// What the stage grants its plugin (nothing by default).
+    pub sandbox: Arc<Sandbox>,
+}
+
+impl InstanceConfig {
+    /// Default limits, nothing granted.
+    pub fn new(stage: &str) -> Self {
+        Self {
+            stage: stage.into(),
+            limits: LimitsConfig::default(),
+            sandbox: Arc::default(),
+        }
+    }
 }
 
 /// The data of a plugin's `Store`: WASI (with nothing granted), the limits,
@@ -48,6 +62,8 @@ pub struct PluginInstance {
     encoder: BatchEncoder,
     limits: LimitsConfig,
     plugin: LoadedPlugin,
+    /// The engine counts fuel (some stage asked for it).
+    fueled: bool,
 }
 
 fn deadline_ticks(limits: &LimitsConfig) -> u64 {
@@ -58,6 +74,7 @@ fn deadline_ticks(limits: &LimitsConfig) -> u64 {
 impl PluginInstance {
     pub(super) fn new(
         engine: &wasmtime::Engine,
+        fueled: bool,
         plugin: &LoadedPlugin,
         config: &InstanceConfig,
     ) -> Result<Self, PluginError> {
@@ -70,7 +87,7 @@ impl PluginInstance {
             .trap_on_grow_failure(true)
             .build();
         let state = StoreState {
-            wasi: WasiCtx::builder().build(),
+            wasi: config.sandbox.wasi_ctx(&config.stage, &plugin.name)?,
             table: ResourceTable::new(),
             limits,
             stage: config.stage.clone(),
@@ -78,8 +95,8 @@ impl PluginInstance {
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(deadline_ticks(&config.limits));
         store.epoch_deadline_trap();
+        arm(&mut store, &config.limits, fueled);
         let transform = plugin
             .pre
             .instantiate(&mut store)
@@ -93,6 +110,7 @@ impl PluginInstance {
             encoder: BatchEncoder::default(),
             limits: config.limits.clone(),
             plugin: plugin.clone(),
+            fueled,
         })
     }
 
@@ -102,7 +120,7 @@ impl PluginInstance {
 
     /// Runs the plugin's `init` with the stage params (a JSON object).
     pub fn init(&mut self, params_json: &str) -> Result<(), PluginError> {
-        self.store.set_epoch_deadline(deadline_ticks(&self.limits));
+        arm(&mut self.store, &self.limits, self.fueled);
         let name = self.plugin.name.to_string();
         match self
             .transform
@@ -120,7 +138,7 @@ impl PluginInstance {
 
     /// Runs one batch. On `Err` the instance must not be used again.
     pub fn process(&mut self, events: &[Event]) -> Result<Processed, CallError> {
-        self.store.set_epoch_deadline(deadline_ticks(&self.limits));
+        arm(&mut self.store, &self.limits, self.fueled);
         let batch = self.encoder.encode(events);
         let out = self
             .transform
@@ -136,6 +154,16 @@ impl PluginInstance {
     }
 }
 
+/// Sets the CPU limits of the next call.
+fn arm(store: &mut Store<StoreState>, limits: &LimitsConfig, fueled: bool) {
+    store.set_epoch_deadline(deadline_ticks(limits));
+    if fueled {
+        let fuel = if limits.fuel == 0 { u64::MAX } else { limits.fuel };
+        // Only fails when the engine does not count fuel, which `fueled` rules out.
+        let _ = store.set_fuel(fuel);
+    }
+}
+
 /// Turns a wasmtime error from a guest call into a fault with a reason a
 /// person can act on.
 fn classify(err: &wasmtime::Error, limits: &LimitsConfig) -> CallError {
@@ -143,6 +171,7 @@ fn classify(err: &wasmtime::Error, limits: &LimitsConfig) -> CallError {
         Some(Trap::Interrupt) => CallError::Deadline {
             limit_ms: limits.max_batch_ms,
         },
+        Some(Trap::OutOfFuel) => CallError::OutOfFuel { fuel: limits.fuel },
         Some(Trap::StackOverflow) => CallError::Trap("stack overflow".into()),
         Some(Trap::UnreachableCodeReached) => {
             CallError::Trap("the plugin panicked (unreachable executed)".into())

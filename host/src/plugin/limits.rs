@@ -17,6 +17,10 @@ pub struct LimitsConfig {
     pub max_batch_ms: u64,
     /// Largest total of output bytes (values, keys, headers) for one batch.
     pub max_output_mib: u32,
+    /// Fuel (roughly, WebAssembly instructions) one `process` call may burn;
+    /// 0 = off. A deterministic CPU limit, at a cost (see BENCHMARKS.md);
+    /// the time limit above is always on.
+    pub fuel: u64,
 }
 
 impl Default for LimitsConfig {
@@ -25,6 +29,7 @@ impl Default for LimitsConfig {
             max_memory_mib: 256,
             max_batch_ms: 5_000,
             max_output_mib: 64,
+            fuel: 0,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod error;
 pub mod instance;
 pub mod limits;
+pub mod sandbox;
 
 pub use cache::{ArtifactCache, CacheOutcome};
 pub use codec::{Output, Processed};
@@ -15,3 +16,4 @@ pub use engine::{EngineOptions, LoadedPlugin, PluginEngine};
 pub use error::{CallError, PluginError};
 pub use instance::{InstanceConfig, PluginInstance};
 pub use limits::LimitsConfig;
+pub use sandbox::{GrantsConfig, Sandbox};

@@ -1,10 +1,20 @@
 //! Sinks: where events go. Each named output of a pipeline, and the
 //! dead-letter output, is a sink.
 
+pub mod file;
+pub mod jsonl;
+pub mod stdout;
+pub mod writer;
+
 use async_trait::async_trait;
 
 use crate::event::Event;
 use crate::pipeline::ack::AckSet;
+
+pub use file::{FileSink, FileSinkConfig};
+pub use jsonl::{DecodedEvent, OutputFormat, decode_envelope, encode_envelope};
+pub use stdout::{StderrSink, StdoutSink, StdoutSinkConfig};
+pub use writer::WriterSink;
 
 /// Events for one sink, with the acknowledgement handles of the source chunks
 /// they derive from.

@@ -4,11 +4,21 @@
 //! chunks it returns 0, 1, 2... in order and reports each chunk's outcome back
 //! through [`Source::ack`] once everything derived from it was delivered.
 
+pub mod file;
+pub mod generate;
+pub mod lines;
+pub mod stdin;
+
 use async_trait::async_trait;
 
 use crate::event::Event;
 use crate::pipeline::ack::Ack;
 use crate::pipeline::dlq::DeadLetter;
+
+pub use file::FileSourceConfig;
+pub use generate::{GenerateSchema, GenerateSource, GenerateSourceConfig, generate_values};
+pub use lines::{LineFormat, LinesSource};
+pub use stdin::StdinSourceConfig;
 
 /// What one [`Source::read`] returns.
 #[derive(Debug, Default)]

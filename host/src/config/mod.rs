@@ -1,0 +1,399 @@
+//! The pipeline file: one TOML document describing a source, a micro-batch
+//! policy, a chain of plugin stages, named outputs and a dead-letter output.
+//!
+//! ```toml
+//! name = "quickstart"            # optional, default "pipeline"
+//! plugin_dir = "plugins"         # optional, default "plugins"
+//! cache_dir = ".weir-cache"      # optional, default ".weir-cache"
+//!
+//! [source]
+//! type = "generate"              # generate | file | stdin
+//! schema = "card-transactions"   # card-transactions | sized
+//! rate = 2000                    # events/s; absent = as fast as possible
+//! count = 100000                 # absent = unbounded
+//!
+//! [batch]
+//! max_events = 1024
+//! max_wait_ms = 50
+//!
+//! [[stages]]
+//! name = "redact"
+//! plugin = "pii-redact"          # <plugin_dir>/pii-redact.wasm
+//! [stages.params]                # any table: the plugin's init parameters (JSON)
+//! fields = ["card_number"]
+//!
+//! [outputs.default]              # required
+//! type = "stdout"
+//!
+//! [outputs.alerts]
+//! type = "file"
+//! path = "out/alerts.jsonl"
+//!
+//! [dead_letter]                  # optional; absent = JSON lines on stderr
+//! type = "file"
+//! path = "out/dlq.jsonl"
+//! ```
+//!
+//! Relative paths (`plugin_dir`, `cache_dir`, a stage's `*.wasm` plugin, file
+//! sources and sinks) are relative to the folder of the pipeline file.
+//!
+//! The structs here are the configuration reference: every field's doc comment
+//! says what it means. Each has a `validate()` (semantic checks, errors name the
+//! field) and sources/sinks a `build()` that creates the runtime object.
+//! Loading reports errors as `file:line: field.path: message`.
+
+mod error;
+mod io;
+mod params;
+mod stage;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use error::Document;
+pub use error::{ConfigError, FieldError, PathSegment};
+pub use io::{SinkConfig, SourceConfig};
+pub use stage::{BatchConfig, MAX_BATCH_EVENTS, StageConfig};
+
+use crate::sink::stdout::StdoutSinkConfig;
+use crate::sink::{Sink, SinkError};
+use crate::source::{Source, SourceError};
+
+/// A pipeline file.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// The pipeline's name, for logs and metrics. Default `"pipeline"`.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Where plugins named by `stages[].plugin` are found
+    /// (`<plugin_dir>/<plugin>.wasm`). Relative to the pipeline file's
+    /// folder. Default `"plugins"`.
+    #[serde(default = "default_plugin_dir")]
+    pub plugin_dir: PathBuf,
+    /// Where compiled plugins are cached between runs. Relative to the
+    /// pipeline file's folder. Default `".weir-cache"`.
+    #[serde(default = "default_cache_dir")]
+    pub cache_dir: PathBuf,
+    /// Where events come from (`[source]`, with a `type`).
+    pub source: SourceConfig,
+    /// How events are grouped into micro-batches for the stages (`[batch]`).
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// The transform stages, applied in order (`[[stages]]`). May be empty.
+    #[serde(default)]
+    pub stages: Vec<StageConfig>,
+    /// The named outputs (`[outputs.<name>]`, each with a `type`). Names use
+    /// `a-z`, `0-9`, `_` and `-`; `default` is required and receives every
+    /// event a plugin does not route elsewhere.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, SinkConfig>,
+    /// Where events that could not be processed go, with `weir.*` headers
+    /// saying why (`[dead_letter]`, with a `type`). Absent: JSON lines on
+    /// stderr.
+    #[serde(default)]
+    pub dead_letter: Option<SinkConfig>,
+    /// The folder relative paths are resolved against (the pipeline file's).
+    #[serde(skip)]
+    base_dir: PathBuf,
+}
+
+fn default_name() -> String {
+    "pipeline".to_owned()
+}
+
+fn default_plugin_dir() -> PathBuf {
+    PathBuf::from("plugins")
+}
+
+fn default_cache_dir() -> PathBuf {
+    PathBuf::from(".weir-cache")
+}
+
+fn resolve(base_dir: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    }
+}
+
+fn valid_output_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+impl PipelineConfig {
+    /// Loads and validates a pipeline file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base_dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Self::parse(&src, base_dir, Some(path.to_path_buf()))
+    }
+
+    /// Parses and validates a pipeline from text; relative paths will be
+    /// resolved against `base_dir`. Errors carry the line but no file name.
+    #[allow(
+        clippy::should_implement_trait,
+        reason = "FromStr cannot take the base folder"
+    )]
+    pub fn from_str(src: &str, base_dir: impl Into<PathBuf>) -> Result<Self, ConfigError> {
+        Self::parse(src, base_dir.into(), None)
+    }
+
+    fn parse(src: &str, base_dir: PathBuf, file: Option<PathBuf>) -> Result<Self, ConfigError> {
+        let doc = match Document::parse(src) {
+            Ok(doc) => doc,
+            Err(e) => {
+                let (line, column) = match e.span() {
+                    Some(span) => {
+                        let (l, c) = error::line_col_in(src, span.start);
+                        (Some(l), Some(c))
+                    }
+                    None => (None, None),
+                };
+                return Err(ConfigError::Invalid {
+                    file,
+                    line,
+                    column,
+                    field: String::new(),
+                    message: e.message().trim_end().to_owned(),
+                });
+            }
+        };
+        let mut config = match Self::deserialize(toml::de::Deserializer::from(doc.root.clone())) {
+            Ok(config) => config,
+            Err(e) => return Err(deserialize_error(&doc, e, file)),
+        };
+        config.base_dir = base_dir;
+        if let Err(e) = config.validate() {
+            return Err(ConfigError::Invalid {
+                file,
+                line: doc.line_of(&e.path),
+                column: None,
+                field: e.field(),
+                message: e.message,
+            });
+        }
+        Ok(config)
+    }
+
+    /// Checks what the types alone do not: names, ranges, references.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.name.trim().is_empty() {
+            return Err(FieldError::new("name", "must not be empty"));
+        }
+        if self.name.chars().any(char::is_control) {
+            return Err(FieldError::new(
+                "name",
+                "must not contain control characters",
+            ));
+        }
+        if self.plugin_dir.as_os_str().is_empty() {
+            return Err(FieldError::new("plugin_dir", "must not be empty"));
+        }
+        if self.cache_dir.as_os_str().is_empty() {
+            return Err(FieldError::new("cache_dir", "must not be empty"));
+        }
+        self.source.validate().map_err(|e| e.within("source"))?;
+        self.batch.validate().map_err(|e| e.within("batch"))?;
+
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, stage) in self.stages.iter().enumerate() {
+            let at = |e: FieldError| e.within_index(i).within("stages");
+            stage.validate().map_err(at)?;
+            if let Some(first) = seen.insert(stage.name.as_str(), i) {
+                return Err(at(FieldError::new(
+                    "name",
+                    format!(
+                        "duplicate stage name {:?} (also stages[{first}].name)",
+                        stage.name
+                    ),
+                )));
+            }
+        }
+
+        for (name, sink) in &self.outputs {
+            if !valid_output_name(name) {
+                return Err(FieldError::new(
+                    name,
+                    "output names may only use a-z, 0-9, '_' and '-'",
+                )
+                .within("outputs"));
+            }
+            sink.validate()
+                .map_err(|e| e.within(name).within("outputs"))?;
+        }
+        if !self.outputs.contains_key("default") {
+            return Err(FieldError::new(
+                "default",
+                "a pipeline needs a default output: add an [outputs.default] table",
+            )
+            .within("outputs"));
+        }
+        if let Some(dl) = &self.dead_letter {
+            dl.validate().map_err(|e| e.within("dead_letter"))?;
+        }
+        self.check_distinct_files()
+    }
+
+    /// Two sinks writing one file, or a sink overwriting the source's file,
+    /// would lose events.
+    fn check_distinct_files(&self) -> Result<(), FieldError> {
+        let mut files: Vec<(PathBuf, String)> = Vec::new();
+        if let SourceConfig::File(c) = &self.source {
+            files.push((self.resolve(&c.path), "source.path".to_owned()));
+        }
+        let sinks = self
+            .outputs
+            .iter()
+            .map(|(name, s)| {
+                (
+                    s,
+                    FieldError::new("path", "").within(name).within("outputs"),
+                )
+            })
+            .chain(
+                self.dead_letter
+                    .iter()
+                    .map(|s| (s, FieldError::new("path", "").within("dead_letter"))),
+            );
+        for (sink, at) in sinks {
+            let SinkConfig::File(c) = sink else { continue };
+            let path = self.resolve(&c.path);
+            if let Some((_, other)) = files.iter().find(|(p, _)| *p == path) {
+                return Err(FieldError {
+                    message: format!("{} is also used by {other}", c.path.display()),
+                    ..at
+                });
+            }
+            files.push((path, at.field()));
+        }
+        Ok(())
+    }
+
+    /// The folder relative paths are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        &self.base_dir
+    }
+
+    pub fn set_base_dir(&mut self, base_dir: impl Into<PathBuf>) {
+        self.base_dir = base_dir.into();
+    }
+
+    /// `path` resolved against the pipeline file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        resolve(&self.base_dir, path)
+    }
+
+    pub fn plugin_dir_path(&self) -> PathBuf {
+        self.resolve(&self.plugin_dir)
+    }
+
+    pub fn cache_dir_path(&self) -> PathBuf {
+        self.resolve(&self.cache_dir)
+    }
+
+    /// The component file of a stage's plugin.
+    pub fn plugin_path(&self, stage: &StageConfig) -> PathBuf {
+        if stage.plugin_is_path() {
+            self.resolve(Path::new(&stage.plugin))
+        } else {
+            self.plugin_dir_path()
+                .join(format!("{}.wasm", stage.plugin))
+        }
+    }
+
+    pub fn build_source(&self) -> Result<Box<dyn Source>, SourceError> {
+        self.source.build(&self.base_dir)
+    }
+
+    /// Every output's sink, by name.
+    pub fn build_outputs(&self) -> Result<BTreeMap<String, Box<dyn Sink>>, SinkError> {
+        self.outputs
+            .iter()
+            .map(|(name, c)| Ok((name.clone(), c.build(&self.base_dir)?)))
+            .collect()
+    }
+
+    /// The dead-letter sink: the configured one, or JSON lines on stderr (with
+    /// a warning, since stderr is easily lost).
+    pub fn build_dead_letter(&self) -> Result<Box<dyn Sink>, SinkError> {
+        match &self.dead_letter {
+            Some(c) => c.build(&self.base_dir),
+            None => {
+                tracing::warn!(
+                    pipeline = %self.name,
+                    "no [dead_letter] output configured: dead letters go to stderr as JSON lines"
+                );
+                SinkConfig::Stderr(StdoutSinkConfig::default()).build(&self.base_dir)
+            }
+        }
+    }
+}
+
+/// Turns a `toml`/`serde` error into one naming the field and its line. In a
+/// `type`-tagged table serde loses the position of the offending field; the
+/// variant is then deserialized again on its own to find it.
+fn deserialize_error(
+    doc: &Document<'_>,
+    err: toml::de::Error,
+    file: Option<PathBuf>,
+) -> ConfigError {
+    let refined = err
+        .span()
+        .and_then(|span| doc.path_at(&span))
+        .and_then(|path| refine_tagged(doc, &path));
+    let err = refined.unwrap_or(err);
+    let span = err.span();
+    let path = span
+        .as_ref()
+        .and_then(|s| doc.path_at(s))
+        .unwrap_or_default();
+    let error = FieldError {
+        path,
+        message: String::new(),
+    };
+    ConfigError::Invalid {
+        file,
+        line: span.map(|s| doc.line_col(s.start).0),
+        column: None,
+        field: error.field(),
+        message: err.message().trim_end().to_owned(),
+    }
+}
+
+fn refine_tagged(doc: &Document<'_>, path: &[PathSegment]) -> Option<toml::de::Error> {
+    let is_source = match path {
+        [PathSegment::Key(k)] if k == "source" => true,
+        [PathSegment::Key(k)] if k == "dead_letter" => false,
+        [PathSegment::Key(k), PathSegment::Key(_)] if k == "outputs" => false,
+        _ => return None,
+    };
+    let table = doc.table_at(path)?;
+    let span = table.span();
+    let mut table = table.into_inner();
+    let ty = table.remove("type")?;
+    let ty = ty.get_ref().as_str()?.to_owned();
+    let de = toml::de::Deserializer::from(Spanned::new(span, table));
+    if is_source {
+        SourceConfig::variant_error(&ty, de)
+    } else {
+        SinkConfig::variant_error(&ty, de)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+//! `[batch]` and `[[stages]]`.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{FieldError, params};
+use crate::pipeline::breaker::CircuitBreakerConfig;
+use crate::plugin::limits::LimitsConfig;
+use crate::plugin::sandbox::GrantsConfig;
+
+/// The largest `batch.max_events`.
+pub const MAX_BATCH_EVENTS: usize = 65_536;
+
+/// `[batch]`: the micro-batcher in front of the first stage. A batch is cut
+/// when it has `max_events` events or its first event waited `max_wait_ms`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Most events per batch, 1 to 65536. Default 1024.
+    pub max_events: usize,
+    /// Longest a batch waits to fill up, in milliseconds (0 to 60000).
+    /// Default 50.
+    pub max_wait_ms: u64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_events: 1024,
+            max_wait_ms: 50,
+        }
+    }
+}
+
+impl BatchConfig {
+    pub fn max_wait(&self) -> Duration {
+        Duration::from_millis(self.max_wait_ms)
+    }
+
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if !(1..=MAX_BATCH_EVENTS).contains(&self.max_events) {
+            return Err(FieldError::new(
+                "max_events",
+                format!(
+                    "must be between 1 and {MAX_BATCH_EVENTS}, got {}",
+                    self.max_events
+                ),
+            ));
+        }
+        if self.max_wait_ms > 60_000 {
+            return Err(FieldError::new(
+                "max_wait_ms",
+                format!("must be at most 60000, got {}", self.max_wait_ms),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[[stages]]`: one transform, a plugin instance.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    /// The stage's name, unique in the pipeline: it appears in logs, metrics
+    /// and the `weir.stage` header of dead letters. Letters, digits, `_`, `-`
+    /// and `.`; at most 64 characters.
+    pub name: String,
+    /// The plugin: a name (the component `<plugin_dir>/<plugin>.wasm`) or a
+    /// path ending in `.wasm` (relative to the pipeline file's folder).
+    pub plugin: String,
+    /// Parameters for the plugin's `init`: any table, handed over as a JSON
+    /// object (datetimes become RFC 3339 strings). Default: `{}`.
+    #[serde(default)]
+    pub params: toml::Table,
+    /// Resource limits of the plugin instance (`[stages.limits]`).
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// What the plugin may touch (`[stages.grants]`): nothing by default.
+    #[serde(default)]
+    pub grants: GrantsConfig,
+    /// When a faulting plugin stops being tried (`[stages.circuit_breaker]`).
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreakerConfig,
+}
+
+/// Maps a sub-table's "field: message" validation error to a `FieldError`.
+fn sub_error(table: &str, message: String) -> FieldError {
+    match message.split_once(": ") {
+        Some((field, msg)) if !field.contains(' ') => FieldError::new(field, msg).within(table),
+        _ => FieldError::new(table, message),
+    }
+}
+
+impl StageConfig {
+    /// `params` as the JSON object the plugin's `init` receives.
+    pub fn params_json(&self) -> Result<serde_json::Value, FieldError> {
+        params::table_to_json(&self.params).map_err(|e| e.within("params"))
+    }
+
+    /// Whether `plugin` is a path (ends in `.wasm`) rather than a name.
+    pub fn plugin_is_path(&self) -> bool {
+        self.plugin.ends_with(".wasm")
+    }
+
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let name_ok = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        };
+        if self.name.is_empty() {
+            return Err(FieldError::new("name", "must not be empty"));
+        }
+        if self.name.len() > 64 || !name_ok(&self.name) {
+            return Err(FieldError::new(
+                "name",
+                format!(
+                    "{:?}: use at most 64 letters, digits, '_', '-' and '.'",
+                    self.name
+                ),
+            ));
+        }
+        if self.plugin.is_empty() {
+            return Err(FieldError::new("plugin", "must not be empty"));
+        }
+        if self.plugin_is_path() {
+            if self.plugin.len() == ".wasm".len() {
+                return Err(FieldError::new("plugin", "\".wasm\" is not a file name"));
+            }
+        } else if !name_ok(&self.plugin) || self.plugin.starts_with('.') {
+            return Err(FieldError::new(
+                "plugin",
+                format!(
+                    "{:?} is neither a plugin name (letters, digits, '_', '-', '.') nor a path ending in .wasm",
+                    self.plugin
+                ),
+            ));
+        }
+        self.params_json()?;
+        self.limits.validate().map_err(|m| sub_error("limits", m))?;
+        self.grants.validate().map_err(|m| sub_error("grants", m))?;
+        self.circuit_breaker
+            .validate()
+            .map_err(|m| sub_error("circuit_breaker", m))
+    }
+}

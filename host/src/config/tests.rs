@@ -1,0 +1,310 @@
+use super::*;
+use crate::sink::jsonl::OutputFormat;
+use crate::source::generate::SchemaName;
+use crate::source::lines::LineFormat;
+
+const FULL: &str = r#"name = "quickstart"
+plugin_dir = "plugins"
+
+[source]
+type = "generate"
+schema = "card-transactions"
+rate = 2000
+count = 100000
+seed = 42
+partitions = 4
+
+[batch]
+max_events = 512
+
+[[stages]]
+name = "redact"
+plugin = "pii-redact"
+[stages.params]
+fields = ["card_number"]
+when = 1979-05-27T07:32:00Z
+
+[[stages]]
+name = "score"
+plugin = "models/fraud.wasm"
+[stages.limits]
+max_memory_mib = 64
+
+[outputs.default]
+type = "stdout"
+
+[outputs.alerts]
+type = "file"
+path = "out/alerts.jsonl"
+append = true
+format = "value"
+
+[dead_letter]
+type = "file"
+path = "out/dlq.jsonl"
+"#;
+
+/// Loads `src` and returns the error's (field, line, message).
+fn error_of(src: &str) -> (String, Option<usize>, String) {
+    let err = PipelineConfig::from_str(src, "/p").expect_err("should be rejected");
+    (err.field().to_owned(), err.line(), err.to_string())
+}
+
+/// `src` must fail on `field` at `line`, the message containing `needle`.
+#[track_caller]
+fn assert_error(src: &str, field: &str, line: usize, needle: &str) {
+    let (f, l, msg) = error_of(src);
+    assert_eq!(f, field, "field; message: {msg}");
+    assert_eq!(l, Some(line), "line; message: {msg}");
+    assert!(msg.starts_with(&format!("line {line}: {field}: ")), "{msg}");
+    assert!(msg.contains(needle), "{msg:?} should contain {needle:?}");
+}
+
+const MINIMAL: &str = "[source]\ntype = \"stdin\"\n[outputs.default]\ntype = \"stdout\"\n";
+
+#[test]
+fn full_example_loads() {
+    let c = PipelineConfig::from_str(FULL, "/p").expect("valid");
+    assert_eq!(c.name, "quickstart");
+    assert_eq!(c.cache_dir, PathBuf::from(".weir-cache"));
+    let SourceConfig::Generate(g) = &c.source else {
+        panic!("generate expected")
+    };
+    assert_eq!(g.schema, SchemaName::CardTransactions);
+    assert_eq!(
+        (g.rate, g.count, g.seed, g.partitions),
+        (Some(2000.0), Some(100_000), 42, 4)
+    );
+    assert_eq!(c.batch.max_events, 512);
+    assert_eq!(c.batch.max_wait_ms, 50);
+    assert_eq!(c.stages.len(), 2);
+    assert_eq!(
+        c.stages[0].params_json().expect("json"),
+        serde_json::json!({"fields": ["card_number"], "when": "1979-05-27T07:32:00Z"})
+    );
+    assert_eq!(
+        c.stages[1].params_json().expect("json"),
+        serde_json::json!({})
+    );
+    assert_eq!(c.stages[1].limits.max_memory_mib, 64);
+    assert_eq!(
+        c.plugin_path(&c.stages[0]),
+        PathBuf::from("/p/plugins/pii-redact.wasm")
+    );
+    assert_eq!(
+        c.plugin_path(&c.stages[1]),
+        PathBuf::from("/p/models/fraud.wasm")
+    );
+    assert_eq!(c.cache_dir_path(), PathBuf::from("/p/.weir-cache"));
+    let Some(SinkConfig::File(alerts)) = c.outputs.get("alerts") else {
+        panic!("file output expected")
+    };
+    assert!(alerts.append && !alerts.fsync);
+    assert_eq!(alerts.format, OutputFormat::Value);
+    assert!(matches!(c.dead_letter, Some(SinkConfig::File(_))));
+}
+
+#[test]
+fn minimal_pipeline_gets_defaults() {
+    let c = PipelineConfig::from_str(MINIMAL, "/p").expect("valid");
+    assert_eq!(c.name, "pipeline");
+    assert_eq!(c.plugin_dir, PathBuf::from("plugins"));
+    assert_eq!(c.batch, BatchConfig::default());
+    assert!(c.stages.is_empty() && c.dead_letter.is_none());
+    assert_eq!(
+        c.source,
+        SourceConfig::Stdin(crate::source::stdin::StdinSourceConfig {
+            format: LineFormat::Json
+        })
+    );
+}
+
+#[test]
+fn unknown_top_level_field() {
+    assert_error(
+        &format!("name = 'x'\nbogus = 1\n{MINIMAL}"),
+        "bogus",
+        2,
+        "unknown field `bogus`",
+    );
+}
+
+#[test]
+fn unknown_field_in_tagged_source() {
+    let src = "name = 'x'\n[source]\ntype = 'file'\npath = 'in.jsonl'\nbogus = true\n[outputs.default]\ntype = 'stdout'\n";
+    assert_error(src, "source.bogus", 5, "unknown field `bogus`");
+}
+
+#[test]
+fn unknown_field_in_tagged_sink_and_dead_letter() {
+    let src = format!(
+        "{MINIMAL}[outputs.alerts]\ntype = 'file'\npath = 'a'\nappend = false\ncolor = 'red'\n"
+    );
+    assert_error(&src, "outputs.alerts.color", 9, "unknown field `color`");
+    let src = format!("{MINIMAL}[dead_letter]\ntype = 'stderr'\nformat = 'json'\nextra = 1\n");
+    assert_error(&src, "dead_letter.extra", 8, "unknown field `extra`");
+    // Inline tables too.
+    let src = "[source]\ntype = 'stdin'\n[outputs]\ndefault = { type = 'stdout', nope = 1 }\n";
+    assert_error(src, "outputs.default.nope", 4, "unknown field `nope`");
+}
+
+#[test]
+fn unknown_field_in_stage_and_limits() {
+    let src = format!(
+        "{MINIMAL}[[stages]]\nname = 'a'\nplugin = 'p'\n[[stages]]\nname = 'b'\nplugin = 'p'\npluginn = 'q'\n"
+    );
+    assert_error(&src, "stages[1].pluginn", 11, "unknown field `pluginn`");
+    let src =
+        format!("{MINIMAL}[[stages]]\nname = 'a'\nplugin = 'p'\n[stages.limits]\nmax_mem = 1\n");
+    assert_error(
+        &src,
+        "stages[0].limits.max_mem",
+        9,
+        "unknown field `max_mem`",
+    );
+}
+
+#[test]
+fn bad_types_name_the_field() {
+    let src = "[source]\ntype = 'generate'\nseed = 1\nrate = 'fast'\n[outputs.default]\ntype = 'stdout'\n";
+    assert_error(src, "source.rate", 4, "invalid type: string \"fast\"");
+    let src = format!("{MINIMAL}[batch]\nmax_events = 'many'\n");
+    assert_error(&src, "batch.max_events", 6, "invalid type");
+    let src = format!("{MINIMAL}[[stages]]\nname = 5\nplugin = 'p'\n");
+    assert_error(&src, "stages[0].name", 6, "invalid type: integer `5`");
+    let src = format!("{MINIMAL}[outputs.x]\ntype = 'file'\npath = 'a'\nappend = 'yes'\n");
+    assert_error(&src, "outputs.x.append", 8, "invalid type");
+}
+
+#[test]
+fn unknown_or_missing_type() {
+    let src = "[source]\ntype = 'kafka'\n[outputs.default]\ntype = 'stdout'\n";
+    assert_error(src, "source.type", 2, "unknown variant `kafka`");
+    let src = "[source]\npath = 'a'\n[outputs.default]\ntype = 'stdout'\n";
+    assert_error(src, "source", 1, "missing field `type`");
+    let src = "[source]\ntype = 'file'\n[outputs.default]\ntype = 'stdout'\n";
+    assert_error(src, "source", 1, "missing field `path`");
+}
+
+#[test]
+fn missing_default_output() {
+    let src = "[source]\ntype = 'stdin'\n\n[outputs.alerts]\ntype = 'stdout'\n";
+    assert_error(src, "outputs.default", 4, "needs a default output");
+    // No outputs at all: no line to point at.
+    let (field, line, msg) = error_of("[source]\ntype = 'stdin'\n");
+    assert_eq!((field.as_str(), line), ("outputs.default", None), "{msg}");
+}
+
+#[test]
+fn duplicate_stage_names() {
+    let src = format!(
+        "{MINIMAL}[[stages]]\nname = 'redact'\nplugin = 'a'\n[[stages]]\nname = 'score'\nplugin = 'b'\n[[stages]]\nname = 'redact'\nplugin = 'c'\n"
+    );
+    assert_error(
+        &src,
+        "stages[2].name",
+        12,
+        "duplicate stage name \"redact\" (also stages[0].name)",
+    );
+}
+
+#[test]
+fn semantic_checks_name_field_and_line() {
+    let stage = |name: &str, plugin: &str| {
+        format!("{MINIMAL}[[stages]]\nname = '{name}'\nplugin = '{plugin}'\n")
+    };
+    assert_error(&stage("", "p"), "stages[0].name", 6, "must not be empty");
+    assert_error(&stage("a b", "p"), "stages[0].name", 6, "letters, digits");
+    assert_error(&stage("a", ""), "stages[0].plugin", 7, "must not be empty");
+    assert_error(
+        &stage("a", "dir/p"),
+        "stages[0].plugin",
+        7,
+        "path ending in .wasm",
+    );
+    let src = format!("{MINIMAL}[outputs.Bad]\ntype = 'stdout'\n");
+    assert_error(&src, "outputs.Bad", 5, "a-z, 0-9");
+    let src = format!("{MINIMAL}[batch]\nmax_events = 0\n");
+    assert_error(&src, "batch.max_events", 6, "between 1 and 65536");
+    let src = format!("{MINIMAL}[batch]\nmax_events = 70000\n");
+    assert_error(&src, "batch.max_events", 6, "between 1 and 65536");
+    let src = "[source]\ntype = 'generate'\nrate = 0\n[outputs.default]\ntype = 'stdout'\n";
+    assert_error(src, "source.rate", 3, "above 0");
+    let src = format!("name = ''\n{MINIMAL}");
+    assert_error(&src, "name", 1, "must not be empty");
+    let src = format!(
+        "{MINIMAL}[[stages]]\nname = 'a'\nplugin = 'p'\n[stages.limits]\nmax_batch_ms = 0\n"
+    );
+    assert_error(&src, "stages[0].limits.max_batch_ms", 9, "at least 1");
+    let src = format!("{MINIMAL}[[stages]]\nname = 'a'\nplugin = 'p'\n[stages.params]\nx = nan\n");
+    assert_error(&src, "stages[0].params.x", 9, "JSON");
+}
+
+#[test]
+fn one_file_for_two_sinks_is_rejected() {
+    let src = format!(
+        "{MINIMAL}[outputs.a]\ntype = 'file'\npath = 'out.jsonl'\n[dead_letter]\ntype = 'file'\npath = './x/../out.jsonl'\n"
+    );
+    // Paths are compared as resolved, not canonicalized: these two differ.
+    assert!(PipelineConfig::from_str(&src, "/p").is_ok());
+    let src = format!(
+        "{MINIMAL}[outputs.a]\ntype = 'file'\npath = 'out.jsonl'\n[dead_letter]\ntype = 'file'\npath = 'out.jsonl'\n"
+    );
+    assert_error(&src, "dead_letter.path", 10, "also used by outputs.a.path");
+}
+
+#[test]
+fn syntax_errors_have_line_and_column() {
+    let err = PipelineConfig::from_str("name = 'x'\n[source\n", "/p").expect_err("syntax");
+    let msg = err.to_string();
+    assert_eq!(err.line(), Some(2), "{msg}");
+    assert!(msg.starts_with("line 2:"), "{msg}");
+}
+
+#[test]
+fn from_file_names_the_file_and_resolves_relative_to_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("pipeline.toml");
+    std::fs::write(
+        &path,
+        format!("{MINIMAL}[[stages]]\nname = 'a'\nplugin = 'p'\nx = 1\n"),
+    )
+    .expect("write");
+    let msg = PipelineConfig::from_file(&path)
+        .expect_err("invalid")
+        .to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "{}:8: stages[0].x: unknown field `x`",
+            path.display()
+        )),
+        "{msg}"
+    );
+    std::fs::write(&path, MINIMAL).expect("write");
+    let c = PipelineConfig::from_file(&path).expect("valid");
+    assert_eq!(c.base_dir(), dir.path());
+    assert_eq!(c.plugin_dir_path(), dir.path().join("plugins"));
+    let missing = PipelineConfig::from_file(dir.path().join("nope.toml")).expect_err("missing");
+    assert!(matches!(missing, ConfigError::Read { .. }), "{missing}");
+}
+
+#[tokio::test]
+async fn builds_sources_and_sinks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("in.jsonl"), "{}\n").expect("write");
+    let src = "[source]\ntype = 'file'\npath = 'in.jsonl'\n[outputs.default]\ntype = 'file'\npath = 'out/o.jsonl'\n";
+    let mut c = PipelineConfig::from_str(src, dir.path()).expect("valid");
+    let mut source = c.build_source().expect("source");
+    assert_eq!(source.describe(), "file in.jsonl (json)");
+    let read = source.read(10).await.expect("read").expect("one");
+    assert_eq!(read.events.len(), 1);
+    let outputs = c.build_outputs().expect("outputs");
+    assert_eq!(outputs.keys().collect::<Vec<_>>(), ["default"]);
+    assert!(dir.path().join("out/o.jsonl").exists());
+    assert_eq!(
+        c.build_dead_letter().expect("dlq").describe(),
+        "stderr (json)"
+    );
+    c.set_base_dir(dir.path().join("elsewhere"));
+    assert!(c.build_source().is_err(), "the input is not there");
+}

@@ -1,0 +1,34 @@
+//! The `stdin` source: lines on standard input.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::SourceError;
+use super::lines::{LineFormat, LinesSource};
+use crate::config::FieldError;
+
+/// `[source] type = "stdin"`: one event per line of standard input, until
+/// end of input. Positions: stream `stdin`, partition 0, offset = the 0-based
+/// line number.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StdinSourceConfig {
+    /// `json` (default): each non-empty line is a JSON document, and a line
+    /// that is not goes to the dead-letter output; `text`: each non-empty line
+    /// is the value as is.
+    pub format: LineFormat,
+}
+
+impl StdinSourceConfig {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        Ok(())
+    }
+
+    /// Starts reading standard input. The reader thread blocks on stdin and
+    /// cannot be interrupted; it ends with the input or the process.
+    pub fn build(&self) -> Result<LinesSource, SourceError> {
+        let describe = format!("stdin ({})", self.format.name());
+        LinesSource::spawn(describe, Arc::from("stdin"), self.format, std::io::stdin())
+    }
+}
