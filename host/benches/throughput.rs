@@ -25,7 +25,15 @@ fn build_upper() -> PathBuf {
     let target = workspace().join("target").join("test-plugins");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(workspace())
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet", "-p", "upper"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--quiet",
+            "-p",
+            "upper",
+        ])
         .env("CARGO_TARGET_DIR", &target)
         .status()
         .expect("cargo");
@@ -40,9 +48,16 @@ fn events(n: usize) -> Vec<Event> {
         .map(|i| {
             let head = format!("{{\"id\":{i},\"user\":\"u{}\",\"payload\":\"", i % 977);
             let pad = EVENT_SIZE - head.len() - 2;
-            let value = format!("{head}{}\"}}", "abcdefghij".repeat(pad / 10 + 1)[..pad].to_string());
-            Event::new(value.into_bytes(), 0, Position::new(stream.clone(), (i % 4) as i32, i as i64))
-                .with_key(format!("u{}", i % 977).into_bytes())
+            let value = format!(
+                "{head}{}\"}}",
+                "abcdefghij".repeat(pad / 10 + 1)[..pad].to_string()
+            );
+            Event::new(
+                value.into_bytes(),
+                0,
+                Position::new(stream.clone(), (i % 4) as i32, i as i64),
+            )
+            .with_key(format!("u{}", i % 977).into_bytes())
         })
         .collect()
 }
@@ -57,7 +72,12 @@ fn native_upper(ev: &Event) -> Event {
 }
 
 /// Runs `f` over `input` in batches until at least `min` has passed; returns events/s.
-fn measure(input: &[Event], batch: usize, min: Duration, mut f: impl FnMut(Vec<Event>) -> usize) -> f64 {
+fn measure(
+    input: &[Event],
+    batch: usize,
+    min: Duration,
+    mut f: impl FnMut(Vec<Event>) -> usize,
+) -> f64 {
     // Warm up.
     for chunk in input.chunks(batch).take(64) {
         f(chunk.to_vec());
@@ -77,7 +97,8 @@ fn main() {
     let engine = Arc::new(PluginEngine::new(EngineOptions::default()).expect("engine"));
     let plugin = engine.load_file(&wasm).expect("load upper");
     let spec = StageSpec::new("bench", plugin, "{}");
-    let mut stage = Stage::start(spec, engine, None, Arc::new(StageStats::default())).expect("stage");
+    let mut stage =
+        Stage::start(spec, engine, None, Arc::new(StageStats::default())).expect("stage");
     let input = events(64 * 1024);
     let min = Duration::from_secs(
         std::env::var("WEIR_BENCH_SECS")
@@ -93,13 +114,26 @@ fn main() {
     };
     stage.process(&mut check);
     for (w, e) in check.events.iter().zip(&input[..8]) {
-        assert_eq!(w.value, native_upper(e).value, "WASM and native maps differ");
+        assert_eq!(
+            w.value,
+            native_upper(e).value,
+            "WASM and native maps differ"
+        );
     }
 
-    println!("weir throughput benchmark: byte-level map (ASCII uppercase) on {EVENT_SIZE}-byte JSON events, one thread");
-    println!("{:>6} {:>16} {:>16} {:>12}", "batch", "native ev/s", "wasm ev/s", "wasm/native");
+    println!(
+        "weir throughput benchmark: byte-level map (ASCII uppercase) on {EVENT_SIZE}-byte JSON events, one thread"
+    );
+    println!(
+        "{:>6} {:>16} {:>16} {:>12}",
+        "batch", "native ev/s", "wasm ev/s", "wasm/native"
+    );
     for batch in [1usize, 64, 1024] {
-        let slice = if batch == 1 { &input[..4096] } else { &input[..] };
+        let slice = if batch == 1 {
+            &input[..4096]
+        } else {
+            &input[..]
+        };
         let native = measure(slice, batch, min, |events| {
             let out: Vec<Event> = events.iter().map(native_upper).collect();
             std::hint::black_box(&out);
@@ -111,10 +145,17 @@ fn main() {
                 ..Batch::default()
             };
             stage.process(&mut b);
-            assert!(b.dead.is_empty(), "unexpected dead letters: {}", b.dead[0].reason);
+            assert!(
+                b.dead.is_empty(),
+                "unexpected dead letters: {}",
+                b.dead[0].reason
+            );
             std::hint::black_box(&b.events);
             b.events.len()
         });
-        println!("{batch:>6} {native:>16.0} {wasm:>16.0} {:>11.2}x", wasm / native);
+        println!(
+            "{batch:>6} {native:>16.0} {wasm:>16.0} {:>11.2}x",
+            wasm / native
+        );
     }
 }

@@ -66,9 +66,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Pipeline> {
             },
             breaker: sc.circuit_breaker.clone(),
         };
-        let stage_stats = stats
-            .stage(&sc.name)
-            .context("stage statistics missing")?;
+        let stage_stats = stats.stage(&sc.name).context("stage statistics missing")?;
         let stage = Stage::start(spec, engine.clone(), Some(outputs.clone()), stage_stats)
             .with_context(|| format!("stages[{i}] `{}`", sc.name))?;
         stages.push(stage);
@@ -176,7 +174,11 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
 fn plugin(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     use crate::cli::plugin as p;
     match cmd {
-        PluginCommand::New { name, dir, sdk_path } => {
+        PluginCommand::New {
+            name,
+            dir,
+            sdk_path,
+        } => {
             let root = p::new(&name, &dir, sdk_path.as_deref())?;
             println!("created {}", root.display());
             println!("next: weir plugin build {}", root.display());

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "weir", version, about = "Stream processing with sandboxed WebAssembly transforms and native inference")]
+#[command(
+    name = "weir",
+    version,
+    about = "Stream processing with sandboxed WebAssembly transforms and native inference"
+)]
 pub struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]

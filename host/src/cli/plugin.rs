@@ -46,7 +46,9 @@ pub fn new(name: &str, dir: &Path, sdk_path: Option<&Path>) -> anyhow::Result<Pa
     if root.exists() {
         bail!("{} already exists", root.display());
     }
-    let sdk = sdk_path.map(Path::to_path_buf).unwrap_or_else(default_sdk_path);
+    let sdk = sdk_path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(default_sdk_path);
     let sdk = sdk.canonicalize().with_context(|| {
         format!(
             "weir-sdk not found at {} (pass --sdk-path to weir's plugin-sdk folder)",
@@ -93,22 +95,29 @@ pub fn build(dir: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
     let manifest = dir.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest)
         .with_context(|| format!("no plugin crate at {}", dir.display()))?;
-    let doc: toml::Table = toml::from_str(&text).with_context(|| format!("{}", manifest.display()))?;
+    let doc: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{}", manifest.display()))?;
     let name = doc
         .get("package")
         .and_then(|p| p.get("name"))
         .and_then(|n| n.as_str())
         .with_context(|| format!("{}: no [package] name", manifest.display()))?
         .to_string();
-    let output = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .arg("build")
-        .arg("--release")
-        .args(["--target", "wasm32-wasip2", "--message-format", "json-render-diagnostics"])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .context("running cargo")?;
+    let output =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .arg("build")
+            .arg("--release")
+            .args([
+                "--target",
+                "wasm32-wasip2",
+                "--message-format",
+                "json-render-diagnostics",
+            ])
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .context("running cargo")?;
     if !output.status.success() {
         bail!("cargo build failed for {}", dir.display());
     }
@@ -118,7 +127,9 @@ pub fn build(dir: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        if msg["reason"] != "compiler-artifact" || msg["target"]["name"].as_str() != Some(lib_name.as_str()) {
+        if msg["reason"] != "compiler-artifact"
+            || msg["target"]["name"].as_str() != Some(lib_name.as_str())
+        {
             continue;
         }
         if let Some(files) = msg["filenames"].as_array() {
@@ -264,7 +275,11 @@ pub fn test(
         "{} inputs -> {} outputs ({}), {} errors",
         report.inputs,
         total,
-        if per.is_empty() { "none".to_string() } else { per.join(", ") },
+        if per.is_empty() {
+            "none".to_string()
+        } else {
+            per.join(", ")
+        },
         report.errors
     )?;
     Ok(report)
@@ -279,7 +294,11 @@ pub fn inspect(path: &Path, out: &mut dyn std::io::Write) -> anyhow::Result<bool
     let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     writeln!(out, "plugin:   {}", path.display())?;
     writeln!(out, "size:     {} bytes", wasm.len())?;
-    writeln!(out, "version:  {}", crate::plugin::cache::content_hash(&wasm))?;
+    writeln!(
+        out,
+        "version:  {}",
+        crate::plugin::cache::content_hash(&wasm)
+    )?;
     // Show the interface even when the host cannot run it.
     if let Ok(component) = Component::new(engine.engine(), &wasm) {
         let ty = component.component_type();
@@ -294,7 +313,10 @@ pub fn inspect(path: &Path, out: &mut dyn std::io::Write) -> anyhow::Result<bool
     }
     match engine.load_bytes(&stem(path), &wasm) {
         Ok(_) => {
-            writeln!(out, "runs on this host: yes (world weir:plugin/transform@0.1.0)")?;
+            writeln!(
+                out,
+                "runs on this host: yes (world weir:plugin/transform@0.1.0)"
+            )?;
             Ok(true)
         }
         Err(err) => {

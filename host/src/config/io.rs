@@ -7,10 +7,12 @@ use serde::Deserialize;
 
 use super::FieldError;
 use crate::sink::file::FileSinkConfig;
+use crate::sink::kafka::KafkaSinkConfig;
 use crate::sink::stdout::StdoutSinkConfig;
 use crate::sink::{Sink, SinkError};
 use crate::source::file::FileSourceConfig;
 use crate::source::generate::GenerateSourceConfig;
+use crate::source::kafka::KafkaSourceConfig;
 use crate::source::stdin::StdinSourceConfig;
 use crate::source::{Source, SourceError};
 
@@ -25,6 +27,8 @@ pub enum SourceConfig {
     File(FileSourceConfig),
     /// Lines on standard input ([`StdinSourceConfig`]).
     Stdin(StdinSourceConfig),
+    /// Kafka topics, as a consumer-group member ([`KafkaSourceConfig`]).
+    Kafka(KafkaSourceConfig),
 }
 
 impl SourceConfig {
@@ -33,6 +37,7 @@ impl SourceConfig {
             SourceConfig::Generate(c) => c.validate(),
             SourceConfig::File(c) => c.validate(),
             SourceConfig::Stdin(c) => c.validate(),
+            SourceConfig::Kafka(c) => c.validate(),
         }
     }
 
@@ -42,6 +47,7 @@ impl SourceConfig {
             SourceConfig::Generate(c) => Box::new(c.build()?),
             SourceConfig::File(c) => Box::new(c.build(base_dir)?),
             SourceConfig::Stdin(c) => Box::new(c.build()?),
+            SourceConfig::Kafka(c) => Box::new(c.build()?),
         })
     }
 
@@ -55,6 +61,7 @@ impl SourceConfig {
             "generate" => GenerateSourceConfig::deserialize(de).err(),
             "file" => FileSourceConfig::deserialize(de).err(),
             "stdin" => StdinSourceConfig::deserialize(de).err(),
+            "kafka" => KafkaSourceConfig::deserialize(de).err(),
             _ => None,
         }
     }
@@ -72,6 +79,8 @@ pub enum SinkConfig {
     Stderr(StdoutSinkConfig),
     /// A file ([`FileSinkConfig`]).
     File(FileSinkConfig),
+    /// A Kafka topic ([`KafkaSinkConfig`]).
+    Kafka(KafkaSinkConfig),
 }
 
 impl SinkConfig {
@@ -79,6 +88,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Stdout(c) | SinkConfig::Stderr(c) => c.validate(),
             SinkConfig::File(c) => c.validate(),
+            SinkConfig::Kafka(c) => c.validate(),
         }
     }
 
@@ -88,6 +98,7 @@ impl SinkConfig {
             SinkConfig::Stdout(c) => Box::new(c.build_stdout()),
             SinkConfig::Stderr(c) => Box::new(c.build_stderr()),
             SinkConfig::File(c) => Box::new(c.build(base_dir)?),
+            SinkConfig::Kafka(c) => Box::new(c.build()?),
         })
     }
 
@@ -98,6 +109,7 @@ impl SinkConfig {
         match ty {
             "stdout" | "stderr" => StdoutSinkConfig::deserialize(de).err(),
             "file" => FileSinkConfig::deserialize(de).err(),
+            "kafka" => KafkaSinkConfig::deserialize(de).err(),
             _ => None,
         }
     }

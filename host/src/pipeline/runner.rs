@@ -289,10 +289,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Sends each finished batch's outputs to their sinks, in batch order.
-async fn fan_out(
-    mut rx: mpsc::Receiver<Batch>,
-    sinks: BTreeMap<String, mpsc::Sender<SinkBatch>>,
-) {
+async fn fan_out(mut rx: mpsc::Receiver<Batch>, sinks: BTreeMap<String, mpsc::Sender<SinkBatch>>) {
     while let Some(batch) = rx.recv().await {
         let Batch {
             events,

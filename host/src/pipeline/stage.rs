@@ -118,7 +118,9 @@ impl Stage {
 
     fn dead_all(&self, inputs: &[Event], reason: &str, batch: &mut Batch) {
         for event in inputs {
-            batch.dead.push(self.dead(event.clone(), reason.to_string()));
+            batch
+                .dead
+                .push(self.dead(event.clone(), reason.to_string()));
         }
         self.stats.record_dead(inputs.len());
     }
@@ -154,7 +156,9 @@ impl Stage {
                 self.stats.record_fault(&fault);
                 if inputs.len() == 1 {
                     tracing::warn!(stage = %self.spec.name, position = %inputs[0].position, reason = %fault, "poison event isolated");
-                    batch.dead.push(self.dead(inputs[0].clone(), fault.to_string()));
+                    batch
+                        .dead
+                        .push(self.dead(inputs[0].clone(), fault.to_string()));
                     self.stats.record_dead(1);
                     if self.breaker.record_fault(std::time::Instant::now()) {
                         let reason = self.breaker.reason();

@@ -186,13 +186,13 @@ impl PluginEngine {
             name: name.to_string(),
             reason: format!("{e:#}"),
         })?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| PluginError::Incompatible {
-                name: name.to_string(),
-                reason: format!("{e:#}"),
-            })?;
+        let pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| PluginError::Incompatible {
+                    name: name.to_string(),
+                    reason: format!("{e:#}"),
+                })?;
         let pre = TransformPre::new(pre).map_err(|e| PluginError::Incompatible {
             name: name.to_string(),
             reason: format!("{e:#}"),

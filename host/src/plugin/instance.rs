@@ -97,13 +97,14 @@ impl PluginInstance {
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
         arm(&mut store, &config.limits, fueled);
-        let transform = plugin
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| PluginError::Incompatible {
-                name: plugin.name.to_string(),
-                reason: format!("instantiation failed: {e:#}"),
-            })?;
+        let transform =
+            plugin
+                .pre
+                .instantiate(&mut store)
+                .map_err(|e| PluginError::Incompatible {
+                    name: plugin.name.to_string(),
+                    reason: format!("instantiation failed: {e:#}"),
+                })?;
         Ok(Self {
             store,
             transform,
@@ -158,7 +159,11 @@ impl PluginInstance {
 fn arm(store: &mut Store<StoreState>, limits: &LimitsConfig, fueled: bool) {
     store.set_epoch_deadline(deadline_ticks(limits));
     if fueled {
-        let fuel = if limits.fuel == 0 { u64::MAX } else { limits.fuel };
+        let fuel = if limits.fuel == 0 {
+            u64::MAX
+        } else {
+            limits.fuel
+        };
         // Only fails when the engine does not count fuel, which `fueled` rules out.
         let _ = store.set_fuel(fuel);
     }

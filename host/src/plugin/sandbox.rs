@@ -55,7 +55,9 @@ impl GrantsConfig {
     pub fn validate(&self) -> Result<(), String> {
         for (i, d) in self.dirs.iter().enumerate() {
             if !d.guest.starts_with('/') {
-                return Err(format!("dirs[{i}].guest: must be an absolute guest path like `/data`"));
+                return Err(format!(
+                    "dirs[{i}].guest: must be an absolute guest path like `/data`"
+                ));
             }
         }
         for (i, name) in self.env.iter().enumerate() {
@@ -271,7 +273,11 @@ mod tests {
             }],
             env: vec![],
         };
-        assert!(grants.validate().is_err_and(|e| e.contains("dirs[0].guest")));
+        assert!(
+            grants
+                .validate()
+                .is_err_and(|e| e.contains("dirs[0].guest"))
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod jsonl;
+pub mod kafka;
 pub mod stdout;
 pub mod writer;
 

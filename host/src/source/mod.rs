@@ -6,6 +6,7 @@
 
 pub mod file;
 pub mod generate;
+pub mod kafka;
 pub mod lines;
 pub mod stdin;
 

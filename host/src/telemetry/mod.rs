@@ -69,7 +69,10 @@ pub struct PipelineStats {
 impl PipelineStats {
     pub fn new(outputs: impl IntoIterator<Item = String>, stages: &[String]) -> Self {
         Self {
-            outputs: outputs.into_iter().map(|n| (n, AtomicU64::new(0))).collect(),
+            outputs: outputs
+                .into_iter()
+                .map(|n| (n, AtomicU64::new(0)))
+                .collect(),
             stages: stages
                 .iter()
                 .map(|s| (s.clone(), Arc::new(StageStats::default())))

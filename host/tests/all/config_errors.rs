@@ -62,7 +62,8 @@ fn wrong_type_names_field_and_line() {
 #[test]
 fn a_missing_default_output_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let toml = "[source]\ntype = \"file\"\npath = \"in.jsonl\"\n[outputs.alerts]\ntype = \"stdout\"\n";
+    let toml =
+        "[source]\ntype = \"file\"\npath = \"in.jsonl\"\n[outputs.alerts]\ntype = \"stdout\"\n";
     let err = run_failing(tmp.path(), toml);
     assert!(err.contains("outputs") && err.contains("default"), "{err}");
 }
@@ -86,7 +87,10 @@ fn a_file_that_is_not_a_component_is_refused_with_the_reason() {
     std::fs::write(dir.join("bogus.wasm"), b"definitely not wasm").expect("write");
     // A core module (not a component): the header of an empty module.
     std::fs::write(dir.join("core.wasm"), b"\0asm\x01\0\0\0").expect("write");
-    for (plugin, expect) in [("bogus", "magic bytes"), ("core", "core WebAssembly module")] {
+    for (plugin, expect) in [
+        ("bogus", "magic bytes"),
+        ("core", "core WebAssembly module"),
+    ] {
         let toml = format!(
             "[source]\ntype = \"file\"\npath = \"in.jsonl\"\n[[stages]]\nname = \"s\"\nplugin = \"{plugin}\"\n{GOOD_TAIL}"
         );
@@ -104,5 +108,8 @@ fn bad_params_are_refused_by_the_plugin_init() {
     );
     let err = run_failing(tmp.path(), &toml);
     assert!(err.contains("init refused"), "{err}");
-    assert!(err.contains("threshold") || err.contains("invalid type"), "{err}");
+    assert!(
+        err.contains("threshold") || err.contains("invalid type"),
+        "{err}"
+    );
 }

@@ -3,7 +3,9 @@
 
 mod cache;
 mod config_errors;
+mod kafka;
 mod pipeline;
 mod plugin_cli;
+mod sandbox;
 mod shutdown;
 mod support;

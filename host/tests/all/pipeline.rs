@@ -18,7 +18,9 @@ fn write_input(path: &Path) {
         }
         let amount = (i as f64) * 150.0;
         let poison = i == 3 || i == 8;
-        lines.push(format!(r#"{{"id":{i},"amount":{amount},"poison":{poison}}}"#));
+        lines.push(format!(
+            r#"{{"id":{i},"amount":{amount},"poison":{poison}}}"#
+        ));
     }
     std::fs::write(path, lines.join("\n") + "\n").expect("write input");
 }
@@ -106,8 +108,13 @@ fn routes_outputs_and_dead_letters_exactly() {
         .find(|r| r["headers"].get("weir.stage").is_none())
         .expect("the invalid line is dead-lettered");
     assert_eq!(source_reject["source"]["offset"], 6);
-    let reason = source_reject["headers"]["weir.error"].as_str().expect("reason");
-    assert!(reason.contains("invalid JSON") && reason.contains("line 7"), "{reason}");
+    let reason = source_reject["headers"]["weir.error"]
+        .as_str()
+        .expect("reason");
+    assert!(
+        reason.contains("invalid JSON") && reason.contains("line 7"),
+        "{reason}"
+    );
 
     let mut poison: Vec<&Value> = dlq
         .iter()
@@ -121,9 +128,16 @@ fn routes_outputs_and_dead_letters_exactly() {
         assert_eq!(r["headers"]["weir.plugin"], "fail-some");
         assert_eq!(r["headers"]["weir.source.offset"], id.to_string());
         assert_eq!(r["headers"]["weir.source.stream"], "in.jsonl");
-        let version = r["headers"]["weir.plugin.version"].as_str().expect("version");
+        let version = r["headers"]["weir.plugin.version"]
+            .as_str()
+            .expect("version");
         assert_eq!(version.len(), 64, "a SHA-256 content hash");
-        assert!(r["headers"]["weir.error"].as_str().expect("reason").contains("poison"));
+        assert!(
+            r["headers"]["weir.error"]
+                .as_str()
+                .expect("reason")
+                .contains("poison")
+        );
     }
 }
 
@@ -145,7 +159,11 @@ fn an_unknown_route_is_a_dead_letter_not_a_loss() {
         .arg(dir.join("pipeline.toml"))
         .output()
         .expect("run weir");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         ids(&read_jsonl(&dir.join("out/default.jsonl"))),
         vec![0, 1, 2, 4, 5, 7, 9, 10, 11]

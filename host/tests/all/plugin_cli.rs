@@ -35,7 +35,10 @@ fn plugin_test_prints_outputs_routes_and_errors() {
     assert!(out.contains("line 2 -> alerts"), "{out}");
     assert!(!out.contains("line 1 -> alerts"), "{out}");
     assert!(out.contains("rejected line 3: invalid JSON"), "{out}");
-    assert!(out.contains("3 inputs -> 4 outputs (alerts 1, default 3), 1 errors"), "{out}");
+    assert!(
+        out.contains("3 inputs -> 4 outputs (alerts 1, default 3), 1 errors"),
+        "{out}"
+    );
 
     let (ok, out, err) = stdout_of(
         weir()
@@ -46,7 +49,10 @@ fn plugin_test_prints_outputs_routes_and_errors() {
     );
     assert!(ok, "{err}");
     assert!(out.contains("line 4 -> ERROR: poison"), "{out}");
-    assert!(out.contains("3 inputs -> 2 outputs (default 2), 2 errors"), "{out}");
+    assert!(
+        out.contains("3 inputs -> 2 outputs (default 2), 2 errors"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -71,8 +77,14 @@ fn plugin_test_on_a_bad_file_fails_clearly() {
 fn inspect_shows_the_interface_and_verdict() {
     let (ok, out, err) = stdout_of(weir().args(["plugin", "inspect"]).arg(plugin("upper")));
     assert!(ok, "{err}");
-    assert!(out.contains("exports:\n  weir:plugin/transformer@0.1.0"), "{out}");
-    assert!(out.contains("weir:plugin/log@0.1.0") || out.contains("imports:"), "{out}");
+    assert!(
+        out.contains("exports:\n  weir:plugin/transformer@0.1.0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("weir:plugin/log@0.1.0") || out.contains("imports:"),
+        "{out}"
+    );
     assert!(out.contains("runs on this host: yes"), "{out}");
 
     // An empty component: valid WebAssembly, but it exports nothing.
@@ -82,7 +94,10 @@ fn inspect_shows_the_interface_and_verdict() {
     let (ok, out, _) = stdout_of(weir().args(["plugin", "inspect"]).arg(&empty));
     assert!(!ok, "an empty component cannot run");
     assert!(out.contains("runs on this host: no"), "{out}");
-    assert!(out.contains("transformer"), "the reason names the missing export: {out}");
+    assert!(
+        out.contains("transformer"),
+        "the reason names the missing export: {out}"
+    );
 
     let core = tmp.path().join("core.wasm");
     std::fs::write(&core, b"\0asm\x01\0\0\0").expect("write");
@@ -105,9 +120,17 @@ fn new_scaffolds_a_plugin_that_builds_and_runs() {
     assert!(crate_dir.join("Cargo.toml").is_file());
 
     // Refuses to overwrite, and refuses bad names.
-    let (ok, _, err) = stdout_of(weir().args(["plugin", "new", "my-enricher", "--dir"]).arg(tmp.path()));
+    let (ok, _, err) = stdout_of(
+        weir()
+            .args(["plugin", "new", "my-enricher", "--dir"])
+            .arg(tmp.path()),
+    );
     assert!(!ok && err.contains("already exists"), "{err}");
-    let (ok, _, err) = stdout_of(weir().args(["plugin", "new", "Bad Name", "--dir"]).arg(tmp.path()));
+    let (ok, _, err) = stdout_of(
+        weir()
+            .args(["plugin", "new", "Bad Name", "--dir"])
+            .arg(tmp.path()),
+    );
     assert!(!ok && err.contains("not a valid plugin name"), "{err}");
 
     let out_dir = tmp.path().join("plugins");
@@ -131,7 +154,13 @@ fn new_scaffolds_a_plugin_that_builds_and_runs() {
 
     let input = tmp.path().join("events.jsonl");
     std::fs::write(&input, "{\"amount\": 5}\n").expect("write");
-    let (ok, out, err) = stdout_of(weir().args(["plugin", "test"]).arg(&wasm).arg("--input").arg(&input));
+    let (ok, out, err) = stdout_of(
+        weir()
+            .args(["plugin", "test"])
+            .arg(&wasm)
+            .arg("--input")
+            .arg(&input),
+    );
     assert!(ok, "{err}");
     assert!(out.contains("1 inputs -> 1 outputs"), "{out}");
 }

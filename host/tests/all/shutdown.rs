@@ -52,8 +52,14 @@ path = "dlq.jsonl"
     let out = dir.join("out.jsonl");
     let started = Instant::now();
     while std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) < 1_000_000 {
-        assert!(started.elapsed() < Duration::from_secs(60), "no output after 60 s");
-        assert!(child.try_wait().expect("poll").is_none(), "weir exited early");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no output after 60 s"
+        );
+        assert!(
+            child.try_wait().expect("poll").is_none(),
+            "weir exited early"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let status = std::process::Command::new("kill")
@@ -67,7 +73,10 @@ path = "dlq.jsonl"
         if let Some(s) = child.try_wait().expect("poll") {
             break s;
         }
-        assert!(Instant::now() < deadline, "weir did not stop within 30 s of SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "weir did not stop within 30 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut stderr = String::new();
@@ -93,7 +102,10 @@ path = "dlq.jsonl"
     assert_eq!(per_partition.len(), 4);
     for (p, offsets) in &per_partition {
         let expected: Vec<i64> = (0..offsets.len() as i64).collect();
-        assert_eq!(offsets, &expected, "partition {p}: gap, duplicate or reordering");
+        assert_eq!(
+            offsets, &expected,
+            "partition {p}: gap, duplicate or reordering"
+        );
     }
     let read = stderr
         .lines()

@@ -22,6 +22,7 @@ const PLUGINS: &[&str] = &[
     "router",
     "tagger",
     "batch-count",
+    "hostile",
 ];
 
 fn target_dir() -> PathBuf {
@@ -40,7 +41,9 @@ fn built() -> &'static Path {
         for p in PLUGINS {
             cmd.args(["-p", p]);
         }
-        let status = cmd.status().expect("running cargo to build the test plugins");
+        let status = cmd
+            .status()
+            .expect("running cargo to build the test plugins");
         assert!(status.success(), "building the test plugins failed");
         target_dir().join("wasm32-wasip2").join("release")
     })
@@ -72,10 +75,138 @@ pub fn weir() -> Command {
 
 /// Reads a JSON-lines file into values.
 pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
         .collect()
+}
+
+/// The tansu broker binary: `$WEIR_TANSU`, else what `scripts/tansu.sh path`
+/// finds (unpacking `../shared/bin/tansu.gz` into `~/.cache/weir/tansu/`, a
+/// `tansu` on the PATH, or building it with `cargo install`).
+pub fn tansu() -> &'static Path {
+    static TANSU: OnceLock<PathBuf> = OnceLock::new();
+    TANSU.get_or_init(|| {
+        if let Some(path) = std::env::var_os("WEIR_TANSU") {
+            return PathBuf::from(path);
+        }
+        let out = Command::new("bash")
+            .arg(workspace().join("scripts").join("tansu.sh"))
+            .arg("path")
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("running scripts/tansu.sh path");
+        assert!(out.status.success(), "scripts/tansu.sh path failed");
+        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        assert!(path.is_file(), "no tansu binary at {}", path.display());
+        path
+    })
+}
+
+/// A tansu broker on 127.0.0.1 with its data in a temporary folder, killed
+/// when dropped.
+pub struct Broker {
+    pub port: u16,
+    storage: String,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl Broker {
+    /// A broker with `sqlite://` storage (survives a restart).
+    pub fn sqlite() -> Self {
+        Self::start_with("sqlite://tansu.db")
+    }
+
+    /// A broker with `memory://` storage (fast; only for runs from offset 0).
+    pub fn memory() -> Self {
+        Self::start_with("memory://tansu/")
+    }
+
+    fn start_with(storage: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut broker = Self {
+            port,
+            storage: storage.to_owned(),
+            dir: tempfile::tempdir().expect("broker tempdir"),
+            child: None,
+        };
+        broker.start();
+        broker
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)starts the broker on its port with its data folder.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "broker already running");
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("tansu.log"))
+            .expect("broker log");
+        let child = Command::new(tansu())
+            .current_dir(self.dir.path())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", &self.storage])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting tansu");
+        self.child = Some(child);
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "tansu did not listen within 20 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the broker (SIGKILL); `start` brings it back with its data.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Creates a topic.
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let status = Command::new(tansu())
+            .args(["topic", "create", name, "--broker"])
+            .arg(format!("tcp://127.0.0.1:{}", self.port))
+            .args(["--partitions", &partitions.to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("tansu topic create");
+        assert!(status.success(), "creating topic {name} failed");
+    }
+
+    /// The broker's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

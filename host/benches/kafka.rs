@@ -1,0 +1,350 @@
+//! Kafka → WASM map (the `upper` plugin) → Kafka, events/s, against a bare
+//! rdkafka consume → produce loop with no processing (the client-and-broker
+//! limit): same broker (tansu, `memory://` storage so the broker is not the
+//! bottleneck), same input topic, same run, each from offset 0 with a fresh
+//! group. Throughput is measured the same way for both: from the first to the
+//! last record arriving in the output topic (a reader thread). At the end the
+//! weir group's lag (produced − committed, per partition) must be 0.
+//!
+//! Run: `cargo bench -p weir --bench kafka` (starts its own broker; finds it
+//! like scripts/tansu.sh: `$WEIR_TANSU`, ../shared/bin/tansu.gz, PATH, build).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+const N: u64 = 300_000;
+const PARTITIONS: i32 = 4;
+const EVENT_SIZE: usize = 100;
+const ROUNDS: usize = 2;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn tansu() -> PathBuf {
+    if let Some(p) = std::env::var_os("WEIR_TANSU") {
+        return PathBuf::from(p);
+    }
+    let out = Command::new("bash")
+        .arg(workspace().join("scripts/tansu.sh"))
+        .arg("path")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/tansu.sh path");
+    assert!(out.status.success(), "no tansu broker");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+struct Broker {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    fn memory() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu())
+            .current_dir(dir.path())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t.elapsed() < Duration::from_secs(20), "tansu did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn topic(&self, name: &str, partitions: i32) {
+        let status = Command::new(tansu())
+            .args(["topic", "create", name, "--broker"])
+            .arg(format!("tcp://{}", self.addr()))
+            .args(["--partitions", &partitions.to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .expect("tansu topic create");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn build_upper() -> PathBuf {
+    let target = workspace().join("target").join("test-plugins");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(workspace())
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
+        .args(["-p", "upper"])
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("cargo");
+    assert!(status.success(), "building the upper plugin failed");
+    target.join("wasm32-wasip2/release/upper.wasm")
+}
+
+fn produce_input(broker: &Broker) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .set("linger.ms", "20")
+        .create()
+        .expect("producer");
+    for i in 0..N {
+        let key = format!("user-{}", i % 977);
+        let head = format!("{{\"id\":{i},\"payload\":\"");
+        let value = format!("{head}{}\"}}", "x".repeat(EVENT_SIZE - head.len() - 2));
+        let mut record = BaseRecord::to("in")
+            .partition((i % PARTITIONS as u64) as i32)
+            .key(&key)
+            .payload(&value);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(5));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(120)).expect("flush");
+}
+
+/// Watches `topic` from offset 0; returns the time between the first and the
+/// `N`th record.
+fn watch(addr: String, topic: String) -> std::thread::JoinHandle<Duration> {
+    std::thread::spawn(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &addr)
+            .set("group.id", "bench-watcher")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("watcher");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            tpl.add_partition_offset(&topic, p, Offset::Beginning)
+                .expect("tpl");
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut first = None;
+        let mut seen = 0u64;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while seen < N {
+            assert!(Instant::now() < deadline, "only {seen} records in {topic}");
+            if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+                first.get_or_insert_with(Instant::now);
+                seen += 1;
+            }
+        }
+        first.map(|f| f.elapsed()).unwrap_or_default()
+    })
+}
+
+/// The bare loop: poll, produce the same key/value/timestamp, no processing.
+fn bare(broker: &Broker, out: &str, group: &str) -> f64 {
+    let watcher = watch(broker.addr(), out.to_owned());
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["in"]).expect("subscribe");
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let mut n = 0;
+    while n < N {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let mut record = BaseRecord::to(out)
+                    .payload(m.payload().unwrap_or_default())
+                    .key(m.key().unwrap_or_default());
+                if let Some(ts) = m.timestamp().to_millis() {
+                    record = record.timestamp(ts);
+                }
+                loop {
+                    match producer.send(record) {
+                        Ok(()) => break,
+                        Err((_, back)) => {
+                            record = back;
+                            producer.poll(Duration::from_millis(1));
+                        }
+                    }
+                }
+                producer.poll(Duration::ZERO);
+                n += 1;
+            }
+            Some(Err(e)) => eprintln!("bare loop: {e}"),
+            None => {}
+        }
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    let took = watcher.join().expect("watcher");
+    N as f64 / took.as_secs_f64()
+}
+
+/// weir in-process: kafka source → upper → kafka sink. Returns (events/s,
+/// lag per partition at the end).
+fn weir_run(broker: &Broker, plugin_dir: &Path, out: &str, group: &str) -> (f64, Vec<i64>) {
+    let watcher = watch(broker.addr(), out.to_owned());
+    let toml = format!(
+        r#"
+name = "bench"
+plugin_dir = "{plugins}"
+cache_dir = "{cache}"
+[source]
+type = "kafka"
+brokers = "{addr}"
+topics = ["in"]
+group_id = "{group}"
+[batch]
+max_events = 1024
+max_wait_ms = 20
+[[stages]]
+name = "upper"
+plugin = "upper"
+[outputs.default]
+type = "kafka"
+brokers = "{addr}"
+topic = "{out}"
+"#,
+        plugins = plugin_dir.display(),
+        cache = plugin_dir.join("../cache").display(),
+        addr = broker.addr(),
+    );
+    let config = weir::config::PipelineConfig::from_str(&toml, plugin_dir).expect("config");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stop = CancellationToken::new();
+    let done = Arc::new(AtomicBool::new(false));
+    let took = {
+        let (stop, done) = (stop.clone(), done.clone());
+        std::thread::spawn(move || {
+            let took = watcher.join().expect("watcher");
+            done.store(true, Ordering::SeqCst);
+            stop.cancel();
+            took
+        })
+    };
+    let summary = runtime.block_on(async {
+        let pipeline = weir::app::build(&config).expect("build the pipeline");
+        pipeline.run(stop).await.expect("run")
+    });
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    let took = took.join().expect("timer");
+    assert!(done.load(Ordering::SeqCst));
+    assert_eq!(
+        summary.chunks_failed + summary.chunks_unacked,
+        0,
+        "{summary:?}"
+    );
+    // Lag: produced − committed per partition (memory:// storage answers
+    // latest-offset queries wrongly, so the produced counts are the truth).
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition("in", p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(20))
+        .expect("committed");
+    let lag = (0..PARTITIONS)
+        .map(|p| {
+            let c = match committed.find_partition("in", p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => 0,
+            };
+            N as i64 / PARTITIONS as i64 - c
+        })
+        .collect();
+    (N as f64 / took.as_secs_f64(), lag)
+}
+
+fn main() {
+    let upper = build_upper();
+    let work = tempfile::tempdir().expect("tempdir");
+    let plugins = work.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugins dir");
+    std::fs::copy(&upper, plugins.join("upper.wasm")).expect("copy plugin");
+
+    let broker = Broker::memory();
+    broker.topic("in", PARTITIONS);
+    for r in 0..ROUNDS {
+        broker.topic(&format!("bare-out-{r}"), PARTITIONS);
+        broker.topic(&format!("weir-out-{r}"), PARTITIONS);
+    }
+    let t = Instant::now();
+    produce_input(&broker);
+    println!(
+        "kafka bench: {N} events of {EVENT_SIZE} B in {PARTITIONS} partitions produced in {:.1} s (tansu memory://)",
+        t.elapsed().as_secs_f64()
+    );
+    let (mut best_bare, mut best_weir) = (0f64, 0f64);
+    for r in 0..ROUNDS {
+        let b = bare(&broker, &format!("bare-out-{r}"), &format!("bare-{r}"));
+        println!("round {r}: bare rdkafka consume→produce   {b:>10.0} events/s");
+        let (w, lag) = weir_run(
+            &broker,
+            &plugins,
+            &format!("weir-out-{r}"),
+            &format!("weir-{r}"),
+        );
+        println!("round {r}: weir kafka → upper.wasm → kafka {w:>10.0} events/s, end lag {lag:?}");
+        assert!(lag.iter().all(|l| *l == 0), "lag at the end: {lag:?}");
+        best_bare = best_bare.max(b);
+        best_weir = best_weir.max(w);
+    }
+    println!(
+        "best: bare {best_bare:.0} events/s, weir {best_weir:.0} events/s, ratio {:.2}x (target >= 0.8x); lag 0 at the end",
+        best_weir / best_bare
+    );
+}

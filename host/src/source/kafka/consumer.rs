@@ -1,0 +1,330 @@
+//! The consumer thread and its librdkafka context (rebalance and commit
+//! callbacks, statistics, logs).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use super::tracker::TopicPartition;
+use super::{Buffered, Shared};
+use crate::event::{Event, Header, Position, now_ms};
+use crate::source::SourceError;
+
+/// Records taken per poll round (under one lock).
+pub(super) const POLL_BATCH: usize = 512;
+/// How long one poll waits; also how often the thread checks for close and
+/// stores offsets.
+const POLL_WAIT: Duration = Duration::from_millis(50);
+
+pub(super) struct Context {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for Context {
+    fn stats(&self, statistics: Statistics) {
+        self.shared.stats.record(&statistics);
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", fac, "{log_message}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{log_message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", error = %error, "kafka consumer: {reason}");
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    tpl.elements()
+        .iter()
+        .map(|e| (Arc::from(e.topic()), e.partition()))
+        .collect()
+}
+
+impl Context {
+    /// A revocation: drops buffered records of the revoked partitions, waits
+    /// (at most `revoke_timeout`) until their in-flight chunks are
+    /// acknowledged, then commits their delivered prefix synchronously.
+    fn revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let tps = partitions(tpl);
+        let deadline = Instant::now() + self.shared.revoke_timeout;
+        let mut st = self.shared.lock();
+        st.buffer.retain(|b| !tps.contains(&b.tp));
+        let started = Instant::now();
+        loop {
+            let inflight = st.tracker.inflight(&tps);
+            if inflight == 0 {
+                break;
+            }
+            let now = Instant::now();
+            if st.closing || now >= deadline {
+                tracing::warn!(
+                    chunks = inflight,
+                    "revocation: in-flight events of the revoked partitions were not acknowledged in time; they may be processed twice"
+                );
+                break;
+            }
+            st = match self.shared.acked.wait_timeout(st, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        let commits: Vec<(TopicPartition, i64)> = tps
+            .iter()
+            .filter_map(|tp| st.tracker.committable(tp).map(|o| (tp.clone(), o)))
+            .collect();
+        st.tracker.revoke(&tps);
+        drop(st);
+        tracing::info!(
+            partitions = tps.len(),
+            waited_ms = started.elapsed().as_millis() as u64,
+            "partitions revoked"
+        );
+        for (t, p) in &tps {
+            self.shared.stats.set_assigned(t, *p, false);
+        }
+        commit(consumer, &commits, &self.shared);
+    }
+}
+
+/// Commits these offsets synchronously; failures are logged (the records
+/// will be read again: at-least-once).
+fn commit<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    offsets: &[(TopicPartition, i64)],
+    shared: &Shared,
+) {
+    if offsets.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::with_capacity(offsets.len());
+    for ((t, p), o) in offsets {
+        if let Err(e) = tpl.add_partition_offset(t, *p, Offset::Offset(*o)) {
+            tracing::warn!(error = %e, "bad offset");
+        }
+    }
+    match consumer.commit(&tpl, CommitMode::Sync) {
+        Ok(()) => {
+            for ((t, p), o) in offsets {
+                shared.stats.set_committed(t, *p, *o);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "committing offsets failed"),
+    }
+}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let tps = partitions(tpl);
+                tracing::info!(partitions = ?tps.iter().map(|(t, p)| format!("{t}[{p}]")).collect::<Vec<_>>(), "partitions assigned");
+                for (t, p) in &tps {
+                    self.shared.stats.set_assigned(t, *p, true);
+                }
+                let mut st = self.shared.lock();
+                st.tracker.assign(tps);
+                st.rebalanced = true;
+            }
+            Rebalance::Revoke(tpl) => self.revoke(consumer, tpl),
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => {
+                for e in offsets.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        self.shared.stats.set_committed(e.topic(), e.partition(), o);
+                    }
+                }
+            }
+            Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!(error = %e, "offset commit failed"),
+        }
+    }
+}
+
+/// Creates the consumer, subscribes, and starts the polling thread.
+pub(super) fn spawn(
+    config: ClientConfig,
+    topics: &[&str],
+    shared: Arc<Shared>,
+) -> Result<std::thread::JoinHandle<()>, SourceError> {
+    let consumer: BaseConsumer<Context> = config
+        .create_with_context(Context {
+            shared: shared.clone(),
+        })
+        .map_err(|e| SourceError::Other(format!("cannot create the Kafka consumer: {e}")))?;
+    consumer
+        .subscribe(topics)
+        .map_err(|e| SourceError::Other(format!("cannot subscribe to {topics:?}: {e}")))?;
+    std::thread::Builder::new()
+        .name("weir-kafka-consumer".into())
+        .spawn(move || run(consumer, shared))
+        .map_err(|e| SourceError::Io {
+            context: "cannot start the Kafka consumer thread".into(),
+            source: e,
+        })
+}
+
+/// Converts a record to an event (copies key, value and headers).
+fn to_event(msg: &BorrowedMessage<'_>, topics: &mut HashMap<String, Arc<str>>) -> Event {
+    let topic = match topics.get(msg.topic()) {
+        Some(t) => t.clone(),
+        None => {
+            let t: Arc<str> = Arc::from(msg.topic());
+            topics.insert(msg.topic().to_owned(), t.clone());
+            t
+        }
+    };
+    let headers = msg
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| Header::new(h.key, Bytes::copy_from_slice(h.value.unwrap_or_default())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Event {
+        key: msg.key().map(Bytes::copy_from_slice),
+        value: Bytes::copy_from_slice(msg.payload().unwrap_or_default()),
+        timestamp_ms: msg.timestamp().to_millis().unwrap_or_else(now_ms),
+        headers,
+        position: Position::new(topic, msg.partition(), msg.offset()),
+    }
+}
+
+fn run(consumer: BaseConsumer<Context>, shared: Arc<Shared>) {
+    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    let mut paused = false;
+    let mut polled: Vec<Event> = Vec::with_capacity(POLL_BATCH);
+    loop {
+        // Offsets to store, close, backpressure.
+        let (dirty, closing, buffered, rebalanced) = {
+            let mut st = shared.lock();
+            let rebalanced = std::mem::take(&mut st.rebalanced);
+            (
+                st.tracker.take_dirty(),
+                st.closing,
+                st.buffer.len(),
+                rebalanced,
+            )
+        };
+        store(&consumer, &dirty);
+        if closing {
+            break;
+        }
+        if paused && rebalanced {
+            // Newly assigned partitions start unpaused.
+            set_paused(&consumer, true);
+        }
+        if !paused && buffered >= shared.buffer_events {
+            set_paused(&consumer, true);
+            paused = true;
+        } else if paused && buffered <= shared.buffer_events / 2 {
+            set_paused(&consumer, false);
+            paused = false;
+        }
+
+        // Poll a round of records (rebalances are served in here).
+        let mut wait = POLL_WAIT;
+        while polled.len() < POLL_BATCH {
+            match consumer.poll(wait) {
+                None => break,
+                Some(Ok(msg)) => polled.push(to_event(&msg, &mut topics)),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "kafka consumer error");
+                    break;
+                }
+            }
+            wait = Duration::ZERO;
+        }
+        if polled.is_empty() {
+            continue;
+        }
+        {
+            let mut st = shared.lock();
+            for event in polled.drain(..) {
+                let tp: TopicPartition = (event.position.stream.clone(), event.position.partition);
+                // Records come from assigned partitions only (rebalances
+                // run on this thread, inside poll).
+                if let Some(generation) = st.tracker.generation(&tp) {
+                    st.buffer.push_back(Buffered {
+                        event,
+                        tp,
+                        generation,
+                    });
+                }
+            }
+        }
+        shared.data.notify_one();
+    }
+
+    // Closing: commit the delivered prefix, then close the consumer here
+    // (a blocking call; the revocation it triggers does not wait).
+    let commits: Vec<(TopicPartition, i64)> = {
+        let st = shared.lock();
+        st.tracker
+            .owned()
+            .into_iter()
+            .filter_map(|tp| st.tracker.committable(&tp).map(|o| (tp, o)))
+            .collect()
+    };
+    commit(&consumer, &commits, &shared);
+    drop(consumer);
+    shared.lock().done = true;
+    shared.data.notify_one();
+    tracing::debug!("kafka consumer closed");
+}
+
+fn store<C: ConsumerContext>(consumer: &BaseConsumer<C>, offsets: &[(TopicPartition, i64)]) {
+    if offsets.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::with_capacity(offsets.len());
+    for ((t, p), o) in offsets {
+        if tpl.add_partition_offset(t, *p, Offset::Offset(*o)).is_err() {
+            continue;
+        }
+    }
+    if let Err(e) = consumer.store_offsets(&tpl) {
+        // A partition revoked in between: its new owner reads it again.
+        tracing::debug!(error = %e, "storing offsets failed");
+    }
+}
+
+fn set_paused<C: ConsumerContext>(consumer: &BaseConsumer<C>, pause: bool) {
+    let Ok(assignment) = consumer.assignment() else {
+        return;
+    };
+    let result = if pause {
+        consumer.pause(&assignment)
+    } else {
+        consumer.resume(&assignment)
+    };
+    match result {
+        Ok(()) => tracing::debug!(pause, "kafka source backpressure"),
+        Err(e) => tracing::warn!(error = %e, pause, "pausing/resuming partitions failed"),
+    }
+}

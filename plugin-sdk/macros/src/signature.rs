@@ -1,0 +1,835 @@
+//! Syntactic validation of the functions the attributes are put on.
+//!
+//! The checks are syntactic (a type alias of `Event` is refused) so that a wrong
+//! signature gets a clear error pointing at the offending type; the expansion
+//! also asserts the exact function type as a backstop.
+
+use syn::spanned::Spanned;
+use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type};
+
+/// The shape of an entry point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Map,
+    Filter,
+    FlatMap,
+    Batch,
+}
+
+impl Kind {
+    pub(crate) fn attribute(self) -> &'static str {
+        match self {
+            Kind::Map => "#[weir_sdk::map]",
+            Kind::Filter => "#[weir_sdk::filter]",
+            Kind::FlatMap => "#[weir_sdk::flat_map]",
+            Kind::Batch => "#[weir_sdk::batch]",
+        }
+    }
+
+    /// The signature, as the error messages state it.
+    fn expected(self) -> &'static str {
+        match self {
+            Kind::Map => "take `Event` and return `weir_sdk::Result<Event>`",
+            Kind::Filter => "take `&Event` and return `weir_sdk::Result<bool>` or `bool`",
+            Kind::FlatMap => "take `Event` and return `weir_sdk::Result<Vec<Output>>`",
+            Kind::Batch => "take `Vec<Event>` and return `Vec<weir_sdk::Result<Vec<Output>>>`",
+        }
+    }
+
+    fn message(self, detail: &str) -> String {
+        format!(
+            "a {} function must {} (with an optional second parameter `params: &P`){detail}",
+            self.attribute(),
+            self.expected()
+        )
+    }
+}
+
+/// A validated entry point.
+pub(crate) struct Entry {
+    pub(crate) kind: Kind,
+    /// Returns a `Result` (else the value itself, wrapped in `Ok`).
+    pub(crate) fallible: bool,
+    /// `P` of a `params: &P` second parameter.
+    pub(crate) params: Option<Type>,
+}
+
+/// A validated `#[weir_sdk::init]` function.
+pub(crate) struct Init {
+    /// `P` of its `params: P` parameter, if it has one.
+    pub(crate) params: Option<Type>,
+}
+
+fn type_text(ty: Option<&Type>) -> String {
+    ty.map_or_else(|| "-".to_owned(), |t| quote::quote!(#t).to_string())
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("kind", &self.kind)
+            .field("fallible", &self.fallible)
+            .field("params", &type_text(self.params.as_ref()))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Init {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Init")
+            .field("params", &type_text(self.params.as_ref()))
+            .finish()
+    }
+}
+
+fn strip(ty: &Type) -> &Type {
+    match ty {
+        Type::Paren(t) => strip(&t.elem),
+        Type::Group(t) => strip(&t.elem),
+        _ => ty,
+    }
+}
+
+/// The last segment of a plain path type (`a::b::Name<...>`).
+fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
+    match strip(ty) {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
+        _ => None,
+    }
+}
+
+/// `[::]path::Name` without generic arguments.
+fn is_named(ty: &Type, name: &str) -> bool {
+    last_segment(ty).is_some_and(|s| s.ident == name && s.arguments.is_none())
+}
+
+/// The type arguments of `path::Name<A, B...>`.
+fn type_args<'a>(ty: &'a Type, name: &str) -> Option<Vec<&'a Type>> {
+    let segment = last_segment(ty)?;
+    if segment.ident != name {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &segment.arguments else {
+        return None;
+    };
+    args.args
+        .iter()
+        .map(|a| match a {
+            GenericArgument::Type(t) => Some(t),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `Vec<T>`: `T`.
+fn vec_of(ty: &Type) -> Option<&Type> {
+    match type_args(ty, "Vec")?.as_slice() {
+        [t] => Some(t),
+        _ => None,
+    }
+}
+
+/// `Result<T>` or `Result<T, Error>`: `T`.
+fn result_of(ty: &Type) -> Option<&Type> {
+    match type_args(ty, "Result")?.as_slice() {
+        [t] => Some(t),
+        [t, e] if is_named(e, "Error") => Some(t),
+        _ => None,
+    }
+}
+
+fn is_unit(ty: &Type) -> bool {
+    matches!(strip(ty), Type::Tuple(t) if t.elems.is_empty())
+}
+
+fn is_event(ty: &Type) -> bool {
+    is_named(ty, "Event")
+}
+
+fn is_event_ref(ty: &Type) -> bool {
+    matches!(strip(ty), Type::Reference(r) if r.mutability.is_none() && r.lifetime.is_none() && is_event(&r.elem))
+}
+
+fn is_outputs(ty: &Type) -> bool {
+    vec_of(ty).is_some_and(|t| is_named(t, "Output"))
+}
+
+/// Checks what every attributed function must satisfy: a free, synchronous,
+/// safe, non-generic Rust function.
+fn check_plain(attribute: &str, f: &ItemFn) -> syn::Result<()> {
+    let sig = &f.sig;
+    if let Some(token) = &sig.asyncness {
+        return Err(syn::Error::new(
+            token.span(),
+            format!("a {attribute} function cannot be `async`"),
+        ));
+    }
+    if let Some(token) = &sig.unsafety {
+        return Err(syn::Error::new(
+            token.span(),
+            format!("a {attribute} function cannot be `unsafe`"),
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        return Err(syn::Error::new_spanned(
+            abi,
+            format!("a {attribute} function cannot have an `extern` ABI"),
+        ));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        return Err(syn::Error::new_spanned(
+            &sig.generics,
+            format!("a {attribute} function cannot be generic"),
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        return Err(syn::Error::new_spanned(
+            variadic,
+            format!("a {attribute} function cannot be variadic"),
+        ));
+    }
+    if let Some(FnArg::Receiver(receiver)) = sig.inputs.first() {
+        return Err(syn::Error::new_spanned(
+            receiver,
+            format!("a {attribute} function must be a free function, not take `self`"),
+        ));
+    }
+    Ok(())
+}
+
+/// The types of the parameters (receivers were refused by `check_plain`).
+fn param_types(f: &ItemFn) -> Vec<&Type> {
+    f.sig
+        .inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            FnArg::Typed(t) => Some(&*t.ty),
+            FnArg::Receiver(_) => None,
+        })
+        .collect()
+}
+
+/// `&P` of a params parameter: `P`.
+fn params_type(kind: Kind, ty: &Type) -> syn::Result<Type> {
+    let error = || {
+        syn::Error::new_spanned(
+            ty,
+            kind.message(": the second parameter must be the params, `&P` where `P: serde::de::DeserializeOwned + 'static`"),
+        )
+    };
+    let Type::Reference(r) = strip(ty) else {
+        return Err(error());
+    };
+    if r.mutability.is_some() || r.lifetime.is_some() {
+        return Err(error());
+    }
+    match strip(&r.elem) {
+        Type::ImplTrait(_) | Type::Infer(_) | Type::Never(_) | Type::Reference(_) => Err(error()),
+        elem => Ok(elem.clone()),
+    }
+}
+
+/// Validates an entry point (`map`, `filter`, `flat_map`, `batch`).
+pub(crate) fn validate_entry(kind: Kind, f: &ItemFn) -> syn::Result<Entry> {
+    check_plain(kind.attribute(), f)?;
+    let params = param_types(f);
+    let (input, params) = match params.as_slice() {
+        [input] => (*input, None),
+        [input, params] => (*input, Some(params_type(kind, params)?)),
+        _ => {
+            let message = kind.message(&format!(", but it has {} parameters", params.len()));
+            return Err(if f.sig.inputs.is_empty() {
+                syn::Error::new(f.sig.paren_token.span.join(), message)
+            } else {
+                syn::Error::new_spanned(&f.sig.inputs, message)
+            });
+        }
+    };
+    let input_ok = match kind {
+        Kind::Map | Kind::FlatMap => is_event(input),
+        Kind::Filter => is_event_ref(input),
+        Kind::Batch => vec_of(input).is_some_and(is_event),
+    };
+    if !input_ok {
+        return Err(syn::Error::new_spanned(
+            input,
+            kind.message(": this parameter has the wrong type"),
+        ));
+    }
+
+    let ReturnType::Type(_, output) = &f.sig.output else {
+        return Err(syn::Error::new_spanned(
+            &f.sig,
+            kind.message(", but it returns nothing"),
+        ));
+    };
+    let plain_ok = |ty: &Type| match kind {
+        Kind::Map => is_event(ty),
+        Kind::Filter => is_named(ty, "bool"),
+        Kind::FlatMap => is_outputs(ty),
+        Kind::Batch => false,
+    };
+    let fallible = match kind {
+        Kind::Batch => {
+            let ok = vec_of(output).and_then(result_of).is_some_and(is_outputs);
+            if !ok {
+                return Err(syn::Error::new_spanned(
+                    output,
+                    kind.message(": this return type is wrong"),
+                ));
+            }
+            true
+        }
+        _ => match result_of(output) {
+            Some(inner) if plain_ok(inner) => true,
+            Some(inner) => {
+                return Err(syn::Error::new_spanned(
+                    inner,
+                    kind.message(": this type is wrong"),
+                ));
+            }
+            None if plain_ok(output) => false,
+            None => {
+                return Err(syn::Error::new_spanned(
+                    output,
+                    kind.message(": this return type is wrong"),
+                ));
+            }
+        },
+    };
+    Ok(Entry {
+        kind,
+        fallible,
+        params,
+    })
+}
+
+/// Validates a `#[weir_sdk::init]` function: `fn(params: P) -> Result<()>` or
+/// `fn() -> Result<()>`.
+pub(crate) fn validate_init(f: &ItemFn) -> syn::Result<Init> {
+    const ATTRIBUTE: &str = "#[weir_sdk::init]";
+    const EXPECTED: &str = "a #[weir_sdk::init] function must be `fn(params: P) -> weir_sdk::Result<()>` (P: serde::de::DeserializeOwned) or `fn() -> weir_sdk::Result<()>`";
+    check_plain(ATTRIBUTE, f)?;
+    let params = match param_types(f).as_slice() {
+        [] => None,
+        [ty] => match strip(ty) {
+            Type::Reference(_) | Type::ImplTrait(_) | Type::Infer(_) | Type::Never(_) => {
+                return Err(syn::Error::new_spanned(
+                    ty,
+                    format!("{EXPECTED}: the params are passed by value (`params: P`)"),
+                ));
+            }
+            ty => Some(ty.clone()),
+        },
+        _ => {
+            return Err(syn::Error::new_spanned(
+                &f.sig.inputs,
+                format!("{EXPECTED}: too many parameters"),
+            ));
+        }
+    };
+    let ok = match &f.sig.output {
+        ReturnType::Type(_, ty) => result_of(ty).is_some_and(is_unit),
+        ReturnType::Default => false,
+    };
+    if !ok {
+        let error = match &f.sig.output {
+            ReturnType::Type(_, ty) => syn::Error::new_spanned(ty, EXPECTED),
+            ReturnType::Default => syn::Error::new_spanned(&f.sig, EXPECTED),
+        };
+        return Err(error);
+    }
+    Ok(Init { params })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    fn entry(kind: Kind, f: ItemFn) -> Result<Entry, String> {
+        validate_entry(kind, &f).map_err(|e| e.to_string())
+    }
+
+    fn init(f: ItemFn) -> Result<Init, String> {
+        validate_init(&f).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn good_maps() {
+        let e = entry(
+            Kind::Map,
+            parse_quote!(
+                fn f(ev: Event) -> Result<Event> {
+                    Ok(ev)
+                }
+            ),
+        )
+        .unwrap();
+        assert!(e.fallible && e.params.is_none() && e.kind == Kind::Map);
+        let e = entry(
+            Kind::Map,
+            parse_quote!(
+                pub fn f(
+                    mut ev: weir_sdk::Event,
+                    p: &Params,
+                ) -> weir_sdk::Result<::weir_sdk::Event> {
+                    Ok(ev)
+                }
+            ),
+        )
+        .unwrap();
+        assert!(e.fallible);
+        let p = e.params.unwrap();
+        assert_eq!(quote::quote!(#p).to_string(), "Params");
+        let e = entry(
+            Kind::Map,
+            parse_quote!(
+                fn f(_: Event) -> Event {
+                    todo!()
+                }
+            ),
+        )
+        .unwrap();
+        assert!(!e.fallible);
+        let e = entry(
+            Kind::Map,
+            parse_quote!(
+                fn f(ev: Event) -> Result<Event, weir_sdk::Error> {
+                    Ok(ev)
+                }
+            ),
+        )
+        .unwrap();
+        assert!(e.fallible);
+        let e = entry(
+            Kind::Map,
+            parse_quote!(
+                fn f(ev: Event, p: &std::collections::HashMap<String, u32>) -> Result<Event> {
+                    Ok(ev)
+                }
+            ),
+        )
+        .unwrap();
+        assert!(e.params.is_some());
+    }
+
+    #[test]
+    fn good_filters_flat_maps_batches() {
+        assert!(
+            entry(
+                Kind::Filter,
+                parse_quote!(
+                    fn f(ev: &Event) -> Result<bool> {
+                        Ok(true)
+                    }
+                )
+            )
+            .unwrap()
+            .fallible
+        );
+        assert!(
+            !entry(
+                Kind::Filter,
+                parse_quote!(
+                    fn f(ev: &Event, p: &P) -> bool {
+                        true
+                    }
+                )
+            )
+            .unwrap()
+            .fallible
+        );
+        assert!(
+            entry(
+                Kind::FlatMap,
+                parse_quote!(
+                    fn f(ev: Event) -> Result<Vec<Output>> {
+                        todo!()
+                    }
+                )
+            )
+            .unwrap()
+            .fallible
+        );
+        assert!(
+            !entry(
+                Kind::FlatMap,
+                parse_quote!(
+                    fn f(ev: Event) -> Vec<weir_sdk::Output> {
+                        todo!()
+                    }
+                )
+            )
+            .unwrap()
+            .fallible
+        );
+        let e = entry(
+            Kind::Batch,
+            parse_quote!(
+                fn f(evs: Vec<Event>, p: &P) -> Vec<Result<Vec<Output>>> {
+                    todo!()
+                }
+            ),
+        )
+        .unwrap();
+        assert!(e.fallible && e.params.is_some());
+    }
+
+    #[test]
+    fn wrong_input_types() {
+        let err = entry(
+            Kind::Map,
+            parse_quote!(
+                fn f(ev: &Event) -> Result<Event> {
+                    todo!()
+                }
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "a #[weir_sdk::map] function must take `Event` and return `weir_sdk::Result<Event>` (with an optional second parameter `params: &P`): this parameter has the wrong type"
+        );
+        assert!(
+            entry(
+                Kind::Filter,
+                parse_quote!(
+                    fn f(ev: Event) -> bool {
+                        true
+                    }
+                )
+            )
+            .is_err()
+        );
+        assert!(
+            entry(
+                Kind::Filter,
+                parse_quote!(
+                    fn f(ev: &mut Event) -> bool {
+                        true
+                    }
+                )
+            )
+            .is_err()
+        );
+        assert!(
+            entry(
+                Kind::Batch,
+                parse_quote!(
+                    fn f(ev: Event) -> Vec<Result<Vec<Output>>> {
+                        todo!()
+                    }
+                )
+            )
+            .is_err()
+        );
+        assert!(
+            entry(
+                Kind::Map,
+                parse_quote!(
+                    fn f(ev: Event<u8>) -> Result<Event> {
+                        todo!()
+                    }
+                )
+            )
+            .is_err()
+        );
+        assert!(
+            entry(
+                Kind::Map,
+                parse_quote!(
+                    fn f(ev: String) -> Result<Event> {
+                        todo!()
+                    }
+                )
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn wrong_return_types() {
+        let err = entry(
+            Kind::Map,
+            parse_quote!(
+                fn f(ev: Event) -> Result<String> {
+                    todo!()
+                }
+            ),
+        )
+        .unwrap_err();
+        assert!(err.ends_with(": this type is wrong"), "{err}");
+        let err = entry(
+            Kind::Map,
+            parse_quote!(
+                fn f(ev: Event) {}
+            ),
+        )
+        .unwrap_err();
+        assert!(err.ends_with(", but it returns nothing"), "{err}");
+        let err = entry(
+            Kind::Map,
+            parse_quote!(
+                fn f(ev: Event) -> Option<Event> {
+                    None
+                }
+            ),
+        )
+        .unwrap_err();
+        assert!(err.ends_with(": this return type is wrong"), "{err}");
+        assert!(
+            entry(
+                Kind::Map,
+                parse_quote!(
+                    fn f(ev: Event) -> Result<Event, String> {
+                        todo!()
+                    }
+                )
+            )
+            .is_err()
+        );
+        assert!(
+            entry(
+                Kind::Filter,
+                parse_quote!(
+                    fn f(ev: &Event) -> Result<Event> {
+                        todo!()
+                    }
+                )
+            )
+            .is_err()
+        );
+        assert!(
+            entry(
+                Kind::FlatMap,
+                parse_quote!(
+                    fn f(ev: Event) -> Result<Vec<Event>> {
+                        todo!()
+                    }
+                )
+            )
+            .is_err()
+        );
+        assert!(
+            entry(
+                Kind::FlatMap,
+                parse_quote!(
+                    fn f(ev: Event) -> Result<Output> {
+                        todo!()
+                    }
+                )
+            )
+            .is_err()
+        );
+        let err = entry(
+            Kind::Batch,
+            parse_quote!(
+                fn f(evs: Vec<Event>) -> Result<Vec<Output>> {
+                    todo!()
+                }
+            ),
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("a #[weir_sdk::batch] function must take `Vec<Event>`"),
+            "{err}"
+        );
+        assert!(
+            entry(
+                Kind::Batch,
+                parse_quote!(
+                    fn f(evs: Vec<Event>) -> Vec<Vec<Output>> {
+                        todo!()
+                    }
+                )
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn wrong_arity_and_params() {
+        let err = entry(
+            Kind::Map,
+            parse_quote!(
+                fn f() -> Result<Event> {
+                    todo!()
+                }
+            ),
+        )
+        .unwrap_err();
+        assert!(err.ends_with(", but it has 0 parameters"), "{err}");
+        let err = entry(
+            Kind::Map,
+            parse_quote!(
+                fn f(a: Event, b: &P, c: u8) -> Result<Event> {
+                    todo!()
+                }
+            ),
+        )
+        .unwrap_err();
+        assert!(err.ends_with(", but it has 3 parameters"), "{err}");
+        for f in [
+            parse_quote!(
+                fn f(ev: Event, p: P) -> Result<Event> {
+                    todo!()
+                }
+            ),
+            parse_quote!(
+                fn f(ev: Event, p: &mut P) -> Result<Event> {
+                    todo!()
+                }
+            ),
+            parse_quote!(
+                fn f(ev: Event, p: &'static P) -> Result<Event> {
+                    todo!()
+                }
+            ),
+            parse_quote!(
+                fn f(ev: Event, p: &impl Sized) -> Result<Event> {
+                    todo!()
+                }
+            ),
+            parse_quote!(
+                fn f(ev: Event, p: &&P) -> Result<Event> {
+                    todo!()
+                }
+            ),
+        ] {
+            let err = entry(Kind::Map, f).unwrap_err();
+            assert!(
+                err.contains("the second parameter must be the params, `&P`"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn not_plain_functions() {
+        let cases: [(ItemFn, &str); 5] = [
+            (
+                parse_quote!(
+                    async fn f(ev: Event) -> Result<Event> {
+                        todo!()
+                    }
+                ),
+                "cannot be `async`",
+            ),
+            (
+                parse_quote!(
+                    unsafe fn f(ev: Event) -> Result<Event> {
+                        todo!()
+                    }
+                ),
+                "cannot be `unsafe`",
+            ),
+            (
+                parse_quote!(
+                    extern "C" fn f(ev: Event) -> Result<Event> {
+                        todo!()
+                    }
+                ),
+                "cannot have an `extern` ABI",
+            ),
+            (
+                parse_quote!(
+                    fn f<T>(ev: Event) -> Result<Event> {
+                        todo!()
+                    }
+                ),
+                "cannot be generic",
+            ),
+            (
+                parse_quote!(
+                    fn f(ev: Event) -> Result<Event>
+                    where
+                        Event: Sized,
+                    {
+                        todo!()
+                    }
+                ),
+                "cannot be generic",
+            ),
+        ];
+        for (f, message) in cases {
+            let err = entry(Kind::Map, f).unwrap_err();
+            assert_eq!(err, format!("a #[weir_sdk::map] function {message}"));
+        }
+        let err = entry(
+            Kind::Map,
+            parse_quote!(
+                fn f(self) -> Result<Event> {
+                    todo!()
+                }
+            ),
+        )
+        .unwrap_err();
+        assert!(
+            err.ends_with("must be a free function, not take `self`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn inits() {
+        assert!(
+            init(parse_quote!(
+                fn setup() -> Result<()> {
+                    Ok(())
+                }
+            ))
+            .unwrap()
+            .params
+            .is_none()
+        );
+        let i = init(parse_quote!(
+            fn setup(p: Params) -> weir_sdk::Result<(), Error> {
+                Ok(())
+            }
+        ))
+        .unwrap();
+        let p = i.params.unwrap();
+        assert_eq!(quote::quote!(#p).to_string(), "Params");
+        let err = init(parse_quote!(
+            fn setup(p: &Params) -> Result<()> {
+                Ok(())
+            }
+        ))
+        .unwrap_err();
+        assert!(
+            err.ends_with("the params are passed by value (`params: P`)"),
+            "{err}"
+        );
+        assert!(
+            init(parse_quote!(
+                fn setup(a: P, b: P) -> Result<()> {
+                    Ok(())
+                }
+            ))
+            .is_err()
+        );
+        assert!(
+            init(parse_quote!(
+                fn setup(p: P) {}
+            ))
+            .is_err()
+        );
+        assert!(
+            init(parse_quote!(
+                fn setup(p: P) -> Result<bool> {
+                    Ok(true)
+                }
+            ))
+            .is_err()
+        );
+        assert!(
+            init(parse_quote!(
+                async fn setup(p: P) -> Result<()> {
+                    Ok(())
+                }
+            ))
+            .is_err()
+        );
+    }
+}
