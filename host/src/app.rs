@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command, GenerateArgs, PluginCommand, RunArgs};
 use crate::config::PipelineConfig;
+use crate::pipeline::reload::{ReloadStatus, Reloader, StageHandle, SwapSlot};
 use crate::pipeline::{BatchPolicy, Pipeline, RunSummary, Stage, StageSpec};
 use crate::plugin::{ArtifactCache, EngineOptions, InstanceConfig, PluginEngine};
 use crate::source::generate::{GenerateSchema, generate_values};
@@ -21,13 +22,46 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run(&args),
         Command::Generate(args) => generate(&args),
+        Command::Status(args) => status(&args),
         Command::Plugin(cmd) => plugin(cmd),
     }
 }
 
+/// A built pipeline and what hot reload needs.
+pub struct Built {
+    pub pipeline: Pipeline,
+    pub reloader: Reloader,
+    pub status: Arc<ReloadStatus>,
+}
+
+/// Where `weir run` keeps the status (`weir status` reads it).
+pub fn status_path(config: &PipelineConfig) -> std::path::PathBuf {
+    config
+        .cache_dir_path()
+        .join(format!("status-{}.json", config.name))
+}
+
+/// Reads a smoke-test file: one event per JSON line.
+fn read_smoke(path: &std::path::Path) -> anyhow::Result<Vec<crate::event::Event>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("smoke file {}", path.display()))?;
+    let stream: Arc<str> = path.display().to_string().into();
+    Ok(text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            crate::event::Event::new(
+                l.as_bytes().to_vec(),
+                crate::event::now_ms(),
+                crate::event::Position::new(stream.clone(), 0, i as i64),
+            )
+        })
+        .collect())
+}
+
 /// Builds everything a pipeline needs; every plugin is loaded, checked and
 /// initialized here, so a bad plugin or config fails before any event is read.
-pub fn build(config: &PipelineConfig) -> anyhow::Result<Pipeline> {
+pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
     let engine = Arc::new(PluginEngine::new(EngineOptions {
         pooling: true,
         cache: Some(ArtifactCache::new(config.cache_dir_path())),
@@ -39,7 +73,9 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Pipeline> {
         &stage_names,
     ));
     let outputs: Arc<BTreeSet<String>> = Arc::new(config.outputs.keys().cloned().collect());
+    let status = Arc::new(ReloadStatus::new(Some(status_path(config))));
     let mut stages = Vec::with_capacity(config.stages.len());
+    let mut handles = Vec::with_capacity(config.stages.len());
     for (i, sc) in config.stages.iter().enumerate() {
         let path = config.plugin_path(sc);
         let plugin = engine
@@ -67,14 +103,29 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Pipeline> {
             breaker: sc.circuit_breaker.clone(),
         };
         let stage_stats = stats.stage(&sc.name).context("stage statistics missing")?;
-        let stage = Stage::start(spec, engine.clone(), Some(outputs.clone()), stage_stats)
+        let mut stage = Stage::start(spec, engine.clone(), Some(outputs.clone()), stage_stats)
             .with_context(|| format!("stages[{i}] `{}`", sc.name))?;
+        let slot = SwapSlot::default();
+        stage.enable_reload(slot.clone(), status.clone());
+        let smoke = match &sc.smoke {
+            Some(p) => Some(read_smoke(&config.resolve(p)).with_context(|| format!("stages[{i}].smoke"))?),
+            None => None,
+        };
+        handles.push(StageHandle {
+            spec: stage.spec().clone(),
+            plugin_name: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            slot,
+            smoke,
+        });
         stages.push(stage);
     }
     let source = config.build_source().context("source")?;
     let outputs = config.build_outputs().context("outputs")?;
     let dead_letter = config.build_dead_letter().context("dead_letter")?;
-    Ok(Pipeline {
+    let pipeline = Pipeline {
         source,
         batch: BatchPolicy {
             max_events: config.batch.max_events,
@@ -85,7 +136,41 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Pipeline> {
         dead_letter,
         stats,
         drain_timeout: Duration::from_secs(30),
+    };
+    Ok(Built {
+        pipeline,
+        reloader: Reloader::new(engine, handles, status.clone()),
+        status,
     })
+}
+
+/// Watches `plugin_dir` and feeds settled changes to the reloader, on two
+/// background threads, until `stop`.
+fn start_reload(config: &PipelineConfig, mut reloader: Reloader, stop: CancellationToken) {
+    let dir = config.plugin_dir_path();
+    let reload = config.reload.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let watch_stop = stop.clone();
+    let spawned = std::thread::Builder::new()
+        .name("weir-watch".into())
+        .spawn(move || {
+            if let Err(e) = crate::plugin::watcher::watch(&dir, &reload, tx, &watch_stop) {
+                tracing::error!(dir = %dir.display(), error = %e, "cannot watch the plugin directory: hot reload is off");
+            }
+        })
+        .and_then(|_| {
+            std::thread::Builder::new()
+                .name("weir-reload".into())
+                .spawn(move || {
+                    while let Ok(change) = rx.recv() {
+                        reloader.handle(change);
+                    }
+                })
+        });
+    match spawned {
+        Ok(_) => tracing::info!(dir = %config.plugin_dir_path().display(), mode = ?config.reload.mode, "watching for new plugin versions"),
+        Err(e) => tracing::error!(error = %e, "cannot start hot reload"),
+    }
 }
 
 /// Cancels `token` on Ctrl-C or SIGTERM.
@@ -121,7 +206,14 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let summary: RunSummary = runtime.block_on(async {
-        let pipeline = build(&config)?;
+        let Built {
+            pipeline, reloader, ..
+        } = build(&config)?;
+        let reload_stop = CancellationToken::new();
+        let _stop_reload_on_exit = reload_stop.clone().drop_guard();
+        if config.reload.enabled {
+            start_reload(&config, reloader, reload_stop.clone());
+        }
         tracing::info!(pipeline = %config.name, stages = pipeline.stages.len(), "pipeline started");
         let shutdown = CancellationToken::new();
         on_signals(shutdown.clone());
@@ -156,6 +248,20 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(args: &crate::cli::StatusArgs) -> anyhow::Result<ExitCode> {
+    let config = PipelineConfig::from_file(&args.pipeline)?;
+    let path = status_path(&config);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no status at {} (is `weir run {}` running, or has it run?)",
+            path.display(),
+            args.pipeline.display()
+        )
+    })?;
+    println!("{text}");
     Ok(ExitCode::SUCCESS)
 }
 

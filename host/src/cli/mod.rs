@@ -30,6 +30,9 @@ pub enum LogFormat {
 pub enum Command {
     /// Run a pipeline file until its source ends or Ctrl-C / SIGTERM.
     Run(RunArgs),
+    /// Show the plugin versions a pipeline serves and its recent reloads
+    /// (swaps, refusals), as JSON.
+    Status(StatusArgs),
     /// Print synthetic events (JSON lines) from the built-in generator.
     Generate(GenerateArgs),
     /// Plugin author tools: scaffold, build, test locally, inspect.
@@ -44,6 +47,12 @@ pub struct RunArgs {
     /// No live progress line.
     #[arg(long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The pipeline file (TOML) of a running or finished `weir run`.
+    pub pipeline: PathBuf,
 }
 
 #[derive(Debug, Args)]

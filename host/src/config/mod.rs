@@ -96,6 +96,10 @@ pub struct PipelineConfig {
     /// stderr.
     #[serde(default)]
     pub dead_letter: Option<SinkConfig>,
+    /// Hot reload of plugins from `plugin_dir` while the pipeline runs
+    /// (`[reload]`): on by default.
+    #[serde(default)]
+    pub reload: crate::plugin::watcher::ReloadConfig,
     /// The folder relative paths are resolved against (the pipeline file's).
     #[serde(skip)]
     base_dir: PathBuf,
@@ -209,6 +213,10 @@ impl PipelineConfig {
         }
         self.source.validate().map_err(|e| e.within("source"))?;
         self.batch.validate().map_err(|e| e.within("batch"))?;
+        self.reload.validate().map_err(|m| match m.split_once(": ") {
+            Some((field, msg)) => FieldError::new(field, msg).within("reload"),
+            None => FieldError::new("reload", m),
+        })?;
 
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (i, stage) in self.stages.iter().enumerate() {

@@ -82,6 +82,11 @@ pub struct StageConfig {
     /// When a faulting plugin stops being tried (`[stages.circuit_breaker]`).
     #[serde(default)]
     pub circuit_breaker: CircuitBreakerConfig,
+    /// A JSON-lines file of events every new version of the plugin is run on
+    /// before it may serve (hot reload): a trap on them refuses the version.
+    /// Relative to the pipeline file's folder.
+    #[serde(default)]
+    pub smoke: Option<std::path::PathBuf>,
 }
 
 /// Maps a sub-table's "field: message" validation error to a `FieldError`.

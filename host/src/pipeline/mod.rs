@@ -4,6 +4,7 @@ pub mod ack;
 pub mod batch;
 pub mod breaker;
 pub mod dlq;
+pub mod reload;
 pub mod runner;
 pub mod stage;
 

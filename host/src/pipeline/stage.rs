@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::event::Event;
 use crate::pipeline::batch::Batch;
 use crate::pipeline::breaker::{Breaker, BreakerAction, CircuitBreakerConfig};
+use crate::pipeline::reload::{ReloadStatus, SwapSlot};
 use crate::pipeline::dlq::DeadLetter;
 use crate::plugin::{
     InstanceConfig, LoadedPlugin, PluginEngine, PluginError, PluginInstance, Processed,
@@ -50,6 +51,9 @@ pub struct Stage {
     breaker: Breaker,
     /// Set when the breaker tripped with `action = "stop"`.
     fatal: Option<String>,
+    /// Hot reload: new versions arrive here, taken at a batch boundary.
+    slot: SwapSlot,
+    status: Option<Arc<ReloadStatus>>,
 }
 
 impl Stage {
@@ -70,9 +74,38 @@ impl Stage {
             stats,
             breaker,
             fatal: None,
+            slot: SwapSlot::default(),
+            status: None,
         };
         stage.fresh_instance()?;
         Ok(stage)
+    }
+
+    /// Takes new versions from `slot` and reports what it serves to `status`.
+    pub fn enable_reload(&mut self, slot: SwapSlot, status: Arc<ReloadStatus>) {
+        status.serving(&self.spec.name, &self.spec.plugin, false);
+        self.slot = slot;
+        self.status = Some(status);
+    }
+
+    pub fn spec(&self) -> &StageSpec {
+        &self.spec
+    }
+
+    /// Swaps in a prepared version, if one is waiting.
+    fn take_new_version(&mut self) {
+        let Some(prepared) = self.slot.lock().ok().and_then(|mut s| s.take()) else {
+            return;
+        };
+        let old = self.spec.plugin.short_version().to_string();
+        self.spec.plugin = prepared.plugin;
+        self.instance = Some(prepared.instance);
+        // A new version gets a fresh chance.
+        self.breaker = Breaker::new(self.spec.breaker.clone());
+        tracing::info!(stage = %self.spec.name, plugin = %self.spec.plugin.name, from = %old, to = %self.spec.plugin.short_version(), "plugin swapped");
+        if let Some(status) = &self.status {
+            status.serving(&self.spec.name, &self.spec.plugin, true);
+        }
     }
 
     pub fn name(&self) -> &Arc<str> {
@@ -104,6 +137,7 @@ impl Stage {
     /// Runs `batch.events` through the plugin. Never fails: what the plugin
     /// refuses or chokes on becomes dead letters with the reason.
     pub fn process(&mut self, batch: &mut Batch) {
+        self.take_new_version();
         let inputs = std::mem::take(&mut batch.events);
         self.stats.record_in(inputs.len());
         let started = std::time::Instant::now();

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::bindings::wit;
 use super::error::CallError;
-use crate::event::{Event, Header, Position};
+use crate::event::{Event, Header};
 
 /// Reusable encoder: its buffers keep their capacity from call to call.
 pub struct BatchEncoder {
@@ -144,11 +144,14 @@ impl Names {
 }
 
 /// Decodes an output batch for `inputs`, checking every index and span.
+/// `provenance`, when given, is appended to every output's headers (the
+/// version of the plugin that produced it).
 pub fn decode(
     out: wit::OutputBatch,
     inputs: &[Event],
     max_output_bytes: usize,
     limit_mib: u32,
+    provenance: Option<&Header>,
 ) -> Result<Processed, CallError> {
     if out.data.len() > max_output_bytes {
         return Err(CallError::OutputTooLarge {
@@ -179,12 +182,15 @@ pub fn decode(
             .headers
             .get(first..first + o.headers.len as usize)
             .ok_or_else(|| CallError::Malformed("header range out of bounds".into()))?;
-        let mut headers = Vec::with_capacity(hs.len());
+        let mut headers = Vec::with_capacity(hs.len() + usize::from(provenance.is_some()));
         for h in hs {
             headers.push(Header {
                 name: names.get(slice(&data, h.name, "header name")?)?,
                 value: slice(&data, h.value, "header value")?,
             });
+        }
+        if let Some(p) = provenance {
+            headers.push(p.clone());
         }
         outputs.push(Output {
             input: o.input,
@@ -212,14 +218,10 @@ pub fn decode(
     Ok(Processed { outputs, errors })
 }
 
-/// Positions are carried by the host; the plugin only sees them.
-pub fn position_of(inputs: &[Event], index: u32) -> Option<&Position> {
-    inputs.get(index as usize).map(|e| &e.position)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Position;
 
     fn ev(value: &str, offset: i64) -> Event {
         let mut e = Event::new(
@@ -273,7 +275,7 @@ mod tests {
                 message: "bad".into(),
             }],
         };
-        let p = decode(out, &inputs, 1 << 20, 1).expect("decodes");
+        let p = decode(out, &inputs, 1 << 20, 1, None).expect("decodes");
         assert_eq!(p.outputs.len(), 1);
         let o = &p.outputs[0];
         assert_eq!(o.route.as_deref(), Some("alerts"));
@@ -301,7 +303,7 @@ mod tests {
             errors: vec![],
         };
         assert!(matches!(
-            decode(bad_span, &inputs, 1 << 20, 1),
+            decode(bad_span, &inputs, 1 << 20, 1, None),
             Err(CallError::Malformed(_))
         ));
         let bad_input = wit::OutputBatch {
@@ -315,7 +317,7 @@ mod tests {
             }],
         };
         assert!(matches!(
-            decode(bad_input, &inputs, 1 << 20, 1),
+            decode(bad_input, &inputs, 1 << 20, 1, None),
             Err(CallError::Malformed(_))
         ));
     }
@@ -330,7 +332,7 @@ mod tests {
             errors: vec![],
         };
         assert_eq!(
-            decode(out, &[], 99, 1),
+            decode(out, &[], 99, 1, None),
             Err(CallError::OutputTooLarge {
                 bytes: 100,
                 limit_mib: 1

@@ -13,7 +13,7 @@ use super::engine::{EPOCH_TICK, LoadedPlugin};
 use super::error::{CallError, PluginError};
 use super::limits::LimitsConfig;
 use super::sandbox::Sandbox;
-use crate::event::Event;
+use crate::event::{Event, Header};
 
 /// What an instance is made for.
 #[derive(Clone, Debug)]
@@ -64,6 +64,13 @@ pub struct PluginInstance {
     plugin: LoadedPlugin,
     /// The engine counts fuel (some stage asked for it).
     fueled: bool,
+    /// `weir.version.<stage>: <plugin version>`, added to every output.
+    provenance: Header,
+}
+
+/// The provenance header name of a stage.
+pub fn provenance_header(stage: &str) -> String {
+    format!("weir.version.{stage}")
 }
 
 fn deadline_ticks(limits: &LimitsConfig) -> u64 {
@@ -112,6 +119,10 @@ impl PluginInstance {
             limits: config.limits.clone(),
             plugin: plugin.clone(),
             fueled,
+            provenance: Header::new(
+                provenance_header(&config.stage),
+                plugin.short_version().as_bytes().to_vec(),
+            ),
         })
     }
 
@@ -151,6 +162,7 @@ impl PluginInstance {
             events,
             self.limits.max_output_bytes(),
             self.limits.max_output_mib,
+            Some(&self.provenance),
         )
     }
 }

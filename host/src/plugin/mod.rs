@@ -9,6 +9,7 @@ pub mod error;
 pub mod instance;
 pub mod limits;
 pub mod sandbox;
+pub mod watcher;
 
 pub use cache::{ArtifactCache, CacheOutcome};
 pub use codec::{Output, Processed};

@@ -1,0 +1,257 @@
+//! Watches the plugin directory for `.wasm` files that appear, change or
+//! disappear: inotify (through `notify`) by default, or polling for
+//! filesystems without change events. Changes are debounced per file: a file
+//! is reported once it has been quiet (same size and mtime) for `debounce`,
+//! so a plugin being copied in is never reported half-written.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use notify::{RecursiveMode, Watcher};
+use serde::Deserialize;
+
+/// How to notice changes.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    /// Filesystem events (inotify on Linux).
+    #[default]
+    Notify,
+    /// Scan the directory every `poll_interval_ms` (network filesystems,
+    /// some container mounts).
+    Poll,
+}
+
+/// The `[reload]` table.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadConfig {
+    /// Watch `plugin_dir` and swap plugins while the pipeline runs.
+    pub enabled: bool,
+    pub mode: WatchMode,
+    /// Polling period in `poll` mode (and the re-check period in `notify`
+    /// mode while a file is still settling).
+    pub poll_interval_ms: u64,
+    /// How long a file must stay unchanged before it is loaded.
+    pub debounce_ms: u64,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            mode: WatchMode::Notify,
+            poll_interval_ms: 500,
+            debounce_ms: 150,
+        }
+    }
+}
+
+impl ReloadConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.poll_interval_ms == 0 {
+            return Err("poll_interval_ms: must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// A settled change of one plugin file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The file exists (new or modified) and has settled.
+    Ready(PathBuf),
+    Removed(PathBuf),
+}
+
+/// What a file looked like last time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    /// Inode and change time: an atomic rename of a same-sized file within
+    /// the mtime granularity still changes these.
+    inode: u64,
+    changed: (i64, i64),
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let (inode, changed) = {
+        use std::os::unix::fs::MetadataExt;
+        (meta.ino(), (meta.ctime(), meta.ctime_nsec()))
+    };
+    #[cfg(not(unix))]
+    let (inode, changed) = (0, (0, 0));
+    meta.is_file().then(|| Stamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        inode,
+        changed,
+    })
+}
+
+fn is_plugin(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "wasm")
+        && !path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'))
+}
+
+fn scan(dir: &Path) -> HashMap<PathBuf, Stamp> {
+    let mut out = HashMap::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if is_plugin(&p)
+                && let Some(s) = stamp(&p)
+            {
+                out.insert(p, s);
+            }
+        }
+    }
+    out
+}
+
+/// Runs the watch loop on the calling thread until `changes` is dropped by
+/// the receiver side or `stop` fires. `known` is the directory as loaded at
+/// start (no change is reported for it).
+pub fn watch(
+    dir: &Path,
+    config: &ReloadConfig,
+    changes: mpsc::Sender<Change>,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<(), notify::Error> {
+    let (tx, rx) = mpsc::channel::<()>();
+    // Keep the watcher alive for the loop's duration.
+    let _watcher = match config.mode {
+        WatchMode::Notify => {
+            let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+                let _ = tx.send(());
+            })?;
+            w.watch(dir, RecursiveMode::NonRecursive)?;
+            Some(w)
+        }
+        WatchMode::Poll => None,
+    };
+    let poll = Duration::from_millis(config.poll_interval_ms);
+    let debounce = Duration::from_millis(config.debounce_ms);
+    let mut known = scan(dir);
+    // Files seen changing, with their last stamp and when it last changed.
+    let mut settling: HashMap<PathBuf, (Option<Stamp>, Instant)> = HashMap::new();
+    while !stop.is_cancelled() {
+        // Wake on an event, or periodically (polling, settling files, stop).
+        let wait = if settling.is_empty() && config.mode == WatchMode::Notify {
+            Duration::from_millis(200)
+        } else {
+            poll.min(debounce.max(Duration::from_millis(20)))
+        };
+        let _ = rx.recv_timeout(wait);
+        while rx.try_recv().is_ok() {}
+        let now = Instant::now();
+        let current = scan(dir);
+        for (path, s) in &current {
+            if known.get(path) != Some(s) {
+                match settling.get(path) {
+                    Some((prev, _)) if *prev == Some(*s) => {}
+                    _ => {
+                        settling.insert(path.clone(), (Some(*s), now));
+                    }
+                }
+            }
+        }
+        for path in known.keys() {
+            if !current.contains_key(path) && !settling.contains_key(path) {
+                settling.insert(path.clone(), (None, now));
+            }
+        }
+        let mut settled = Vec::new();
+        for (path, (s, since)) in &settling {
+            let latest = current.get(path).copied();
+            if latest != *s {
+                continue; // changed again since: keep waiting (re-stamped above)
+            }
+            if now.duration_since(*since) >= debounce {
+                settled.push((path.clone(), latest));
+            }
+        }
+        for (path, latest) in settled {
+            settling.remove(&path);
+            let change = match latest {
+                Some(s) => {
+                    known.insert(path.clone(), s);
+                    Change::Ready(path)
+                }
+                None => {
+                    known.remove(&path);
+                    Change::Removed(path)
+                }
+            };
+            if changes.send(change).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn next(rx: &mpsc::Receiver<Change>) -> Change {
+        rx.recv_timeout(Duration::from_secs(10)).expect("a change within 10 s")
+    }
+
+    fn run(mode: WatchMode) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("old.wasm"), b"v0").expect("write");
+        let (tx, rx) = mpsc::channel();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let config = ReloadConfig {
+            mode,
+            poll_interval_ms: 20,
+            debounce_ms: 100,
+            ..ReloadConfig::default()
+        };
+        let path = dir.path().to_path_buf();
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || watch(&path, &config, tx, &s));
+        std::thread::sleep(Duration::from_millis(150));
+
+        // Written in pieces, quickly: reported once, complete.
+        let p = dir.path().join("a.wasm");
+        std::fs::write(&p, b"part").expect("write");
+        for i in 0..5 {
+            std::thread::sleep(Duration::from_millis(30));
+            std::fs::write(&p, format!("part{i}").repeat(100)).expect("write");
+        }
+        assert_eq!(next(&rx), Change::Ready(p.clone()));
+        assert_eq!(std::fs::read(&p).expect("read").len(), 500);
+        // Atomic rename in; hidden temp files are ignored.
+        let tmp = dir.path().join(".b.wasm.tmp");
+        std::fs::write(&tmp, b"bbb").expect("write");
+        std::fs::rename(&tmp, dir.path().join("b.wasm")).expect("rename");
+        assert_eq!(next(&rx), Change::Ready(dir.path().join("b.wasm")));
+        // Delete.
+        std::fs::remove_file(dir.path().join("old.wasm")).expect("rm");
+        assert_eq!(next(&rx), Change::Removed(dir.path().join("old.wasm")));
+        assert!(rx.recv_timeout(Duration::from_millis(400)).is_err(), "nothing else");
+        stop.cancel();
+        let _ = handle.join();
+    }
+
+    #[test]
+    fn notify_mode_reports_settled_changes_once() {
+        run(WatchMode::Notify);
+    }
+
+    #[test]
+    fn poll_mode_reports_settled_changes_once() {
+        run(WatchMode::Poll);
+    }
+}
