@@ -61,6 +61,9 @@ fn read_smoke(path: &std::path::Path) -> anyhow::Result<Vec<crate::event::Event>
 
 /// Builds everything a pipeline needs; every plugin is loaded, checked and
 /// initialized here, so a bad plugin or config fails before any event is read.
+///
+/// Call it outside any tokio runtime: a plugin's `init` may do blocking WASI
+/// I/O (printing, sleeping), which wasmtime-wasi refuses inside a runtime.
 pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
     let engine = Arc::new(PluginEngine::new(EngineOptions {
         pooling: true,
@@ -205,10 +208,10 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let Built {
+        pipeline, reloader, ..
+    } = build(&config)?;
     let summary: RunSummary = runtime.block_on(async {
-        let Built {
-            pipeline, reloader, ..
-        } = build(&config)?;
         let reload_stop = CancellationToken::new();
         let _stop_reload_on_exit = reload_stop.clone().drop_guard();
         if config.reload.enabled {

@@ -6,6 +6,7 @@ mod config_errors;
 mod kafka;
 mod pipeline;
 mod plugin_cli;
+mod reload;
 mod sandbox;
 mod shutdown;
 mod support;

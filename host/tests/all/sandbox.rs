@@ -11,7 +11,6 @@
 //! resident memory is sampled from `/proc/<pid>/status` while it runs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read as _;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::thread::JoinHandle;
@@ -374,15 +373,30 @@ fn a_panic_in_init_fails_the_start_naming_the_stage() {
         &named_stage("exploding-init", "panic-init", ""),
     );
     let out = run_weir(dir, &[], Duration::from_secs(30));
+    // A clean refusal: an error exit, not a crash of the host (a Rust panic
+    // exits 101, a signal has no code).
     assert!(
-        !out.status.success(),
-        "weir started a stage whose init panics; stderr:\n{}",
+        matches!(out.status.code(), Some(code) if code != 0 && code != 101),
+        "weir must refuse the stage with an error, not start it or crash ({:?}); stderr:\n{}",
+        out.status,
         out.stderr
     );
-    let err = out.stderr.to_lowercase();
-    assert!(err.contains("exploding-init"), "{}", out.stderr);
-    assert!(err.contains("init"), "{}", out.stderr);
-    assert!(err.contains("panic"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("thread 'main'"),
+        "the host panicked; stderr:\n{}",
+        out.stderr
+    );
+    let error = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line; stderr:\n{}", out.stderr));
+    assert!(
+        error.contains("exploding-init")
+            && error.contains("init")
+            && error.to_lowercase().contains("panic"),
+        "the error must name the stage and say init panicked: {error}"
+    );
     assert!(default_out(dir).is_empty(), "no output may be written");
     assert!(
         dead_letters(dir).is_empty(),
@@ -969,4 +983,21 @@ fn the_circuit_breaker_can_stop_the_pipeline_without_losing_events() {
     if let Some(read) = read {
         assert_eq!(n, read, "events read vs delivered + dead");
     }
+    // ...and so does the source when it closes: every chunk it handed out
+    // acknowledged as delivered (dead letters included), none failed.
+    let closed = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("source closed"))
+        .unwrap_or_else(|| panic!("no `source closed` line; stderr:\n{}", out.stderr));
+    let field = |name: &str| {
+        closed
+            .split(&format!("{name}="))
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("no {name}= in {closed}"))
+    };
+    assert_eq!(field("failed"), 0, "{closed}");
+    assert_eq!(field("delivered"), n, "{closed}");
 }

@@ -120,11 +120,6 @@ impl Broker {
         Self::start_with("sqlite://tansu.db")
     }
 
-    /// A broker with `memory://` storage (fast; only for runs from offset 0).
-    pub fn memory() -> Self {
-        Self::start_with("memory://tansu/")
-    }
-
     fn start_with(storage: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -197,11 +192,6 @@ impl Broker {
             .status()
             .expect("tansu topic create");
         assert!(status.success(), "creating topic {name} failed");
-    }
-
-    /// The broker's log so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default()
     }
 }
 
