@@ -21,24 +21,18 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn build_upper() -> PathBuf {
+/// Builds the benchmark plugins; returns their folder.
+fn build_plugins() -> PathBuf {
     let target = workspace().join("target").join("test-plugins");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(workspace())
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--quiet",
-            "-p",
-            "upper",
-        ])
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
+        .args(["-p", "upper", "-p", "passthrough", "-p", "drop-all"])
         .env("CARGO_TARGET_DIR", &target)
         .status()
         .expect("cargo");
-    assert!(status.success(), "building the upper plugin failed");
-    target.join("wasm32-wasip2/release/upper.wasm")
+    assert!(status.success(), "building the benchmark plugins failed");
+    target.join("wasm32-wasip2/release")
 }
 
 /// ~200-byte JSON events, like the `sized` generator schema.
@@ -92,13 +86,37 @@ fn measure(
     n as f64 / started.elapsed().as_secs_f64()
 }
 
-fn main() {
-    let wasm = build_upper();
-    let engine = Arc::new(PluginEngine::new(EngineOptions::default()).expect("engine"));
-    let plugin = engine.load_file(&wasm).expect("load upper");
+fn stage_for(engine: &Arc<PluginEngine>, dir: &Path, name: &str) -> Stage {
+    let plugin = engine
+        .load_file(&dir.join(format!("{}.wasm", name.replace('-', "_"))))
+        .expect("load plugin");
     let spec = StageSpec::new("bench", plugin, "{}");
-    let mut stage =
-        Stage::start(spec, engine, None, Arc::new(StageStats::default())).expect("stage");
+    Stage::start(spec, engine.clone(), None, Arc::new(StageStats::default())).expect("stage")
+}
+
+/// Events/s through `stage` at `batch`.
+fn wasm_rate(stage: &mut Stage, input: &[Event], batch: usize, min: Duration) -> f64 {
+    measure(input, batch, min, |events| {
+        let n = events.len();
+        let mut b = Batch {
+            events,
+            ..Batch::default()
+        };
+        stage.process(&mut b);
+        assert!(
+            b.dead.is_empty(),
+            "unexpected dead letters: {}",
+            b.dead[0].reason
+        );
+        std::hint::black_box(&b.events);
+        n
+    })
+}
+
+fn main() {
+    let dir = build_plugins();
+    let engine = Arc::new(PluginEngine::new(EngineOptions::default()).expect("engine"));
+    let mut stage = stage_for(&engine, &dir, "upper");
     let input = events(64 * 1024);
     let min = Duration::from_secs(
         std::env::var("WEIR_BENCH_SECS")
@@ -139,23 +157,45 @@ fn main() {
             std::hint::black_box(&out);
             out.len()
         });
-        let wasm = measure(slice, batch, min, |events| {
-            let mut b = Batch {
-                events,
-                ..Batch::default()
-            };
-            stage.process(&mut b);
-            assert!(
-                b.dead.is_empty(),
-                "unexpected dead letters: {}",
-                b.dead[0].reason
-            );
-            std::hint::black_box(&b.events);
-            b.events.len()
-        });
+        let wasm = wasm_rate(&mut stage, slice, batch, min);
         println!(
             "{batch:>6} {native:>16.0} {wasm:>16.0} {:>11.2}x",
             wasm / native
         );
     }
+
+    // Where the time goes at batch 1024, per event: the same batches through
+    // plugins that do less.
+    let ns = |rate: f64| 1e9 / rate;
+    let native = ns(measure(&input, 1024, min, |events| {
+        let out: Vec<Event> = events.iter().map(native_upper).collect();
+        std::hint::black_box(&out);
+        out.len()
+    }));
+    let clone_only = ns(measure(&input, 1024, min, |events| {
+        std::hint::black_box(&events);
+        events.len()
+    }));
+    let mut drop_all = stage_for(&engine, &dir, "drop-all");
+    let mut pass = stage_for(&engine, &dir, "passthrough");
+    let t_drop = ns(wasm_rate(&mut drop_all, &input, 1024, min));
+    let t_pass = ns(wasm_rate(&mut pass, &input, 1024, min));
+    let t_upper = ns(wasm_rate(&mut stage, &input, 1024, min));
+    println!();
+    println!("where the time goes at batch 1024 (ns per event):");
+    println!("  copying the input batch (both paths)        {clone_only:>7.0}");
+    println!("  native map, total                           {native:>7.0}");
+    println!(
+        "  wasm: call + batch into the plugin (drop-all) {:>5.0}",
+        t_drop - clone_only
+    );
+    println!(
+        "  wasm: + outputs back to the host (passthrough) {:>4.0}",
+        t_pass - t_drop
+    );
+    println!(
+        "  wasm: + the uppercase itself (upper)          {:>5.0}",
+        t_upper - t_pass
+    );
+    println!("  wasm map, total                             {t_upper:>7.0}");
 }

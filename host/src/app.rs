@@ -43,7 +43,8 @@ pub fn status_path(config: &PipelineConfig) -> std::path::PathBuf {
 
 /// Reads a smoke-test file: one event per JSON line.
 fn read_smoke(path: &std::path::Path) -> anyhow::Result<Vec<crate::event::Event>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("smoke file {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("smoke file {}", path.display()))?;
     let stream: Arc<str> = path.display().to_string().into();
     Ok(text
         .lines()
@@ -69,6 +70,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
         pooling: true,
         cache: Some(ArtifactCache::new(config.cache_dir_path())),
         fuel: config.stages.iter().any(|s| s.limits.fuel > 0),
+        ..EngineOptions::default()
     })?);
     let stage_names: Vec<String> = config.stages.iter().map(|s| s.name.clone()).collect();
     let stats = Arc::new(PipelineStats::new(
@@ -111,7 +113,9 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
         let slot = SwapSlot::default();
         stage.enable_reload(slot.clone(), status.clone());
         let smoke = match &sc.smoke {
-            Some(p) => Some(read_smoke(&config.resolve(p)).with_context(|| format!("stages[{i}].smoke"))?),
+            Some(p) => {
+                Some(read_smoke(&config.resolve(p)).with_context(|| format!("stages[{i}].smoke"))?)
+            }
             None => None,
         };
         handles.push(StageHandle {
@@ -171,7 +175,9 @@ fn start_reload(config: &PipelineConfig, mut reloader: Reloader, stop: Cancellat
                 })
         });
     match spawned {
-        Ok(_) => tracing::info!(dir = %config.plugin_dir_path().display(), mode = ?config.reload.mode, "watching for new plugin versions"),
+        Ok(_) => {
+            tracing::info!(dir = %config.plugin_dir_path().display(), mode = ?config.reload.mode, "watching for new plugin versions")
+        }
         Err(e) => tracing::error!(error = %e, "cannot start hot reload"),
     }
 }

@@ -221,6 +221,7 @@ pub fn test(
         pooling: false,
         cache: Some(user_cache()),
         fuel: false,
+        ..EngineOptions::default()
     })?);
     let loaded = engine.load_file(plugin)?;
     let spec = StageSpec::new("test", loaded, params_json);
@@ -290,6 +291,7 @@ pub fn inspect(path: &Path, out: &mut dyn std::io::Write) -> anyhow::Result<bool
         pooling: false,
         cache: Some(user_cache()),
         fuel: false,
+        ..EngineOptions::default()
     })?;
     let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     writeln!(out, "plugin:   {}", path.display())?;

@@ -7,7 +7,7 @@
 //! cache_dir = ".weir-cache"      # optional, default ".weir-cache"
 //!
 //! [source]
-//! type = "generate"              # generate | file | stdin
+//! type = "generate"              # generate | file | stdin | kafka
 //! schema = "card-transactions"   # card-transactions | sized
 //! rate = 2000                    # events/s; absent = as fast as possible
 //! count = 100000                 # absent = unbounded
@@ -213,10 +213,12 @@ impl PipelineConfig {
         }
         self.source.validate().map_err(|e| e.within("source"))?;
         self.batch.validate().map_err(|e| e.within("batch"))?;
-        self.reload.validate().map_err(|m| match m.split_once(": ") {
-            Some((field, msg)) => FieldError::new(field, msg).within("reload"),
-            None => FieldError::new("reload", m),
-        })?;
+        self.reload
+            .validate()
+            .map_err(|m| match m.split_once(": ") {
+                Some((field, msg)) => FieldError::new(field, msg).within("reload"),
+                None => FieldError::new("reload", m),
+            })?;
 
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (i, stage) in self.stages.iter().enumerate() {

@@ -167,7 +167,11 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    pub fn new(engine: Arc<PluginEngine>, stages: Vec<StageHandle>, status: Arc<ReloadStatus>) -> Self {
+    pub fn new(
+        engine: Arc<PluginEngine>,
+        stages: Vec<StageHandle>,
+        status: Arc<ReloadStatus>,
+    ) -> Self {
         Self {
             engine,
             stages,
@@ -198,7 +202,11 @@ impl Reloader {
     }
 
     /// Prepares one instance for a stage: instantiate, init, smoke test.
-    fn prepare(&self, handle: &StageHandle, plugin: &LoadedPlugin) -> Result<PluginInstance, String> {
+    fn prepare(
+        &self,
+        handle: &StageHandle,
+        plugin: &LoadedPlugin,
+    ) -> Result<PluginInstance, String> {
         let fresh = || -> Result<PluginInstance, PluginError> {
             let mut instance = self.engine.instantiate(plugin, &handle.spec.instance)?;
             instance.init(&handle.spec.params_json)?;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use crate::event::Event;
 use crate::pipeline::batch::Batch;
 use crate::pipeline::breaker::{Breaker, BreakerAction, CircuitBreakerConfig};
-use crate::pipeline::reload::{ReloadStatus, SwapSlot};
 use crate::pipeline::dlq::DeadLetter;
+use crate::pipeline::reload::{ReloadStatus, SwapSlot};
 use crate::plugin::{
     InstanceConfig, LoadedPlugin, PluginEngine, PluginError, PluginInstance, Processed,
 };

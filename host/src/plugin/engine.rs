@@ -30,6 +30,9 @@ pub struct EngineOptions {
     /// Count fuel (needed when any stage sets `limits.fuel`; costs speed on
     /// every stage, so it is off unless asked for).
     pub fuel: bool,
+    /// Epoch interruption (the per-batch time limit). Always on in `weir`;
+    /// off only to measure what it costs (the limits benchmark).
+    pub epoch_interruption: bool,
 }
 
 impl Default for EngineOptions {
@@ -38,6 +41,7 @@ impl Default for EngineOptions {
             pooling: true,
             cache: None,
             fuel: false,
+            epoch_interruption: true,
         }
     }
 }
@@ -96,14 +100,15 @@ pub struct PluginEngine {
     linker: Linker<StoreState>,
     cache: Option<ArtifactCache>,
     fuel: bool,
+    epoch: bool,
     _ticker: EpochTicker,
 }
 
-fn base_config(fuel: bool) -> Config {
+fn base_config(options: &EngineOptions) -> Config {
     let mut config = Config::new();
-    config.consume_fuel(fuel);
+    config.consume_fuel(options.fuel);
     config.wasm_component_model(true);
-    config.epoch_interruption(true);
+    config.epoch_interruption(options.epoch_interruption);
     config.cranelift_opt_level(OptLevel::Speed);
     config
 }
@@ -126,19 +131,18 @@ fn pooling_config() -> PoolingAllocationConfig {
 impl PluginEngine {
     pub fn new(options: EngineOptions) -> Result<Self, PluginError> {
         let engine = if options.pooling {
-            let mut config = base_config(options.fuel);
+            let mut config = base_config(&options);
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()));
             match Engine::new(&config) {
                 Ok(engine) => engine,
                 Err(err) => {
                     tracing::warn!(error = %err, "pooling allocator unavailable; using on-demand allocation");
-                    Engine::new(&base_config(options.fuel))
+                    Engine::new(&base_config(&options))
                         .map_err(|e| PluginError::Engine(e.to_string()))?
                 }
             }
         } else {
-            Engine::new(&base_config(options.fuel))
-                .map_err(|e| PluginError::Engine(e.to_string()))?
+            Engine::new(&base_config(&options)).map_err(|e| PluginError::Engine(e.to_string()))?
         };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
@@ -149,8 +153,9 @@ impl PluginEngine {
         Ok(Self {
             engine,
             linker,
-            cache: options.cache,
             fuel: options.fuel,
+            epoch: options.epoch_interruption,
+            cache: options.cache,
             _ticker: ticker,
         })
     }
@@ -211,7 +216,7 @@ impl PluginEngine {
         plugin: &LoadedPlugin,
         config: &InstanceConfig,
     ) -> Result<PluginInstance, PluginError> {
-        PluginInstance::new(&self.engine, self.fuel, plugin, config)
+        PluginInstance::new(&self.engine, self.fuel, self.epoch, plugin, config)
     }
 }
 

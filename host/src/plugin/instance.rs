@@ -82,13 +82,14 @@ impl PluginInstance {
     pub(super) fn new(
         engine: &wasmtime::Engine,
         fueled: bool,
+        epoch: bool,
         plugin: &LoadedPlugin,
         config: &InstanceConfig,
     ) -> Result<Self, PluginError> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(config.limits.max_memory_bytes())
-            .instances(32)
-            .tables(32)
+            .instances(config.limits.max_instances as usize)
+            .tables(config.limits.max_tables as usize)
             .memories(8)
             .table_elements(1 << 20)
             .trap_on_grow_failure(true)
@@ -102,7 +103,9 @@ impl PluginInstance {
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_trap();
+        if epoch {
+            store.epoch_deadline_trap();
+        }
         arm(&mut store, &config.limits, fueled);
         let transform =
             plugin

@@ -17,6 +17,10 @@ pub struct LimitsConfig {
     pub max_batch_ms: u64,
     /// Largest total of output bytes (values, keys, headers) for one batch.
     pub max_output_mib: u32,
+    /// Most core instances and tables a plugin may create (a component
+    /// usually needs a handful).
+    pub max_instances: u32,
+    pub max_tables: u32,
     /// Fuel (roughly, WebAssembly instructions) one `process` call may burn;
     /// 0 = off. A deterministic CPU limit, at a cost (see BENCHMARKS.md);
     /// the time limit above is always on.
@@ -30,6 +34,8 @@ impl Default for LimitsConfig {
             max_batch_ms: 5_000,
             max_output_mib: 64,
             fuel: 0,
+            max_instances: 32,
+            max_tables: 32,
         }
     }
 }
@@ -53,6 +59,12 @@ impl LimitsConfig {
         }
         if self.max_batch_ms == 0 {
             return Err("max_batch_ms: must be at least 1".into());
+        }
+        if self.max_instances == 0 {
+            return Err("max_instances: must be at least 1".into());
+        }
+        if self.max_tables == 0 {
+            return Err("max_tables: must be at least 1".into());
         }
         if self.max_output_mib == 0 {
             return Err("max_output_mib: must be at least 1".into());

@@ -204,7 +204,8 @@ mod tests {
     use super::*;
 
     fn next(rx: &mpsc::Receiver<Change>) -> Change {
-        rx.recv_timeout(Duration::from_secs(10)).expect("a change within 10 s")
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("a change within 10 s")
     }
 
     fn run(mode: WatchMode) {
@@ -240,7 +241,10 @@ mod tests {
         // Delete.
         std::fs::remove_file(dir.path().join("old.wasm")).expect("rm");
         assert_eq!(next(&rx), Change::Removed(dir.path().join("old.wasm")));
-        assert!(rx.recv_timeout(Duration::from_millis(400)).is_err(), "nothing else");
+        assert!(
+            rx.recv_timeout(Duration::from_millis(400)).is_err(),
+            "nothing else"
+        );
         stop.cancel();
         let _ = handle.join();
     }

@@ -22,15 +22,13 @@ struct PartitionState {
     /// generation belong to an earlier ownership and are ignored.
     generation: u64,
     /// In-flight chunks of this partition in read order: (chunk id, last
-    /// offset of this partition in it, acknowledged delivered).
-    inflight: VecDeque<(u64, i64, bool)>,
+    /// offset of this partition in it, outcome once acknowledged).
+    inflight: VecDeque<(u64, i64, Option<bool>)>,
     /// The next offset to consume after the delivered prefix (what a commit
     /// stores), once something was delivered.
     delivered_to: Option<i64>,
     /// `delivered_to` changed since the consumer last stored it.
     dirty: bool,
-    /// A chunk of this partition failed: stop storing offsets for it.
-    failed: bool,
 }
 
 /// One partition's part of a registered chunk.
@@ -102,7 +100,7 @@ impl OffsetTracker {
         let mut parts = Vec::with_capacity(last_offsets.len());
         for (tp, &last) in last_offsets {
             if let Some(p) = self.partitions.get_mut(tp) {
-                p.inflight.push_back((chunk, last, false));
+                p.inflight.push_back((chunk, last, None));
                 parts.push(ChunkPart {
                     tp: tp.clone(),
                     generation: p.generation,
@@ -126,22 +124,19 @@ impl OffsetTracker {
                 continue;
             }
             if !delivered {
-                p.failed = true;
                 outcome.failed.push(part.tp.clone());
             }
             if let Some(entry) = p.inflight.iter_mut().find(|e| e.0 == chunk) {
-                entry.2 = true;
+                entry.2 = Some(delivered);
             }
+            // Advance over the delivered prefix; a failed chunk stays at the
+            // front for good (nothing after it is ever stored), but counts
+            // as settled for a revocation.
             let mut advanced = false;
-            while let Some(&(_, last, done)) = p.inflight.front() {
-                if !done {
-                    break;
-                }
+            while let Some(&(_, last, Some(true))) = p.inflight.front() {
                 p.inflight.pop_front();
-                if !p.failed {
-                    p.delivered_to = Some(last + 1);
-                    advanced = true;
-                }
+                p.delivered_to = Some(last + 1);
+                advanced = true;
             }
             if advanced {
                 p.dirty = true;
@@ -171,11 +166,11 @@ impl OffsetTracker {
         self.partitions.get(tp).and_then(|p| p.delivered_to)
     }
 
-    /// Chunks of these partitions still in flight.
+    /// Chunks of these partitions still in flight (not yet acknowledged).
     pub fn inflight(&self, tps: &[TopicPartition]) -> usize {
         tps.iter()
             .filter_map(|tp| self.partitions.get(tp))
-            .map(|p| p.inflight.len())
+            .map(|p| p.inflight.iter().filter(|e| e.2.is_none()).count())
             .sum()
     }
 

@@ -1,0 +1,134 @@
+//! What the sandbox's CPU limits cost: the `upper` map at batch 1024 on
+//! engines with no CPU limit, with the epoch deadline (weir's default), and
+//! with fuel metering, same events, same run. Prints events/s and ratios.
+//!
+//! Run: `cargo bench -p weir --bench limits`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weir::event::{Event, Position};
+use weir::pipeline::{Batch, Stage, StageSpec};
+use weir::plugin::{EngineOptions, LimitsConfig, PluginEngine};
+use weir::telemetry::StageStats;
+
+fn plugin() -> PathBuf {
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = ws.join("target").join("test-plugins");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&ws)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--quiet",
+            "-p",
+            "upper",
+        ])
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("cargo");
+    assert!(status.success(), "building the upper plugin failed");
+    target.join("wasm32-wasip2/release/upper.wasm")
+}
+
+fn events(n: usize) -> Vec<Event> {
+    let stream: Arc<str> = "bench".into();
+    (0..n)
+        .map(|i| {
+            let mut v = format!("{{\"id\":{i},\"payload\":\"");
+            while v.len() < 198 {
+                v.push('x');
+            }
+            v.push_str("\"}");
+            Event::new(
+                v.into_bytes(),
+                0,
+                Position::new(stream.clone(), 0, i as i64),
+            )
+        })
+        .collect()
+}
+
+fn rate(options: EngineOptions, fuel: u64, wasm: &Path, input: &[Event], min: Duration) -> f64 {
+    let engine = Arc::new(PluginEngine::new(options).expect("engine"));
+    let plugin = engine.load_file(wasm).expect("load");
+    let mut spec = StageSpec::new("bench", plugin, "{}");
+    spec.instance.limits = LimitsConfig {
+        fuel,
+        ..LimitsConfig::default()
+    };
+    let mut stage =
+        Stage::start(spec, engine, None, Arc::new(StageStats::default())).expect("stage");
+    let mut run = |events: Vec<Event>| {
+        let mut b = Batch {
+            events,
+            ..Batch::default()
+        };
+        stage.process(&mut b);
+        assert!(b.dead.is_empty(), "dead letters: {}", b.dead[0].reason);
+        b.events.len()
+    };
+    for chunk in input.chunks(1024).take(16) {
+        run(chunk.to_vec());
+    }
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < min {
+        for chunk in input.chunks(1024) {
+            n += run(chunk.to_vec());
+        }
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let wasm = plugin();
+    let input = events(32 * 1024);
+    let min = Duration::from_secs(
+        std::env::var("WEIR_BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3),
+    );
+    let base = EngineOptions {
+        pooling: true,
+        cache: None,
+        fuel: false,
+        epoch_interruption: false,
+    };
+    let none = rate(base.clone(), 0, &wasm, &input, min);
+    let epoch = rate(
+        EngineOptions {
+            epoch_interruption: true,
+            ..base.clone()
+        },
+        0,
+        &wasm,
+        &input,
+        min,
+    );
+    let fuel = rate(
+        EngineOptions {
+            epoch_interruption: true,
+            fuel: true,
+            ..base
+        },
+        u64::MAX / 2,
+        &wasm,
+        &input,
+        min,
+    );
+    println!("weir limits benchmark: upper map, 200-byte events, batch 1024, one thread");
+    println!("{:<28} {:>12} {:>8}", "CPU limit", "events/s", "ratio");
+    println!("{:<28} {none:>12.0} {:>7.2}x", "none (baseline)", 1.0);
+    println!(
+        "{:<28} {epoch:>12.0} {:>7.2}x",
+        "epoch deadline (default)",
+        epoch / none
+    );
+    println!("{:<28} {fuel:>12.0} {:>7.2}x", "epoch + fuel", fuel / none);
+}
