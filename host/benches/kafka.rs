@@ -160,7 +160,7 @@ fn watch(addr: String, topic: String) -> std::thread::JoinHandle<Duration> {
             .expect("watcher");
         let mut tpl = TopicPartitionList::new();
         for p in 0..PARTITIONS {
-            tpl.add_partition_offset(&topic, p, Offset::Beginning)
+            tpl.add_partition_offset(&topic, p, Offset::Offset(0))
                 .expect("tpl");
         }
         consumer.assign(&tpl).expect("assign");
@@ -271,10 +271,9 @@ topic = "{out}"
             took
         })
     };
-    let summary = runtime.block_on(async {
-        let pipeline = weir::app::build(&config).expect("build the pipeline");
-        pipeline.run(stop).await.expect("run")
-    });
+    // Built outside the runtime (plugin init may do blocking WASI I/O).
+    let built = weir::app::build(&config).expect("build the pipeline");
+    let summary = runtime.block_on(async { built.pipeline.run(stop).await.expect("run") });
     runtime.shutdown_timeout(Duration::from_millis(100));
     let took = took.join().expect("timer");
     assert!(done.load(Ordering::SeqCst));

@@ -53,7 +53,7 @@ fn events(n: usize) -> Vec<Event> {
         .collect()
 }
 
-fn rate(options: EngineOptions, fuel: u64, wasm: &Path, input: &[Event], min: Duration) -> f64 {
+fn stage(options: EngineOptions, fuel: u64, wasm: &Path) -> Stage {
     let engine = Arc::new(PluginEngine::new(options).expect("engine"));
     let plugin = engine.load_file(wasm).expect("load");
     let mut spec = StageSpec::new("bench", plugin, "{}");
@@ -61,8 +61,11 @@ fn rate(options: EngineOptions, fuel: u64, wasm: &Path, input: &[Event], min: Du
         fuel,
         ..LimitsConfig::default()
     };
-    let mut stage =
-        Stage::start(spec, engine, None, Arc::new(StageStats::default())).expect("stage");
+    Stage::start(spec, engine, None, Arc::new(StageStats::default())).expect("stage")
+}
+
+/// Events/s of `stage` over `input` for about `min`.
+fn rate(stage: &mut Stage, input: &[Event], min: Duration) -> f64 {
     let mut run = |events: Vec<Event>| {
         let mut b = Batch {
             events,
@@ -100,28 +103,36 @@ fn main() {
         fuel: false,
         epoch_interruption: false,
     };
-    let none = rate(base.clone(), 0, &wasm, &input, min);
-    let epoch = rate(
-        EngineOptions {
-            epoch_interruption: true,
-            ..base.clone()
-        },
-        0,
-        &wasm,
-        &input,
-        min,
-    );
-    let fuel = rate(
-        EngineOptions {
-            epoch_interruption: true,
-            fuel: true,
-            ..base
-        },
-        u64::MAX / 2,
-        &wasm,
-        &input,
-        min,
-    );
+    let mut stages = [
+        stage(base.clone(), 0, &wasm),
+        stage(
+            EngineOptions {
+                epoch_interruption: true,
+                ..base.clone()
+            },
+            0,
+            &wasm,
+        ),
+        stage(
+            EngineOptions {
+                epoch_interruption: true,
+                fuel: true,
+                ..base
+            },
+            u64::MAX / 2,
+            &wasm,
+        ),
+    ];
+    // Interleave the configurations over several rounds and keep each one's
+    // best round, so machine noise does not favour whichever ran last.
+    let rounds = 5;
+    let mut best = [0f64; 3];
+    for _ in 0..rounds {
+        for (b, s) in best.iter_mut().zip(stages.iter_mut()) {
+            *b = b.max(rate(s, &input, min / rounds));
+        }
+    }
+    let [none, epoch, fuel] = best;
     println!("weir limits benchmark: upper map, 200-byte events, batch 1024, one thread");
     println!("{:<28} {:>12} {:>8}", "CPU limit", "events/s", "ratio");
     println!("{:<28} {none:>12.0} {:>7.2}x", "none (baseline)", 1.0);
