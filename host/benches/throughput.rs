@@ -46,7 +46,7 @@ fn events(n: usize) -> Vec<Event> {
             let pad = EVENT_SIZE - head.len() - 2;
             let value = format!(
                 "{head}{}\"}}",
-                "abcdefghij".repeat(pad / 10 + 1)[..pad].to_string()
+                &"abcdefghij".repeat(pad / 10 + 1)[..pad]
             );
             Event::new(
                 value.into_bytes(),
