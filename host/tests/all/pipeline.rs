@@ -181,3 +181,61 @@ fn an_unknown_route_is_a_dead_letter_not_a_loss() {
     assert_eq!(unrouted, vec![7, 9, 10, 11]);
     assert!(dlq.iter().all(|r| r["headers"]["weir.error"].is_string()));
 }
+
+#[test]
+fn stdin_to_stdout_through_a_plugin() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    plugin_dir(dir, &["upper"]);
+    std::fs::write(
+        dir.join("pipeline.toml"),
+        format!(
+            r#"
+cache_dir = "{cache}"
+[source]
+type = "stdin"
+[[stages]]
+name = "up"
+plugin = "upper"
+[outputs.default]
+type = "stdout"
+format = "value"
+[dead_letter]
+type = "file"
+path = "dlq.jsonl"
+"#,
+            cache = dir.join("cache").display()
+        ),
+    )
+    .expect("write pipeline");
+    let mut child = weir()
+        .args(["run", "--quiet"])
+        .arg(dir.join("pipeline.toml"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start weir");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"{\"a\":\"x\"}\nnot json\n{\"b\":\"y\"}\n")
+            .expect("write stdin");
+    } // closing stdin ends the source
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"A\":\"X\"}\n{\"B\":\"Y\"}\n"
+    );
+    let dlq = read_jsonl(&dir.join("dlq.jsonl"));
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0]["value"], "not json");
+    assert_eq!(dlq[0]["source"]["stream"], "stdin");
+    assert_eq!(dlq[0]["source"]["offset"], 1);
+}
