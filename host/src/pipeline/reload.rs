@@ -70,6 +70,9 @@ pub struct ReloadStatus {
     pub refusals: AtomicU64,
     /// Where the status is written as JSON after each change (if set).
     file: Option<PathBuf>,
+    /// Held from snapshot to rename: the last file written is always the
+    /// latest state (two threads record: the reloader and the stages).
+    writing: Mutex<()>,
 }
 
 /// A snapshot of [`ReloadStatus`].
@@ -106,6 +109,7 @@ impl ReloadStatus {
 
     fn write_file(&self) {
         let Some(path) = &self.file else { return };
+        let _writing = self.writing.lock();
         let Ok(json) = serde_json::to_vec_pretty(&self.snapshot()) else {
             return;
         };
