@@ -178,8 +178,8 @@ fn bad_types_name_the_field() {
 
 #[test]
 fn unknown_or_missing_type() {
-    let src = "[source]\ntype = 'kafka'\n[outputs.default]\ntype = 'stdout'\n";
-    assert_error(src, "source.type", 2, "unknown variant `kafka`");
+    let src = "[source]\ntype = 'pigeon'\n[outputs.default]\ntype = 'stdout'\n";
+    assert_error(src, "source.type", 2, "unknown variant `pigeon`");
     let src = "[source]\npath = 'a'\n[outputs.default]\ntype = 'stdout'\n";
     assert_error(src, "source", 1, "missing field `type`");
     let src = "[source]\ntype = 'file'\n[outputs.default]\ntype = 'stdout'\n";
