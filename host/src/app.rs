@@ -153,7 +153,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
 
 /// Watches `plugin_dir` and feeds settled changes to the reloader, on two
 /// background threads, until `stop`.
-fn start_reload(config: &PipelineConfig, mut reloader: Reloader, stop: CancellationToken) {
+pub fn start_reload(config: &PipelineConfig, mut reloader: Reloader, stop: CancellationToken) {
     let dir = config.plugin_dir_path();
     let reload = config.reload.clone();
     let (tx, rx) = std::sync::mpsc::channel();

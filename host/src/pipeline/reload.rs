@@ -222,7 +222,13 @@ impl Reloader {
                 .process(smoke)
                 .map_err(|e| format!("smoke batch of stage `{}`: {e}", handle.spec.name))?;
         }
-        fresh().map_err(|e| format!("stage `{}`: {e}", handle.spec.name))
+        let mut instance = fresh().map_err(|e| format!("stage `{}`: {e}", handle.spec.name))?;
+        // Warm it up (first-call costs: lazy init, fresh pages) before it
+        // is on the data path.
+        instance
+            .process(&[])
+            .map_err(|e| format!("stage `{}`: empty batch: {e}", handle.spec.name))?;
+        Ok(instance)
     }
 
     pub fn handle(&mut self, change: Change) {

@@ -99,7 +99,16 @@ impl Stage {
         };
         let old = self.spec.plugin.short_version().to_string();
         self.spec.plugin = prepared.plugin;
-        self.instance = Some(prepared.instance);
+        // Tearing down a store (freeing its memory) takes milliseconds: do it
+        // off the data path.
+        if let Some(retired) = self.instance.replace(prepared.instance) {
+            let spawned = std::thread::Builder::new()
+                .name("weir-retire".into())
+                .spawn(move || drop(retired));
+            if let Err(e) = spawned {
+                tracing::debug!(error = %e, "retiring the old instance inline");
+            }
+        }
         // A new version gets a fresh chance.
         self.breaker = Breaker::new(self.spec.breaker.clone());
         tracing::info!(stage = %self.spec.name, plugin = %self.spec.plugin.name, from = %old, to = %self.spec.plugin.short_version(), "plugin swapped");

@@ -48,11 +48,20 @@ pub struct KafkaSinkConfig {
     /// The topic to write to (it must exist, or the broker must create
     /// topics automatically).
     pub topic: String,
+    /// Write the events' headers as record headers (default `true`). `false`
+    /// drops them (for consumers or brokers that handle headers badly; e.g.
+    /// tansu's sqlite engine serves records with headers very slowly).
+    #[serde(default = "yes")]
+    pub headers: bool,
     /// Any librdkafka producer property (`"linger.ms" = 20`,
     /// `"compression.type" = "lz4"`, `"message.timeout.ms" = 60000`...).
     /// `bootstrap.servers` is set by `brokers`; transactions are not used.
     #[serde(default)]
     pub properties: Properties,
+}
+
+fn yes() -> bool {
+    true
 }
 
 const RESERVED: &[(&str, &str)] = &[
@@ -97,6 +106,7 @@ impl KafkaSinkConfig {
         Ok(KafkaSink {
             describe: format!("kafka {} ({})", self.topic, self.brokers),
             topic: self.topic.clone(),
+            headers: self.headers,
             producer,
             watcher: None,
             failure: Arc::default(),
@@ -136,6 +146,7 @@ enum Pending {
 pub struct KafkaSink {
     describe: String,
     topic: String,
+    headers: bool,
     producer: FutureProducer<LogContext>,
     /// Started on the first send (inside the runtime).
     watcher: Option<mpsc::Sender<Pending>>,
@@ -222,7 +233,7 @@ impl Sink for KafkaSink {
             if ev.timestamp_ms > 0 {
                 record = record.timestamp(ev.timestamp_ms);
             }
-            if !ev.headers.is_empty() {
+            if self.headers && !ev.headers.is_empty() {
                 let mut headers = OwnedHeaders::new_with_capacity(ev.headers.len());
                 for h in &ev.headers {
                     headers = headers.insert(Header {

@@ -12,6 +12,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::tracker::TopicPartition;
@@ -159,7 +160,7 @@ impl ConsumerContext for Context {
                     }
                 }
             }
-            Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => tracing::warn!(error = %e, "offset commit failed"),
         }
     }
@@ -254,6 +255,13 @@ fn run(consumer: BaseConsumer<Context>, shared: Arc<Shared>) {
                 None => break,
                 Some(Ok(msg)) => polled.push(to_event(&msg, &mut topics)),
                 Some(Err(e)) => {
+                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+                        // The client cannot go on (librdkafka says so):
+                        // stop the pipeline; the next run resumes from the
+                        // last commit.
+                        shared.lock().error = Some(format!("kafka consumer: {e}"));
+                        shared.data.notify_one();
+                    }
                     tracing::warn!(error = %e, "kafka consumer error");
                     break;
                 }

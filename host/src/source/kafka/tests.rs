@@ -236,3 +236,43 @@ fn config_checks_name_the_field() {
     c.topics.clear();
     assert_eq!(c.validate().expect_err("no topics").field(), "topics");
 }
+
+#[test]
+fn pipeline_files_parse_kafka_sources_and_sinks() {
+    let src = r#"
+[source]
+type = "kafka"
+brokers = "b:9092"
+topics = ["in", "^logs-.*"]
+group_id = "g"
+start = "latest"
+[source.properties]
+"fetch.min.bytes" = 10
+[outputs.default]
+type = "kafka"
+brokers = "b:9092"
+topic = "out"
+[dead_letter]
+type = "kafka"
+brokers = "b:9092"
+topic = "dlq"
+headers = true
+"#;
+    let c = crate::config::PipelineConfig::from_str(src, "/p").expect("valid");
+    let crate::config::SourceConfig::Kafka(k) = &c.source else {
+        panic!("kafka source expected")
+    };
+    assert_eq!(k.topics, ["in", "^logs-.*"]);
+    assert_eq!(k.start, StartPosition::Latest);
+    assert_eq!(k.buffer_events, 10_000);
+    assert_eq!(
+        k.properties.get("fetch.min.bytes"),
+        Some(&PropertyValue::Integer(10))
+    );
+    let bad = src.replace("group_id = \"g\"", "group_id = \"g\"\ngroup = 1");
+    let err = crate::config::PipelineConfig::from_str(&bad, "/p").expect_err("unknown field");
+    assert_eq!(err.line(), Some(7), "{err}");
+    let bad = src.replace("topic = \"dlq\"", "topic = \"\"");
+    let err = crate::config::PipelineConfig::from_str(&bad, "/p").expect_err("empty topic");
+    assert_eq!(err.field(), "dead_letter.topic", "{err}");
+}
