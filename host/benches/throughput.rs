@@ -44,10 +44,7 @@ fn events(n: usize) -> Vec<Event> {
         .map(|i| {
             let head = format!("{{\"id\":{i},\"user\":\"u{}\",\"payload\":\"", i % 977);
             let pad = EVENT_SIZE - head.len() - 2;
-            let value = format!(
-                "{head}{}\"}}",
-                &"abcdefghij".repeat(pad / 10 + 1)[..pad]
-            );
+            let value = format!("{head}{}\"}}", &"abcdefghij".repeat(pad / 10 + 1)[..pad]);
             Event::new(
                 value.into_bytes(),
                 0,
