@@ -4,8 +4,7 @@
 //!
 //! Run: `cargo bench -p weir --bench limits`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,26 +13,7 @@ use weir::pipeline::{Batch, Stage, StageSpec};
 use weir::plugin::{EngineOptions, LimitsConfig, PluginEngine};
 use weir::telemetry::StageStats;
 
-fn plugin() -> PathBuf {
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = ws.join("target").join("test-plugins");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&ws)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--quiet",
-            "-p",
-            "upper",
-        ])
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo");
-    assert!(status.success(), "building the upper plugin failed");
-    target.join("wasm32-wasip2/release/upper.wasm")
-}
+mod common;
 
 fn events(n: usize) -> Vec<Event> {
     let stream: Arc<str> = "bench".into();
@@ -89,7 +69,7 @@ fn rate(stage: &mut Stage, input: &[Event], min: Duration) -> f64 {
 }
 
 fn main() {
-    let wasm = plugin();
+    let wasm = common::build_plugins(&["upper"]).remove(0);
     let input = events(32 * 1024);
     let min = Duration::from_secs(
         std::env::var("WEIR_BENCH_SECS")

@@ -6,8 +6,6 @@
 //!
 //! Run: `cargo bench -p weir --bench reload`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 use weir::app::{Built, build, start_reload, status_path};
 use weir::config::PipelineConfig;
 use weir::sink::{Sink, SinkBatch, SinkError};
+
+mod common;
 
 /// Records when each output batch arrives.
 struct Clock(Arc<Mutex<Vec<Instant>>>);
@@ -37,27 +37,6 @@ impl Sink for Clock {
     async fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
-}
-
-fn tagger() -> PathBuf {
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = ws.join("target").join("test-plugins");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&ws)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--quiet",
-            "-p",
-            "tagger",
-        ])
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo");
-    assert!(status.success(), "building tagger failed");
-    target.join("wasm32-wasip2/release/tagger.wasm")
 }
 
 /// The plugin with a custom section naming generation `k`.
@@ -87,7 +66,7 @@ fn max_gap(times: &[Instant], from: Instant, to: Instant) -> f64 {
 }
 
 fn main() {
-    let base = std::fs::read(tagger()).expect("read tagger");
+    let base = std::fs::read(common::build_plugins(&["tagger"]).remove(0)).expect("read tagger");
     let dir = tempfile::tempdir().expect("tempdir");
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).expect("mkdir");

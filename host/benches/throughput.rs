@@ -4,8 +4,7 @@
 //!
 //! Run: `cargo bench -p weir --bench throughput` (prints a table and ratios).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,23 +18,7 @@ const EVENT_SIZE: usize = 200;
 /// Each figure is the best of this many interleaved rounds.
 const ROUNDS: u32 = 3;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Builds the benchmark plugins; returns their folder.
-fn build_plugins() -> PathBuf {
-    let target = workspace().join("target").join("test-plugins");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(workspace())
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
-        .args(["-p", "upper", "-p", "passthrough", "-p", "drop-all"])
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo");
-    assert!(status.success(), "building the benchmark plugins failed");
-    target.join("wasm32-wasip2/release")
-}
+mod common;
 
 /// ~200-byte JSON events, like the `sized` generator schema.
 fn events(n: usize) -> Vec<Event> {
@@ -113,7 +96,11 @@ fn wasm_rate(stage: &mut Stage, input: &[Event], batch: usize, min: Duration) ->
 }
 
 fn main() {
-    let dir = build_plugins();
+    let dir = common::build_plugins(&["upper", "passthrough", "drop-all"])
+        .remove(0)
+        .parent()
+        .expect("a folder")
+        .to_path_buf();
     let engine = Arc::new(PluginEngine::new(EngineOptions::default()).expect("engine"));
     let mut stage = stage_for(&engine, &dir, "upper");
     let input = events(64 * 1024);
