@@ -5,5 +5,5 @@ wasmtime::component::bindgen!({
     world: "weir:plugin/transform",
 });
 
-pub use exports::weir::plugin::transformer as guest;
-pub use weir::plugin::types as wit;
+pub use self::exports::weir::plugin::transformer as guest;
+pub use self::weir::plugin::types as wit;
