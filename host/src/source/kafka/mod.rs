@@ -19,7 +19,7 @@
 //! prefix is committed synchronously.
 
 mod consumer;
-mod props;
+pub(crate) mod props;
 mod stats;
 pub mod tracker;
 

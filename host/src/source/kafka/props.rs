@@ -79,3 +79,16 @@ pub fn validate(
     }
     Ok(())
 }
+
+/// Forwards one librdkafka log line to `tracing` at the matching level.
+pub fn forward_log(level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+    use rdkafka::config::RDKafkaLogLevel as L;
+    match level {
+        L::Emerg | L::Alert | L::Critical | L::Error => {
+            tracing::error!(target: "librdkafka", fac, "{log_message}")
+        }
+        L::Warning => tracing::warn!(target: "librdkafka", fac, "{log_message}"),
+        L::Notice | L::Info => tracing::info!(target: "librdkafka", fac, "{log_message}"),
+        L::Debug => tracing::debug!(target: "librdkafka", fac, "{log_message}"),
+    }
+}
