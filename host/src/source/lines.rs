@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use tokio::sync::mpsc;
 
-use super::{Read, Source, SourceError};
+use super::{AckCounts, Read, Source, SourceError};
 use crate::event::{Event, Position, now_ms};
-use crate::pipeline::ack::{Ack, AckStatus};
+use crate::pipeline::ack::Ack;
 use crate::pipeline::dlq::DeadLetter;
 
 /// Bytes asked of the reader per `read` call.
@@ -63,8 +63,7 @@ pub struct LinesSource {
     /// A read error, returned once `pending` is handed out.
     error: Option<std::io::Error>,
     exhausted: bool,
-    delivered: u64,
-    failed: u64,
+    acked: AckCounts,
 }
 
 impl LinesSource {
@@ -92,8 +91,7 @@ impl LinesSource {
             pending: VecDeque::new(),
             error: None,
             exhausted: false,
-            delivered: 0,
-            failed: 0,
+            acked: AckCounts::default(),
         })
     }
 
@@ -156,10 +154,7 @@ impl Source for LinesSource {
     }
 
     async fn ack(&mut self, ack: Ack) -> Result<(), SourceError> {
-        match ack.status {
-            AckStatus::Delivered => self.delivered += ack.events as u64,
-            AckStatus::Failed => self.failed += ack.events as u64,
-        }
+        self.acked.record(&ack);
         Ok(())
     }
 
@@ -168,8 +163,8 @@ impl Source for LinesSource {
         self.rx.close();
         tracing::info!(
             source = %self.describe,
-            delivered = self.delivered,
-            failed = self.failed,
+            delivered = self.acked.delivered,
+            failed = self.acked.failed,
             "source closed"
         );
         Ok(())

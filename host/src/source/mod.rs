@@ -53,6 +53,23 @@ pub enum SourceError {
     Other(String),
 }
 
+/// Events acknowledged delivered / failed, as a source counts them for its
+/// closing log line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AckCounts {
+    pub delivered: u64,
+    pub failed: u64,
+}
+
+impl AckCounts {
+    pub fn record(&mut self, ack: &Ack) {
+        match ack.status {
+            crate::pipeline::ack::AckStatus::Delivered => self.delivered += ack.events as u64,
+            crate::pipeline::ack::AckStatus::Failed => self.failed += ack.events as u64,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Source: Send {
     /// A short description for logs ("file data/in.jsonl", "generate card-transactions").

@@ -12,10 +12,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::{Read, Source, SourceError};
+use super::{AckCounts, Read, Source, SourceError};
 use crate::config::FieldError;
 use crate::event::{Event, Position, now_ms};
-use crate::pipeline::ack::{Ack, AckStatus};
+use crate::pipeline::ack::Ack;
 use cards::CardGenerator;
 use rng::{Rng, fnv1a};
 
@@ -179,8 +179,7 @@ impl GenerateSourceConfig {
             pacer: self.rate.map(Pacer::new),
             offsets: vec![0; self.partitions as usize],
             stream: Arc::from("generate"),
-            delivered: 0,
-            failed: 0,
+            acked: AckCounts::default(),
         })
     }
 }
@@ -293,8 +292,7 @@ pub struct GenerateSource {
     pacer: Option<Pacer>,
     offsets: Vec<i64>,
     stream: Arc<str>,
-    delivered: u64,
-    failed: u64,
+    acked: AckCounts,
 }
 
 #[async_trait]
@@ -344,18 +342,15 @@ impl Source for GenerateSource {
     }
 
     async fn ack(&mut self, ack: Ack) -> Result<(), SourceError> {
-        match ack.status {
-            AckStatus::Delivered => self.delivered += ack.events as u64,
-            AckStatus::Failed => self.failed += ack.events as u64,
-        }
+        self.acked.record(&ack);
         Ok(())
     }
 
     async fn close(&mut self) -> Result<(), SourceError> {
         tracing::info!(
             source = %self.describe,
-            delivered = self.delivered,
-            failed = self.failed,
+            delivered = self.acked.delivered,
+            failed = self.acked.failed,
             "source closed"
         );
         Ok(())
