@@ -82,7 +82,7 @@ fn inspect_shows_the_interface_and_verdict() {
         "{out}"
     );
     assert!(
-        out.contains("weir:plugin/log@0.1.0") || out.contains("imports:"),
+        out.contains("imports:\n  weir:plugin/types@0.1.0 (interface)"),
         "{out}"
     );
     assert!(out.contains("runs on this host: yes"), "{out}");
