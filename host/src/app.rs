@@ -104,6 +104,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
                 stage: sc.name.as_str().into(),
                 limits: sc.limits.clone(),
                 sandbox: Arc::new(sc.grants.resolve(config.base_dir())),
+                models: None,
             },
             breaker: sc.circuit_breaker.clone(),
         };

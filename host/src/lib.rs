@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod host_api;
+pub mod inference;
 pub mod pipeline;
 pub mod plugin;
 pub mod sink;

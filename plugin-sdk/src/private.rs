@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 pub use crate::codec::{fail_all, ok, run_batch, run_filter, run_flat_map, run_map};
 pub use wit_bindgen;
 
-/// The one set of guest bindings of the `weir:plugin/transform` world.
+/// The one set of guest bindings: the `weir:plugin/transform-with-inference`
+/// world (a plugin that never calls `infer` does not import `inference`).
 #[allow(
     missing_docs,
     unsafe_op_in_unsafe_fn,
@@ -18,7 +19,7 @@ pub use wit_bindgen;
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "weir:plugin/transform",
+        world: "weir:plugin/transform-with-inference",
         pub_export_macro: true,
         default_bindings_module: "weir_sdk::__private::bindings",
         runtime_path: "weir_sdk::__private::wit_bindgen::rt",

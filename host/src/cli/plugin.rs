@@ -302,10 +302,14 @@ pub fn inspect(path: &Path, out: &mut dyn std::io::Write) -> anyhow::Result<bool
         crate::plugin::cache::content_hash(&wasm)
     )?;
     // Show the interface even when the host cannot run it.
+    let mut world = "transform";
     if let Ok(component) = Component::new(engine.engine(), &wasm) {
         let ty = component.component_type();
         writeln!(out, "imports:")?;
         for (name, item) in ty.imports(engine.engine()) {
+            if name.starts_with("weir:plugin/inference@") {
+                world = "transform-with-inference";
+            }
             writeln!(out, "  {name}{}", kind(&item.ty))?;
         }
         writeln!(out, "exports:")?;
@@ -315,10 +319,7 @@ pub fn inspect(path: &Path, out: &mut dyn std::io::Write) -> anyhow::Result<bool
     }
     match engine.load_bytes(&stem(path), &wasm) {
         Ok(_) => {
-            writeln!(
-                out,
-                "runs on this host: yes (world weir:plugin/transform@0.1.0)"
-            )?;
+            writeln!(out, "runs on this host: yes (world weir:plugin/{world})")?;
             Ok(true)
         }
         Err(err) => {

@@ -1,6 +1,7 @@
 //! What plugins import from the host, one module per WIT interface.
 
 pub mod clock;
+pub mod infer;
 pub mod log;
 
 use crate::plugin::instance::StoreState;

@@ -179,7 +179,7 @@ impl PluginEngine {
 
     /// Compiles (or fetches from the cache) and links a plugin, checking that
     /// its world fits this host: every import it needs is provided, and it
-    /// exports `weir:plugin/transformer@0.1.0`.
+    /// exports `weir:plugin/transformer@0.1.x`.
     pub fn load_bytes(&self, name: &str, wasm: &[u8]) -> Result<LoadedPlugin, PluginError> {
         check_component_header(name, wasm)?;
         let version = content_hash(wasm);

@@ -14,6 +14,7 @@ use super::error::{CallError, PluginError};
 use super::limits::LimitsConfig;
 use super::sandbox::Sandbox;
 use crate::event::{Event, Header};
+use crate::inference::Infer;
 
 /// What an instance is made for.
 #[derive(Clone, Debug)]
@@ -23,6 +24,9 @@ pub struct InstanceConfig {
     pub limits: LimitsConfig,
     /// What the stage grants its plugin (nothing by default).
     pub sandbox: Arc<Sandbox>,
+    /// The pipeline's models, for the `inference` import (`None`: no models
+    /// declared; every call returns `unknown-model`).
+    pub models: Option<Arc<dyn Infer>>,
 }
 
 impl InstanceConfig {
@@ -32,6 +36,7 @@ impl InstanceConfig {
             stage: stage.into(),
             limits: LimitsConfig::default(),
             sandbox: Arc::default(),
+            models: None,
         }
     }
 }
@@ -44,6 +49,7 @@ pub struct StoreState {
     limits: StoreLimits,
     pub(crate) stage: Arc<str>,
     pub(crate) plugin: Arc<str>,
+    pub(crate) models: Option<Arc<dyn Infer>>,
 }
 
 impl WasiView for StoreState {
@@ -100,6 +106,7 @@ impl PluginInstance {
             limits,
             stage: config.stage.clone(),
             plugin: plugin.name.clone(),
+            models: config.models.clone(),
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);

@@ -78,11 +78,11 @@ fn inspect_shows_the_interface_and_verdict() {
     let (ok, out, err) = stdout_of(weir().args(["plugin", "inspect"]).arg(plugin("upper")));
     assert!(ok, "{err}");
     assert!(
-        out.contains("exports:\n  weir:plugin/transformer@0.1.0"),
+        out.contains("exports:\n  weir:plugin/transformer@0.1.1"),
         "{out}"
     );
     assert!(
-        out.contains("imports:\n  weir:plugin/types@0.1.0 (interface)"),
+        out.contains("imports:\n  weir:plugin/types@0.1.1 (interface)"),
         "{out}"
     );
     assert!(out.contains("runs on this host: yes"), "{out}");
