@@ -17,3 +17,24 @@ if need rustup; then
     rustup target add wasm32-wasip2
   fi
 fi
+
+# Python venv: ONNX Runtime's shared library (loaded by weir), and the model
+# training / peer-benchmark scripts. Lives outside the clone.
+WEIR_CACHE=${WEIR_CACHE:-$HOME/.cache/weir}
+WEIR_VENV=${WEIR_VENV:-$WEIR_CACHE/venv}
+export WEIR_CACHE WEIR_VENV
+_weir_reqs="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/requirements.txt"
+_weir_stamp="$WEIR_VENV/.weir-requirements"
+if [ ! -x "$WEIR_VENV/bin/python" ] || ! cmp -s "$_weir_reqs" "$_weir_stamp"; then
+  need python3 || { echo "setup: python3 is missing (apt-get install python3 python3-venv)" >&2; exit 1; }
+  echo "setup: installing Python packages into $WEIR_VENV"
+  python3 -m venv "$WEIR_VENV"
+  "$WEIR_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$_weir_reqs"
+  cp "$_weir_reqs" "$_weir_stamp"
+fi
+# Where weir finds ONNX Runtime when neither the pipeline file nor the
+# environment says (see README, "Models").
+if [ -z "${ORT_DYLIB_PATH:-}" ]; then
+  ORT_DYLIB_PATH=$(ls "$WEIR_VENV"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1.* 2>/dev/null | head -1 || true)
+  export ORT_DYLIB_PATH
+fi
