@@ -239,3 +239,61 @@ path = "dlq.jsonl"
     assert_eq!(dlq[0]["source"]["stream"], "stdin");
     assert_eq!(dlq[0]["source"]["offset"], 1);
 }
+
+/// A plugin built against the released contract `weir:plugin@0.1.0` (bare
+/// wit-bindgen, `@0.1.0` import and export names) runs beside an SDK plugin
+/// built against 0.1.1 in one pipeline.
+#[test]
+fn a_plugin_built_against_contract_0_1_0_still_runs() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    plugin_dir(dir, &["upper", "compat-v010"]);
+    std::fs::write(
+        dir.join("pipeline.toml"),
+        format!(
+            r#"
+cache_dir = "{cache}"
+[source]
+type = "stdin"
+[[stages]]
+name = "up"
+plugin = "upper"
+[[stages]]
+name = "old"
+plugin = "compat-v010"
+[outputs.default]
+type = "stdout"
+format = "value"
+[dead_letter]
+type = "file"
+path = "dlq.jsonl"
+"#,
+            cache = dir.join("cache").display()
+        ),
+    )
+    .expect("write pipeline");
+    let log = std::fs::File::create(dir.join("weir.log")).expect("log file");
+    let mut child = weir()
+        .args(["run", "--quiet"])
+        .arg(dir.join("pipeline.toml"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("start weir");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"{\"a\":\"x\"}\n{\"b\":\"y\"}\n")
+            .expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("wait");
+    let log = std::fs::read_to_string(dir.join("weir.log")).unwrap_or_default();
+    assert!(out.status.success(), "{log}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "v010:{\"A\":\"X\"}\nv010:{\"B\":\"Y\"}\n"
+    );
+    assert!(log.contains("compat-v010 ready"), "{log}");
+}

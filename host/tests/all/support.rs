@@ -23,6 +23,7 @@ const PLUGINS: &[&str] = &[
     "tagger",
     "batch-count",
     "hostile",
+    "compat-v010",
 ];
 
 fn target_dir() -> PathBuf {
