@@ -4,6 +4,7 @@
 mod cache;
 mod config_errors;
 mod kafka;
+mod kafka_swap;
 mod pipeline;
 mod plugin_cli;
 mod reload;
