@@ -3,6 +3,7 @@
 
 mod cache;
 mod config_errors;
+mod embeddings;
 mod kafka;
 mod kafka_swap;
 mod pipeline;
