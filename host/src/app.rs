@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command, GenerateArgs, PluginCommand, RunArgs};
 use crate::config::PipelineConfig;
+use crate::inference::{Infer, ModelRegistry};
 use crate::pipeline::reload::{ReloadStatus, Reloader, StageHandle, SwapSlot};
 use crate::pipeline::{BatchPolicy, Pipeline, RunSummary, Stage, StageSpec};
 use crate::plugin::{ArtifactCache, EngineOptions, InstanceConfig, PluginEngine};
@@ -32,6 +33,8 @@ pub struct Built {
     pub pipeline: Pipeline,
     pub reloader: Reloader,
     pub status: Arc<ReloadStatus>,
+    /// The pipeline's models (`None` when it declares none).
+    pub models: Option<ModelRegistry>,
 }
 
 /// Where `weir run` keeps the status (`weir status` reads it).
@@ -79,6 +82,20 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
     ));
     let outputs: Arc<BTreeSet<String>> = Arc::new(config.outputs.keys().cloned().collect());
     let status = Arc::new(ReloadStatus::new(Some(status_path(config))));
+    // Models before stages: a plugin's `init` may already call them.
+    let models = if config.models.is_empty() {
+        None
+    } else {
+        let registry = ModelRegistry::load(
+            config.onnxruntime_library().as_deref(),
+            &config.model_configs(),
+        )?;
+        registry.publish_to(status.clone());
+        Some(registry)
+    };
+    let infer: Option<Arc<dyn Infer>> = models
+        .as_ref()
+        .map(|m| Arc::new(m.clone()) as Arc<dyn Infer>);
     let mut stages = Vec::with_capacity(config.stages.len());
     let mut handles = Vec::with_capacity(config.stages.len());
     for (i, sc) in config.stages.iter().enumerate() {
@@ -104,7 +121,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
                 stage: sc.name.as_str().into(),
                 limits: sc.limits.clone(),
                 sandbox: Arc::new(sc.grants.resolve(config.base_dir())),
-                models: None,
+                models: infer.clone(),
             },
             breaker: sc.circuit_breaker.clone(),
         };
@@ -149,6 +166,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
         pipeline,
         reloader: Reloader::new(engine, handles, status.clone()),
         status,
+        models,
     })
 }
 
@@ -219,13 +237,22 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let Built {
-        pipeline, reloader, ..
+        pipeline,
+        reloader,
+        models,
+        ..
     } = build(&config)?;
     let summary: RunSummary = runtime.block_on(async {
         let reload_stop = CancellationToken::new();
         let _stop_reload_on_exit = reload_stop.clone().drop_guard();
         if config.reload.enabled {
             start_reload(&config, reloader, reload_stop.clone());
+            if let Some(models) = &models {
+                match crate::inference::reload::start_watch(models, &config.reload, &reload_stop) {
+                    Ok(()) => tracing::info!("watching the model files for new versions"),
+                    Err(e) => tracing::error!(error = %e, "cannot start model hot swap"),
+                }
+            }
         }
         tracing::info!(pipeline = %config.name, stages = pipeline.stages.len(), "pipeline started");
         let shutdown = CancellationToken::new();
@@ -247,6 +274,9 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     })?;
     // The source's reader thread may be blocked on stdin: don't wait for it.
     runtime.shutdown_timeout(Duration::from_millis(100));
+    if let Some(models) = &models {
+        models.shutdown();
+    }
     tracing::info!(
         events_in = summary.events_in,
         events_out = summary.events_out,

@@ -32,10 +32,13 @@
 //! [dead_letter]                  # optional; absent = JSON lines on stderr
 //! type = "file"
 //! path = "out/dlq.jsonl"
+//!
+//! [models.fraud]                 # optional: ONNX models plugins may call
+//! path = "models/fraud.onnx"     # see crate::inference::config
 //! ```
 //!
 //! Relative paths (`plugin_dir`, `cache_dir`, a stage's `*.wasm` plugin, file
-//! sources and sinks) are relative to the folder of the pipeline file.
+//! sources and sinks, model files, `onnxruntime.library`) are relative to the folder of the pipeline file.
 //!
 //! The structs here are the configuration reference: every field's doc comment
 //! says what it means. Each has a `validate()` (semantic checks, errors name the
@@ -100,6 +103,15 @@ pub struct PipelineConfig {
     /// (`[reload]`): on by default.
     #[serde(default)]
     pub reload: crate::plugin::watcher::ReloadConfig,
+    /// Where ONNX Runtime's library is (`[onnxruntime]`); only read when
+    /// `models` is not empty.
+    #[serde(default)]
+    pub onnxruntime: Option<crate::inference::OnnxRuntimeConfig>,
+    /// ONNX models plugins may call by name (`[models.<name>]`): run
+    /// natively, batched across callers, hot-swapped when the file changes.
+    /// Names use letters, digits, `_`, `-` and `.`.
+    #[serde(default)]
+    pub models: BTreeMap<String, crate::inference::ModelConfig>,
     /// The folder relative paths are resolved against (the pipeline file's).
     #[serde(skip)]
     base_dir: PathBuf,
@@ -256,6 +268,21 @@ impl PipelineConfig {
         if let Some(dl) = &self.dead_letter {
             dl.validate().map_err(|e| e.within("dead_letter"))?;
         }
+        if let Some(ort) = &self.onnxruntime {
+            ort.validate().map_err(|e| e.within("onnxruntime"))?;
+        }
+        for (name, model) in &self.models {
+            if !crate::inference::config::valid_model_name(name) {
+                return Err(FieldError::new(
+                    name,
+                    "model names may only use letters, digits, '_', '-' and '.' (at most 64)",
+                )
+                .within("models"));
+            }
+            model
+                .validate()
+                .map_err(|e| e.within(name).within("models"))?;
+        }
         self.check_distinct_files()
     }
 
@@ -324,6 +351,26 @@ impl PipelineConfig {
             self.plugin_dir_path()
                 .join(format!("{}.wasm", stage.plugin))
         }
+    }
+
+    /// The `[models.*]` tables with their paths resolved.
+    pub fn model_configs(&self) -> BTreeMap<String, crate::inference::ModelConfig> {
+        self.models
+            .iter()
+            .map(|(name, m)| {
+                let mut m = m.clone();
+                m.path = self.resolve(&m.path);
+                (name.clone(), m)
+            })
+            .collect()
+    }
+
+    /// `[onnxruntime] library`, resolved.
+    pub fn onnxruntime_library(&self) -> Option<PathBuf> {
+        self.onnxruntime
+            .as_ref()
+            .and_then(|o| o.library.as_ref())
+            .map(|p| self.resolve(p))
     }
 
     pub fn build_source(&self) -> Result<Box<dyn Source>, SourceError> {

@@ -4,7 +4,37 @@
 //! Plugins reach it through the WIT `inference` interface
 //! ([`crate::host_api::infer`]); this module knows nothing of WebAssembly.
 
+pub mod batcher;
+pub mod config;
+pub mod metrics;
+pub mod model;
+pub mod registry;
+pub mod reload;
+pub mod runtime;
+
 use std::fmt;
+use std::path::PathBuf;
+
+pub use config::{ModelConfig, OnnxRuntimeConfig};
+pub use registry::{ModelRegistry, ModelStatus};
+
+/// Why the models could not be loaded at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// ONNX Runtime's library is missing or unloadable (the message says
+    /// what to install).
+    #[error("{0}")]
+    Library(String),
+    /// A model file is missing, not ONNX, or does not fit its declaration.
+    #[error("models.{model}.{field}: model `{model}` ({}): {reason}", path.display())]
+    Model {
+        model: String,
+        /// The field of `[models.NAME]` at fault (`path`, `inputs`, `outputs`).
+        field: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+}
 
 /// Tensor elements, row-major.
 #[derive(Clone, Debug, PartialEq)]
@@ -97,3 +127,6 @@ pub enum InferError {
 pub trait Infer: Send + Sync + fmt::Debug {
     fn infer(&self, model: &str, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, InferError>;
 }
+
+#[cfg(test)]
+mod tests;

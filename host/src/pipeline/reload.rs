@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::event::{Event, now_ms};
+use crate::inference::ModelStatus;
 use crate::pipeline::stage::StageSpec;
 use crate::plugin::watcher::Change;
 use crate::plugin::{LoadedPlugin, PluginEngine, PluginError, PluginInstance};
@@ -65,6 +66,7 @@ pub struct StageVersion {
 #[derive(Default)]
 pub struct ReloadStatus {
     stages: Mutex<BTreeMap<String, StageVersion>>,
+    models: Mutex<BTreeMap<String, ModelStatus>>,
     log: Mutex<VecDeque<ReloadEvent>>,
     pub swaps: AtomicU64,
     pub refusals: AtomicU64,
@@ -79,6 +81,9 @@ pub struct ReloadStatus {
 #[derive(Clone, Debug, Serialize)]
 pub struct StatusSnapshot {
     pub stages: BTreeMap<String, StageVersion>,
+    /// The pipeline's models (`[models.*]`): versions, last swap/refusal.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, ModelStatus>,
     pub swaps: u64,
     pub refusals: u64,
     pub recent: Vec<ReloadEvent>,
@@ -97,6 +102,7 @@ impl ReloadStatus {
     pub fn snapshot(&self) -> StatusSnapshot {
         StatusSnapshot {
             stages: self.stages.lock().map(|s| s.clone()).unwrap_or_default(),
+            models: self.models.lock().map(|s| s.clone()).unwrap_or_default(),
             swaps: self.swaps.load(Relaxed),
             refusals: self.refusals.load(Relaxed),
             recent: self
@@ -130,6 +136,14 @@ impl ReloadStatus {
                 log.pop_front();
             }
             log.push_back(event);
+        }
+        self.write_file();
+    }
+
+    /// The models' status changed (loaded, swapped, refused, deleted).
+    pub fn set_models(&self, models: BTreeMap<String, ModelStatus>) {
+        if let Ok(mut m) = self.models.lock() {
+            *m = models;
         }
         self.write_file();
     }

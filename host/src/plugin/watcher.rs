@@ -3,10 +3,11 @@
 //! filesystems without change events. Changes are debounced per file: a file
 //! is reported once it has been quiet (same size and mtime) for `debounce`,
 //! so a plugin being copied in is never reported half-written.
+//! [`watch_matching`] watches other files the same way (model files).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use notify::{RecursiveMode, Watcher};
@@ -102,12 +103,12 @@ fn is_plugin(path: &Path) -> bool {
             .is_some_and(|n| n.starts_with('.'))
 }
 
-fn scan(dir: &Path) -> HashMap<PathBuf, Stamp> {
+fn scan(dir: &Path, relevant: &dyn Fn(&Path) -> bool) -> HashMap<PathBuf, Stamp> {
     let mut out = HashMap::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let p = e.path();
-            if is_plugin(&p)
+            if relevant(&p)
                 && let Some(s) = stamp(&p)
             {
                 out.insert(p, s);
@@ -126,7 +127,20 @@ pub fn watch(
     changes: mpsc::Sender<Change>,
     stop: &tokio_util::sync::CancellationToken,
 ) -> Result<(), notify::Error> {
+    watch_matching(dir, config, Arc::new(is_plugin), changes, stop)
+}
+
+/// [`watch`] for the files of `dir` that `relevant` accepts (paths as
+/// `dir.join(file name)`), e.g. the model files of a pipeline.
+pub fn watch_matching(
+    dir: &Path,
+    config: &ReloadConfig,
+    relevant: Arc<dyn Fn(&Path) -> bool + Send + Sync>,
+    changes: mpsc::Sender<Change>,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<(), notify::Error> {
     let (tx, rx) = mpsc::channel::<()>();
+    let wake_on = relevant.clone();
     // Keep the watcher alive for the loop's duration.
     let _watcher = match config.mode {
         WatchMode::Notify => {
@@ -135,7 +149,7 @@ pub fn watch(
             // rescans the folder.
             let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
                 let relevant = match &res {
-                    Ok(event) => event.paths.iter().any(|p| is_plugin(p)),
+                    Ok(event) => event.paths.iter().any(|p| wake_on(p)),
                     Err(_) => true,
                 };
                 if relevant {
@@ -149,7 +163,7 @@ pub fn watch(
     };
     let poll = Duration::from_millis(config.poll_interval_ms);
     let debounce = Duration::from_millis(config.debounce_ms);
-    let mut known = scan(dir);
+    let mut known = scan(dir, &*relevant);
     // Files seen changing, with their last stamp and when it last changed.
     let mut settling: HashMap<PathBuf, (Option<Stamp>, Instant)> = HashMap::new();
     while !stop.is_cancelled() {
@@ -162,7 +176,7 @@ pub fn watch(
         let _ = rx.recv_timeout(wait);
         while rx.try_recv().is_ok() {}
         let now = Instant::now();
-        let current = scan(dir);
+        let current = scan(dir, &*relevant);
         for (path, s) in &current {
             if known.get(path) != Some(s) {
                 match settling.get(path) {
