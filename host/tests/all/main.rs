@@ -4,6 +4,7 @@
 mod cache;
 mod config_errors;
 mod embeddings;
+mod fraud;
 mod kafka;
 mod kafka_swap;
 mod pipeline;
