@@ -3,6 +3,7 @@
 
 mod cache;
 mod config_errors;
+mod inference;
 mod kafka;
 mod pipeline;
 mod plugin_cli;
