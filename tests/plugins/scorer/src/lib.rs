@@ -37,7 +37,10 @@ fn default_width() -> usize {
     4
 }
 
-fn parse(ev: &Event, width: usize) -> Result<(Map<String, Value>, Vec<f32>)> {
+/// An event's JSON object and its feature row.
+type Parsed = (Map<String, Value>, Vec<f32>);
+
+fn parse(ev: &Event, width: usize) -> Result<Parsed> {
     let obj: Map<String, Value> = ev.json()?;
     let x = obj
         .get("x")
@@ -58,8 +61,7 @@ fn parse(ev: &Event, width: usize) -> Result<(Map<String, Value>, Vec<f32>)> {
 /// Scores every parsable event of the batch with one model call.
 #[weir_sdk::batch]
 pub fn score(events: Vec<Event>, params: &Params) -> Vec<Result<Vec<Output>>> {
-    let parsed: Vec<Result<(Map<String, Value>, Vec<f32>)>> =
-        events.iter().map(|ev| parse(ev, params.width)).collect();
+    let parsed: Vec<Result<Parsed>> = events.iter().map(|ev| parse(ev, params.width)).collect();
     let mut features = Vec::new();
     for (_, row) in parsed.iter().flatten() {
         features.extend_from_slice(row);
