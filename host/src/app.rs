@@ -188,6 +188,9 @@ pub fn start_reload(config: &PipelineConfig, mut reloader: Reloader, stop: Cance
             std::thread::Builder::new()
                 .name("weir-reload".into())
                 .spawn(move || {
+                    // Compiling, instantiating and smoke-testing a new version
+                    // yields the CPU to the data path.
+                    crate::plugin::engine::lower_this_thread_priority();
                     while let Ok(change) = rx.recv() {
                         reloader.handle(change);
                     }

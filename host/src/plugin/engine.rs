@@ -104,6 +104,39 @@ pub struct PluginEngine {
     _ticker: EpochTicker,
 }
 
+/// The nice value of background compilation threads (0 = normal, 19 = lowest).
+const COMPILE_NICE: i32 = 10;
+
+/// Makes Cranelift's worker threads (rayon's global pool, which nothing on
+/// the data path uses) run at a lower OS priority, so compiling a new plugin
+/// version during a hot reload takes spare CPU instead of stalling the stages
+/// on a small machine. Once per process; a no-op where the pool already exists.
+fn lower_compile_priority() {
+    let built = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("weir-compile-{i}"))
+        .start_handler(|_| lower_this_thread_priority())
+        .build_global();
+    if let Err(e) = built {
+        tracing::debug!(error = %e, "compile thread pool already set up");
+    }
+}
+
+/// Lowers the calling thread's priority to [`COMPILE_NICE`] (Linux: the nice
+/// value is per thread). Best effort: failure is logged, nothing else.
+pub fn lower_this_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain syscalls on the calling thread's own id.
+        let rc = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, COMPILE_NICE)
+        };
+        if rc != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower a compile thread's priority");
+        }
+    }
+}
+
 fn base_config(options: &EngineOptions) -> Config {
     let mut config = Config::new();
     config.consume_fuel(options.fuel);
@@ -130,6 +163,7 @@ fn pooling_config() -> PoolingAllocationConfig {
 
 impl PluginEngine {
     pub fn new(options: EngineOptions) -> Result<Self, PluginError> {
+        lower_compile_priority();
         let engine = if options.pooling {
             let mut config = base_config(&options);
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()));

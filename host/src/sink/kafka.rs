@@ -1,13 +1,16 @@
 //! The `kafka` sink: an idempotent producer writing every event to a topic.
 //!
-//! Pipelined: `send` hands the batch's records to librdkafka and queues their
-//! delivery futures, with the batch's acknowledgements, to a watcher task;
-//! the acknowledgements are released once the broker confirmed every record
-//! of the batch. librdkafka retries failed sends until `message.timeout.ms`
-//! (default 300000); a record that still fails marks its batch failed, and
-//! the next `send`/`flush` returns the error (the pipeline stops; the
-//! source's uncommitted input is read again on restart).
+//! Pipelined and allocation-light: `send` hands the batch's records to
+//! librdkafka with one shared per-batch delivery record (an `Arc`) as each
+//! record's opaque; librdkafka's delivery callbacks (on the producer's polling
+//! thread) drop their reference, and the batch's acknowledgements are
+//! released when the last record of the batch is confirmed. No future or
+//! channel per record. librdkafka retries failed sends until
+//! `message.timeout.ms` (default 300000); a record that still fails marks its
+//! batch failed, and the next `send`/`flush` returns the error (the pipeline
+//! stops; the source's uncommitted input is read again on restart).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,18 +20,14 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use serde::Deserialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::Notify;
 
 use super::{Sink, SinkBatch, SinkError};
 use crate::config::FieldError;
 use crate::pipeline::ack::AckSet;
 use crate::source::kafka::{Properties, client_config, validate_properties};
-
-/// Batches whose deliveries are awaited at once (beyond librdkafka's own
-/// queue bound, `queue.buffering.max.messages`).
-const PENDING_BATCHES: usize = 64;
 
 /// `type = "kafka"`: every event becomes a record of `topic`, with its key,
 /// value, headers and timestamp. The partition is chosen by librdkafka's
@@ -99,22 +98,27 @@ impl KafkaSinkConfig {
     pub fn build(&self) -> Result<KafkaSink, SinkError> {
         self.validate()
             .map_err(|e| SinkError::Other(format!("kafka sink: {e}")))?;
-        let producer: FutureProducer<LogContext> = self
+        let shared = Arc::new(Shared {
+            topic: self.topic.clone(),
+            failure: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
+            drained: Notify::new(),
+        });
+        let producer: ThreadedProducer<DeliveryContext> = self
             .client_config()
-            .create_with_context(LogContext)
+            .create_with_context(DeliveryContext)
             .map_err(|e| SinkError::Other(format!("cannot create the Kafka producer: {e}")))?;
         Ok(KafkaSink {
             describe: format!("kafka {} ({})", self.topic, self.brokers),
             topic: self.topic.clone(),
             headers: self.headers,
             producer,
-            watcher: None,
-            failure: Arc::default(),
+            shared,
         })
     }
 }
 
-/// Forwards librdkafka's logs to `tracing`.
+/// Forwards librdkafka's logs to `tracing` (the Kafka source uses it too).
 pub struct LogContext;
 
 impl ClientContext for LogContext {
@@ -127,9 +131,65 @@ impl ClientContext for LogContext {
     }
 }
 
-enum Pending {
-    Batch(Vec<DeliveryFuture>, AckSet),
-    Barrier(oneshot::Sender<()>),
+/// The producer's context: logs like [`LogContext`], and settles each
+/// record's delivery against its batch.
+pub struct DeliveryContext;
+
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        LogContext.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        LogContext.error(error, reason);
+    }
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Arc<BatchDelivery>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<BatchDelivery>) {
+        if let Err((error, _)) = result {
+            batch.failed(error);
+        }
+        // Dropping the last reference of the batch releases its acks.
+    }
+}
+
+/// What the sink and its delivery callbacks share.
+struct Shared {
+    topic: String,
+    /// The first delivery failure.
+    failure: Mutex<Option<String>>,
+    /// Batches sent and not yet settled.
+    in_flight: AtomicUsize,
+    drained: Notify,
+}
+
+/// One sent batch: each of its records holds a reference; when the last one
+/// is settled the acknowledgements are released (or fail, if a record did).
+pub struct BatchDelivery {
+    acks: AckSet,
+    shared: Arc<Shared>,
+}
+
+impl BatchDelivery {
+    fn failed(&self, error: &KafkaError) {
+        self.acks.fail();
+        let topic = &self.shared.topic;
+        tracing::error!(topic = %topic, error = %error, "a record could not be delivered");
+        if let Ok(mut f) = self.shared.failure.lock() {
+            f.get_or_insert(format!("delivery to topic {topic} failed: {error}"));
+        }
+    }
+}
+
+impl Drop for BatchDelivery {
+    fn drop(&mut self) {
+        if self.shared.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.drained.notify_waiters();
+        }
+    }
 }
 
 /// A running Kafka sink.
@@ -137,67 +197,24 @@ pub struct KafkaSink {
     describe: String,
     topic: String,
     headers: bool,
-    producer: FutureProducer<LogContext>,
-    /// Started on the first send (inside the runtime).
-    watcher: Option<mpsc::Sender<Pending>>,
-    /// The first delivery failure.
-    failure: Arc<Mutex<Option<String>>>,
+    producer: ThreadedProducer<DeliveryContext>,
+    shared: Arc<Shared>,
 }
 
 impl KafkaSink {
     fn failed(&self) -> Result<(), SinkError> {
-        match self.failure.lock().ok().and_then(|f| f.clone()) {
+        match self.shared.failure.lock().ok().and_then(|f| f.clone()) {
             Some(e) => Err(SinkError::Other(e)),
             None => Ok(()),
         }
     }
 
-    fn watcher(&mut self) -> mpsc::Sender<Pending> {
-        if let Some(tx) = &self.watcher {
-            return tx.clone();
-        }
-        let (tx, rx) = mpsc::channel(PENDING_BATCHES);
-        tokio::spawn(watch(rx, self.failure.clone(), self.topic.clone()));
-        self.watcher = Some(tx.clone());
-        tx
-    }
-
     fn fail(&self, batch_acks: &AckSet, message: String) -> SinkError {
         batch_acks.fail();
-        if let Ok(mut f) = self.failure.lock() {
+        if let Ok(mut f) = self.shared.failure.lock() {
             f.get_or_insert(message.clone());
         }
         SinkError::Other(message)
-    }
-}
-
-/// Awaits deliveries in order and releases (or fails) each batch's acks.
-async fn watch(
-    mut rx: mpsc::Receiver<Pending>,
-    failure: Arc<Mutex<Option<String>>>,
-    topic: String,
-) {
-    while let Some(pending) = rx.recv().await {
-        match pending {
-            Pending::Batch(deliveries, acks) => {
-                for delivery in deliveries {
-                    let error = match delivery.await {
-                        Ok(Ok(_)) => continue,
-                        Ok(Err((e, _))) => e.to_string(),
-                        Err(_) => "the producer was dropped".to_owned(),
-                    };
-                    acks.fail();
-                    tracing::error!(topic = %topic, error = %error, "a record could not be delivered");
-                    if let Ok(mut f) = failure.lock() {
-                        f.get_or_insert(format!("delivery to topic {topic} failed: {error}"));
-                    }
-                }
-                drop(acks);
-            }
-            Pending::Barrier(done) => {
-                let _ = done.send(());
-            }
-        }
     }
 }
 
@@ -212,11 +229,21 @@ impl Sink for KafkaSink {
             batch.acks.fail();
             return Err(e);
         }
-        let watcher = self.watcher();
         let SinkBatch { events, acks } = batch;
-        let mut deliveries = Vec::with_capacity(events.len());
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        let delivery = Arc::new(BatchDelivery {
+            acks: acks.clone(),
+            shared: self.shared.clone(),
+        });
         for ev in &events {
-            let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic).payload(&ev.value[..]);
+            let mut record = BaseRecord::<[u8], [u8], Arc<BatchDelivery>>::with_opaque_to(
+                &self.topic,
+                delivery.clone(),
+            )
+            .payload(&ev.value[..]);
             if let Some(key) = &ev.key {
                 record = record.key(&key[..]);
             }
@@ -234,11 +261,8 @@ impl Sink for KafkaSink {
                 record = record.headers(headers);
             }
             loop {
-                match self.producer.send_result(record) {
-                    Ok(delivery) => {
-                        deliveries.push(delivery);
-                        break;
-                    }
+                match self.producer.send(record) {
+                    Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         // librdkafka's queue is full: wait for deliveries.
                         record = back;
@@ -250,22 +274,18 @@ impl Sink for KafkaSink {
                 }
             }
         }
-        if watcher
-            .send(Pending::Batch(deliveries, acks.clone()))
-            .await
-            .is_err()
-        {
-            return Err(self.fail(&acks, "the delivery watcher stopped".into()));
-        }
         Ok(())
     }
 
     async fn flush(&mut self) -> Result<(), SinkError> {
-        if let Some(tx) = &self.watcher {
-            let (done, wait) = oneshot::channel();
-            if tx.send(Pending::Barrier(done)).await.is_ok() {
-                let _ = wait.await;
+        loop {
+            let drained = self.shared.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.shared.in_flight.load(Ordering::Acquire) == 0 {
+                break;
             }
+            drained.await;
         }
         self.failed()
     }

@@ -31,11 +31,11 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// Child processes to kill if a test times out.
 static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
-const PARTITIONS: i32 = 4;
+pub(crate) const PARTITIONS: i32 = 4;
 const TS_BASE: i64 = 1_700_000_000_000;
 
 /// Runs `test` under a time limit (and alone among the Kafka tests).
-fn timed(limit: Duration, test: impl FnOnce() + Send + 'static) {
+pub(crate) fn timed(limit: Duration, test: impl FnOnce() + Send + 'static) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::spawn(move || {
@@ -62,13 +62,13 @@ fn timed(limit: Duration, test: impl FnOnce() + Send + 'static) {
 }
 
 /// A running `weir run`, killed when dropped.
-struct Weir {
+pub(crate) struct Weir {
     child: Option<Child>,
     log: PathBuf,
 }
 
 impl Weir {
-    fn start(pipeline: &Path, log: PathBuf) -> Self {
+    pub(crate) fn start(pipeline: &Path, log: PathBuf) -> Self {
         let file = std::fs::File::create(&log).expect("weir log");
         let child = weir()
             .args(["run", "--quiet"])
@@ -88,7 +88,7 @@ impl Weir {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -101,7 +101,7 @@ impl Weir {
     }
 
     /// SIGTERM and wait for the exit.
-    fn stop(&mut self) -> ExitStatus {
+    pub(crate) fn stop(&mut self) -> ExitStatus {
         self.signal("-TERM");
         let deadline = Instant::now() + Duration::from_secs(90);
         let child = self.child.as_mut().expect("running");
@@ -126,7 +126,7 @@ impl Weir {
         }
     }
 
-    fn assert_running(&mut self) {
+    pub(crate) fn assert_running(&mut self) {
         if let Some(child) = self.child.as_mut() {
             let exited = child.try_wait().expect("poll weir");
             assert!(exited.is_none(), "weir exited ({exited:?}): {}", self.log());
@@ -142,7 +142,13 @@ impl Drop for Weir {
 
 /// Writes a pipeline: `in` → `stage` (plugin with params) → `out`, dead
 /// letters → `dlq`.
-fn pipeline(dir: &Path, name: &str, broker: &Broker, group: &str, stage: (&str, &str)) -> PathBuf {
+pub(crate) fn pipeline(
+    dir: &Path,
+    name: &str,
+    broker: &Broker,
+    group: &str,
+    stage: (&str, &str),
+) -> PathBuf {
     let (plugin, params) = stage;
     plugin_dir(dir, &[plugin]);
     let toml = format!(
@@ -239,22 +245,22 @@ fn produce(
 
 /// A record read back.
 #[derive(Clone, Debug)]
-struct Rec {
-    partition: i32,
+pub(crate) struct Rec {
+    pub(crate) partition: i32,
     key: Option<String>,
-    value: String,
+    pub(crate) value: String,
     timestamp: Option<i64>,
-    headers: HashMap<String, String>,
+    pub(crate) headers: HashMap<String, String>,
 }
 
 /// Reads a topic from the start, without a group.
-struct Reader {
+pub(crate) struct Reader {
     consumer: BaseConsumer,
-    records: Vec<Rec>,
+    pub(crate) records: Vec<Rec>,
 }
 
 impl Reader {
-    fn new(broker: &Broker, topic: &str) -> Self {
+    pub(crate) fn new(broker: &Broker, topic: &str) -> Self {
         Self::with_partitions(broker, topic, PARTITIONS)
     }
 
@@ -279,7 +285,7 @@ impl Reader {
 
     /// Reads until `done(records)` or `limit` passes (then panics with
     /// `what` and the logs of `weirs`).
-    fn until(
+    pub(crate) fn until(
         &mut self,
         limit: Duration,
         what: &str,
@@ -336,7 +342,7 @@ impl Reader {
     }
 
     /// Keeps reading for `quiet` to catch late duplicates.
-    fn settle(&mut self, quiet: Duration) {
+    pub(crate) fn settle(&mut self, quiet: Duration) {
         let end = Instant::now() + quiet;
         while Instant::now() < end {
             self.poll(Duration::from_millis(100));
@@ -346,7 +352,7 @@ impl Reader {
 
 /// The id `i` of an output value (`EV-<i>` from the upper plugin, or the
 /// JSON `{"i": <i>...}` passed through).
-fn id_of(value: &str) -> u64 {
+pub(crate) fn id_of(value: &str) -> u64 {
     if let Some(n) = value.strip_prefix("EV-") {
         return n.parse().expect("numeric id");
     }
@@ -363,7 +369,7 @@ fn distinct(records: &[Rec]) -> usize {
 }
 
 /// Every id in `0..n` is present; returns how many records were duplicates.
-fn assert_all_present(records: &[Rec], n: u64) -> usize {
+pub(crate) fn assert_all_present(records: &[Rec], n: u64) -> usize {
     let mut count: BTreeMap<u64, usize> = BTreeMap::new();
     for r in records {
         *count.entry(id_of(&r.value)).or_default() += 1;
@@ -396,7 +402,7 @@ fn assert_partition_order(records: &[Rec]) {
 }
 
 /// The group's committed offsets on `topic`.
-fn committed(broker: &Broker, group: &str, topic: &str) -> Vec<Option<i64>> {
+pub(crate) fn committed(broker: &Broker, group: &str, topic: &str) -> Vec<Option<i64>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker.addr())
         .set("group.id", group)
@@ -417,7 +423,7 @@ fn committed(broker: &Broker, group: &str, topic: &str) -> Vec<Option<i64>> {
         .collect()
 }
 
-fn topics(broker: &Broker) {
+pub(crate) fn topics(broker: &Broker) {
     broker.create_topic("in", PARTITIONS as u32);
     broker.create_topic("out", PARTITIONS as u32);
     broker.create_topic("dlq", 1);
@@ -427,7 +433,7 @@ fn ev(i: u64) -> String {
     format!("ev-{i}")
 }
 
-fn json(i: u64) -> String {
+pub(crate) fn json(i: u64) -> String {
     format!("{{\"i\":{i}}}")
 }
 

@@ -3,8 +3,11 @@
 
 mod cache;
 mod config_errors;
+mod embeddings;
+mod fraud;
 mod inference;
 mod kafka;
+mod kafka_swap;
 mod pipeline;
 mod plugin_cli;
 mod reload;

@@ -12,7 +12,7 @@ use crate::support::{plugin, read_jsonl, weir};
 
 /// `base` with a custom section naming generation `k`: the same behaviour,
 /// a different content hash (version).
-fn variant(base: &[u8], k: u32) -> Vec<u8> {
+pub(crate) fn variant(base: &[u8], k: u32) -> Vec<u8> {
     fn leb(mut n: usize, out: &mut Vec<u8>) {
         loop {
             let byte = (n & 0x7f) as u8;
@@ -37,7 +37,7 @@ fn variant(base: &[u8], k: u32) -> Vec<u8> {
     out
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }

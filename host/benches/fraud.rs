@@ -1,0 +1,431 @@
+//! Fraud scoring: weir (source → `fraud-features` plugin → ONNX model on 1
+//! thread → file sinks) against the Python peer (`examples/fraud/peer.py`:
+//! the same features, onnxruntime with 1 intra/1 inter thread, batches of 64),
+//! same input, same model, same run.
+//!
+//! Run: `cargo bench -p weir --bench fraud` (needs the venv of
+//! `scripts/setup.sh`; `WEIR_FRAUD_EVENTS` sets the input size, default 200k).
+//!
+//! 1. **Throughput**: both read the same JSON-lines file (made by `weir
+//!    generate`, seed 42) as fast as they can and write every scored event
+//!    (and the alerts) as JSON lines to files: the same work (weir's source
+//!    passes lines as text and its outputs write the values, so the JSON is
+//!    parsed once and written once, as in the peer). events/s = (lines − 1) /
+//!    (time between the first and the last scored line appearing in the
+//!    output file), so start-up (Python imports, plugin compilation, model
+//!    loading) is left out of both. Best of `ROUNDS` interleaved rounds. No
+//!    latency here: when a reader outruns the scorer, "latency" is only how
+//!    much its bounded queues hold.
+//! 2. **Latency** at a fixed offered rate: the bench writes the same lines
+//!    into each one's stdin at `rate` events/s (a feeder thread, every 1 ms).
+//!    Latency of an event = the wall-clock time its scored line is seen in the
+//!    output file (a tailer polling every 1 ms) − the wall-clock time the
+//!    system read it from stdin (weir: the event timestamp its stdin source
+//!    stamps, in the output envelope; the peer: `read_ms`, stamped the same
+//!    way with `--stamp`). Millisecond resolution; p50 / p99 / max. Rates: one
+//!    the peer sustains (`PEER_RATES`), and 50,000/s (weir's target: p99
+//!    < 20 ms).
+
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+mod common;
+
+const ROUNDS: usize = 3;
+const THRESHOLD: f64 = 0.3;
+/// Seconds of traffic per fixed-rate run.
+const RATE_SECS: f64 = 6.0;
+/// Rates both sustain (the peer does 30–65k events/s on this machine).
+const PEER_RATES: [f64; 2] = [10_000.0, 20_000.0];
+const WEIR_RATE: f64 = 50_000.0;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn python() -> PathBuf {
+    let venv = std::env::var_os("WEIR_VENV").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/weir/venv"),
+        PathBuf::from,
+    );
+    let py = venv.join("bin/python");
+    assert!(
+        py.is_file(),
+        "no venv at {}: run `source scripts/setup.sh`",
+        venv.display()
+    );
+    py
+}
+
+/// What a tailer saw.
+struct Seen {
+    lines: usize,
+    first: Instant,
+    last: Instant,
+    /// Per line: seen − read stamp, ms.
+    latency_ms: Vec<i64>,
+}
+
+impl Seen {
+    fn rate(&self) -> f64 {
+        (self.lines - 1) as f64 / (self.last - self.first).as_secs_f64()
+    }
+
+    fn pct(&self, p: f64) -> i64 {
+        if self.latency_ms.is_empty() {
+            return -1;
+        }
+        let mut v = self.latency_ms.clone();
+        v.sort_unstable();
+        v[((v.len() - 1) as f64 * p).round() as usize]
+    }
+
+    fn max(&self) -> i64 {
+        self.latency_ms.iter().copied().max().unwrap_or(0)
+    }
+}
+
+/// The integer after `"key":` in `line`.
+fn field(line: &[u8], key: &[u8]) -> Option<i64> {
+    let at = line.windows(key.len()).position(|w| w == key)? + key.len();
+    let rest = &line[at..];
+    let rest = &rest[rest.iter().position(|b| !b.is_ascii_whitespace())?..];
+    let end = rest
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(rest.len());
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+}
+
+/// Follows `path` until `expected` lines appeared, recording when each did
+/// and, with a `key`, its latency from the read stamp in that field.
+fn tail(path: PathBuf, expected: usize, key: Option<&'static str>) -> JoinHandle<Seen> {
+    std::thread::spawn(move || {
+        let key = key.map(|k| format!("\"{k}\":").into_bytes());
+        let started = Instant::now();
+        let mut file = loop {
+            match std::fs::File::open(&path) {
+                Ok(f) => break f,
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        };
+        let mut seen = Seen {
+            lines: 0,
+            first: started,
+            last: started,
+            latency_ms: Vec::with_capacity(expected),
+        };
+        let mut pending = Vec::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut pos = 0u64;
+        while seen.lines < expected {
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "{}: only {} of {expected} lines after 600 s",
+                path.display(),
+                seen.lines
+            );
+            // The file may have been truncated and re-created at start.
+            file.seek(SeekFrom::Start(pos)).expect("seek");
+            let n = file.read(&mut buf).expect("read output");
+            if n == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            pos += n as u64;
+            let (now, at) = (now_ms(), Instant::now());
+            pending.extend_from_slice(&buf[..n]);
+            let mut start = 0;
+            while let Some(nl) = pending[start..].iter().position(|b| *b == b'\n') {
+                let line = &pending[start..start + nl];
+                start += nl + 1;
+                if let Some(key) = &key {
+                    let stamp = field(line, key).expect("a stamped output line");
+                    seen.latency_ms.push(now - stamp);
+                }
+                if seen.lines == 0 {
+                    seen.first = at;
+                }
+                seen.last = at;
+                seen.lines += 1;
+            }
+            pending.drain(..start);
+        }
+        seen
+    })
+}
+
+/// Writes `lines` into `sink` at `rate` lines/s, then closes it.
+fn feed(lines: Vec<Vec<u8>>, rate: f64, mut sink: impl Write + Send + 'static) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut sent = 0usize;
+        while sent < lines.len() {
+            let due = ((started.elapsed().as_secs_f64() * rate) as usize).min(lines.len());
+            if due > sent {
+                let mut chunk = Vec::new();
+                for l in &lines[sent..due] {
+                    chunk.extend_from_slice(l);
+                }
+                sink.write_all(&chunk).expect("feed");
+                sink.flush().expect("flush feed");
+                sent = due;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })
+}
+
+/// The benchmark pipeline: `source` → fraud-features → files in `format`
+/// (`value`: the scored JSON, like the peer writes; `json`: the envelope,
+/// which carries the read stamp as `timestamp`).
+fn pipeline(dir: &Path, source: &str, format: &str) -> PathBuf {
+    let model = workspace().join("examples/fraud/model/fraud.onnx");
+    let toml = format!(
+        r#"
+name = "bench-fraud"
+plugin_dir = "{plugins}"
+cache_dir = "{cache}"
+[source]
+{source}
+[batch]
+max_events = 1024
+max_wait_ms = 1
+[models.fraud]
+path = "{model}"
+inputs = ["features"]
+outputs = ["score"]
+intra_threads = 1
+inter_threads = 1
+max_batch = 1024
+max_delay_ms = 0
+[[stages]]
+name = "score"
+plugin = "fraud-features"
+[stages.params]
+threshold = {THRESHOLD}
+[outputs.default]
+type = "file"
+path = "out/scores.jsonl"
+format = "{format}"
+[outputs.alerts]
+type = "file"
+path = "out/alerts.jsonl"
+format = "{format}"
+[dead_letter]
+type = "file"
+path = "out/dlq.jsonl"
+"#,
+        plugins = dir.join("plugins").display(),
+        cache = dir.join("cache").display(),
+        model = model.display(),
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, toml).expect("write pipeline");
+    let _ = std::fs::remove_dir_all(dir.join("out"));
+    path
+}
+
+fn weir_cmd(pipeline: &Path, log: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.arg("run")
+        .arg(pipeline)
+        .arg("--quiet")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log"));
+    cmd
+}
+
+fn check_exit(status: std::process::ExitStatus, what: &str, log: &Path) {
+    assert!(
+        status.success(),
+        "{what} failed: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// weir, file source, as fast as it goes. The source hands lines to the
+/// plugin as text (`format = "text"`): the plugin parses the JSON, once, as
+/// the peer does.
+fn weir_file(dir: &Path, input: &Path, n: usize) -> Seen {
+    let source = format!(
+        "type = \"file\"\npath = \"{}\"\nformat = \"text\"",
+        input.display()
+    );
+    let p = pipeline(dir, &source, "value");
+    let tailer = tail(dir.join("out/scores.jsonl"), n, None);
+    let log = dir.join("weir.log");
+    let status = weir_cmd(&p, &log).status().expect("run weir");
+    check_exit(status, "weir", &log);
+    tailer.join().expect("tailer")
+}
+
+fn peer_cmd(dir: &Path, input: &str, stamp: bool, log: &Path) -> Command {
+    let mut cmd = Command::new(python());
+    cmd.arg(workspace().join("examples/fraud/peer.py"))
+        .args(["--input", input])
+        .args(stamp.then_some("--stamp"))
+        .arg("--output")
+        .arg(dir.join("peer-scores.jsonl"))
+        .arg("--alerts")
+        .arg(dir.join("peer-alerts.jsonl"))
+        .args(["--threshold", &THRESHOLD.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("log"));
+    cmd
+}
+
+/// The peer on the same file; also returns its own loop rate.
+fn peer_file(dir: &Path, input: &Path, n: usize) -> (Seen, String) {
+    let _ = std::fs::remove_file(dir.join("peer-scores.jsonl"));
+    let tailer = tail(dir.join("peer-scores.jsonl"), n, None);
+    let log = dir.join("peer.log");
+    let out = peer_cmd(dir, &input.display().to_string(), false, &log)
+        .output()
+        .expect("run peer");
+    check_exit(out.status, "peer", &log);
+    let seen = tailer.join().expect("tailer");
+    (seen, String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn weir_rate(dir: &Path, lines: &[Vec<u8>], rate: f64) -> Seen {
+    let p = pipeline(dir, "type = \"stdin\"\nformat = \"text\"", "json");
+    let tailer = tail(dir.join("out/scores.jsonl"), lines.len(), Some("timestamp"));
+    let log = dir.join("weir-rate.log");
+    let mut child = weir_cmd(&p, &log)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn weir");
+    // Let it start (plugin and model loaded) before the clock starts.
+    std::thread::sleep(Duration::from_secs(2));
+    let feeder = feed(lines.to_vec(), rate, child.stdin.take().expect("stdin"));
+    feeder.join().expect("feeder");
+    let status = child.wait().expect("wait weir");
+    check_exit(status, "weir", &log);
+    tailer.join().expect("tailer")
+}
+
+fn peer_rate(dir: &Path, lines: &[Vec<u8>], rate: f64) -> Seen {
+    let _ = std::fs::remove_file(dir.join("peer-scores.jsonl"));
+    let tailer = tail(dir.join("peer-scores.jsonl"), lines.len(), Some("read_ms"));
+    let log = dir.join("peer-rate.log");
+    let mut child = peer_cmd(dir, "-", true, &log)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn peer");
+    std::thread::sleep(Duration::from_secs(2));
+    let feeder = feed(lines.to_vec(), rate, child.stdin.take().expect("stdin"));
+    feeder.join().expect("feeder");
+    let out = child.wait_with_output().expect("wait peer");
+    check_exit(out.status, "peer", &log);
+    tailer.join().expect("tailer")
+}
+
+fn row(name: &str, s: &Seen) {
+    if s.latency_ms.is_empty() {
+        println!("  {name:<28} {:>10.0} events/s", s.rate());
+        return;
+    }
+    println!(
+        "  {name:<28} {:>10.0} events/s   p50 {:>4} ms   p99 {:>5} ms   max {:>5} ms",
+        s.rate(),
+        s.pct(0.5),
+        s.pct(0.99),
+        s.max()
+    );
+}
+
+fn main() {
+    let n: usize = std::env::var("WEIR_FRAUD_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
+    let wasm = common::build_plugins(&["fraud-features"]).remove(0);
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    std::fs::create_dir_all(dir.join("plugins")).expect("plugins dir");
+    std::fs::copy(&wasm, dir.join("plugins/fraud-features.wasm")).expect("copy plugin");
+
+    let input = dir.join("in.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["generate", "--schema", "card-transactions", "--seed", "42"])
+        .args(["--count", &n.to_string()])
+        .output()
+        .expect("weir generate");
+    assert!(out.status.success(), "weir generate failed");
+    std::fs::write(&input, &out.stdout).expect("write input");
+    let lines: Vec<Vec<u8>> = BufReader::new(std::fs::File::open(&input).expect("input"))
+        .split(b'\n')
+        .map(|l| {
+            let mut l = l.expect("line");
+            l.push(b'\n');
+            l
+        })
+        .collect();
+    assert_eq!(lines.len(), n);
+    println!(
+        "fraud bench: {n} card transactions (seed 42), model examples/fraud/model/fraud.onnx, threshold {THRESHOLD}"
+    );
+
+    // Warm the compiled-plugin cache.
+    weir_file(dir, &input, n);
+
+    println!("throughput, same file, as fast as each goes:");
+    let mut best_weir: Option<Seen> = None;
+    let mut best_peer: Option<Seen> = None;
+    for r in 0..ROUNDS {
+        let w = weir_file(dir, &input, n);
+        row(&format!("round {r}: weir"), &w);
+        let (p, summary) = peer_file(dir, &input, n);
+        row(&format!("round {r}: python peer"), &p);
+        println!("    peer's own summary: {summary}");
+        if best_weir.as_ref().is_none_or(|b| w.rate() > b.rate()) {
+            best_weir = Some(w);
+        }
+        if best_peer.as_ref().is_none_or(|b| p.rate() > b.rate()) {
+            best_peer = Some(p);
+        }
+    }
+    let (w, p) = (best_weir.expect("rounds"), best_peer.expect("rounds"));
+    println!("best rounds:");
+    row("weir", &w);
+    row("python peer", &p);
+    println!(
+        "  throughput ratio weir/peer: {:.2}x (target >= 5x)",
+        w.rate() / p.rate()
+    );
+
+    let take = |rate: f64| lines[..((rate * RATE_SECS) as usize).min(n)].to_vec();
+    println!("latency at a fixed offered rate (stdin, {RATE_SECS} s of traffic):");
+    for rate in PEER_RATES {
+        let feed_both = take(rate);
+        let wl = weir_rate(dir, &feed_both, rate);
+        row(&format!("weir @ {rate}/s"), &wl);
+        let pl = peer_rate(dir, &feed_both, rate);
+        row(&format!("python peer @ {rate}/s"), &pl);
+        println!(
+            "  p99 @ {rate}/s: weir {} ms, peer {} ms (target: weir lower)",
+            wl.pct(0.99),
+            pl.pct(0.99)
+        );
+    }
+    let feed_weir = take(WEIR_RATE);
+    let w50 = weir_rate(dir, &feed_weir, WEIR_RATE);
+    row(&format!("weir @ {WEIR_RATE}/s"), &w50);
+    println!(
+        "  weir p99 @ {WEIR_RATE}/s: {} ms (target < 20 ms)",
+        w50.pct(0.99)
+    );
+}
