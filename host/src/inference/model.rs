@@ -1,7 +1,7 @@
 //! One loaded ONNX model: its session, what its inputs and outputs look
 //! like, and its version (the sha256 of the file).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use ort::session::Session;
@@ -361,13 +361,6 @@ impl Model {
             )));
         }
         Ok(())
-    }
-
-    /// Whether the file at `path` has another content than this version.
-    pub fn differs_from(&self, path: &Path) -> bool {
-        std::fs::read(path)
-            .map(|b| hex::encode(Sha256::digest(&b)) != self.version)
-            .unwrap_or(true)
     }
 }
 

@@ -46,6 +46,9 @@ pub fn start_watch(
     std::thread::Builder::new()
         .name("weir-model-reload".into())
         .spawn(move || {
+            // Loading and dry-running a new version yields the CPU to the
+            // data path.
+            crate::plugin::engine::lower_this_thread_priority();
             while let Ok(change) = rx.recv() {
                 match change {
                     Change::Ready(path) => registry.file_changed(&path),

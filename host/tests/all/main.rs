@@ -5,6 +5,7 @@ mod cache;
 mod config_errors;
 mod embeddings;
 mod fraud;
+mod inference;
 mod kafka;
 mod kafka_swap;
 mod pipeline;

@@ -24,6 +24,7 @@ const PLUGINS: &[&str] = &[
     "batch-count",
     "hostile",
     "compat-v010",
+    "scorer",
 ];
 
 fn target_dir() -> PathBuf {
