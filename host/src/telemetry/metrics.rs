@@ -76,8 +76,20 @@ fn counter(m: &mut MetricEncoder<'_>, v: u64) -> Result<(), std::fmt::Error> {
     m.encode_counter::<NoLabelSet, u64, u64>(&v, None)
 }
 
+/// The encoder sums the buckets itself: it takes per-bucket counts.
 fn histogram(m: &mut MetricEncoder<'_>, h: &HistogramSnapshot) -> Result<(), std::fmt::Error> {
-    m.encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets, None)
+    let mut below = 0;
+    let per_bucket: Vec<(f64, u64)> = h
+        .buckets
+        .iter()
+        .map(|&(bound, cumulative)| {
+            let n = cumulative.saturating_sub(below);
+            below = cumulative;
+            // prometheus-client writes `+Inf` for f64::MAX.
+            (if bound.is_finite() { bound } else { f64::MAX }, n)
+        })
+        .collect();
+    m.encode_histogram::<NoLabelSet>(h.sum, h.count, &per_bucket, None)
 }
 
 /// One metric family: a descriptor, then one sample per label set.
@@ -435,7 +447,10 @@ mod tests {
             "weir_stage_batch_latency_seconds_count{stage=\"s1\",plugin=\"\"} 1",
             "weir_stage_memory_bytes{stage=\"s1\",plugin=\"\"} 65536",
             "weir_stage_faults_total{stage=\"s1\",plugin=\"\",kind=\"trap\"} 0",
+            "weir_end_to_end_latency_seconds_bucket{le=\"0.01\",output=\"default\"} 0",
             "weir_end_to_end_latency_seconds_bucket{le=\"0.025\",output=\"default\"} 10",
+            "weir_end_to_end_latency_seconds_bucket{le=\"0.05\",output=\"default\"} 10",
+            "weir_end_to_end_latency_seconds_bucket{le=\"+Inf\",output=\"default\"} 10",
             "# TYPE weir_kafka_consumer_lag gauge",
             "# EOF",
         ] {

@@ -161,7 +161,7 @@ fn metrics_count_exactly_what_the_pipeline_did_and_probes_follow_the_lifecycle()
         m.get("weir_output_events_total{output=\"default\"}") == Some(&(good as f64))
             && m.get("weir_dead_letter_events_total") == Some(&((poison + bad) as f64))
     });
-    let stage = r#"stage="check",plugin="fail_some""#;
+    let stage = r#"stage="check",plugin="fail-some""#;
     let stage_key = |name: &str| format!("{name}{{{stage}}}");
     assert_eq!(sample(&m, "weir_source_events_total"), total as f64);
     assert_eq!(
@@ -193,6 +193,22 @@ fn metrics_count_exactly_what_the_pipeline_did_and_probes_follow_the_lifecycle()
         batches
     );
     assert!(sample(&m, &stage_key("weir_stage_batch_latency_seconds_sum")) > 0.0);
+    let buckets: Vec<f64> = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("weir_stage_batch_latency_seconds_bucket{"))
+        .map(|(_, v)| *v)
+        .collect();
+    assert!(
+        buckets.iter().all(|b| *b <= batches),
+        "cumulative buckets: {buckets:?}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            &format!("weir_stage_batch_latency_seconds_bucket{{le=\"+Inf\",{stage}}}")
+        ),
+        batches
+    );
     assert_eq!(
         sample(&m, &stage_key("weir_stage_batch_events_count")),
         batches
