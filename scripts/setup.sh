@@ -5,6 +5,32 @@ set -euo pipefail
 
 need() { command -v "$1" >/dev/null 2>&1; }
 
+# Headless Chromium for the status-page browser test (Debian's package).
+# Idempotent and quiet; prints the browser's path. `scripts/setup.sh chromium`
+# runs only this.
+weir_ensure_chromium() {
+  local b
+  for b in chromium chromium-browser; do
+    if need "$b"; then command -v "$b"; return 0; fi
+  done
+  if ! need apt-get; then
+    echo "setup: chromium is missing and apt-get is not available" >&2
+    return 1
+  fi
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "setup: installing chromium (apt-get)" >&2
+  $sudo apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    chromium fonts-dejavu-core >/dev/null 2>&1 || { echo "setup: installing chromium failed" >&2; return 1; }
+  command -v chromium
+}
+
+if [ "${1:-}" = "chromium" ]; then
+  weir_ensure_chromium
+  return 0 2>/dev/null || exit 0
+fi
+
 if ! need cargo; then
   echo "setup: cargo is missing: install Rust (https://rustup.rs) first" >&2
   exit 1

@@ -236,13 +236,36 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    // Up before the plugins compile: /healthz answers, /readyz says not yet.
+    let admin = config
+        .admin
+        .as_ref()
+        .map(crate::telemetry::admin::Admin::start)
+        .transpose()?;
     let Built {
         pipeline,
         reloader,
         models,
-        ..
+        status,
     } = build(&config)?;
-    let summary: RunSummary = runtime.block_on(async {
+    let kafka = pipeline.source.kafka_stats();
+    if let Some(admin) = &admin {
+        let live = crate::telemetry::metrics::Live {
+            pipeline: config.name.clone(),
+            source: pipeline.source.describe(),
+            stats: pipeline.stats.clone(),
+            status,
+            kafka: kafka.clone(),
+        };
+        let mut metrics = crate::telemetry::metrics::Metrics::new(live.clone());
+        // The models' metrics (calls, batch rows, latency, predictions, swaps).
+        if let Some(models) = &models {
+            models.register_metrics(metrics.registry_mut());
+        }
+        admin.publish(metrics, live);
+    }
+    let readiness = admin.as_ref().map(|a| a.readiness());
+    let summary = runtime.block_on(async {
         let reload_stop = CancellationToken::new();
         let _stop_reload_on_exit = reload_stop.clone().drop_guard();
         if config.reload.enabled {
@@ -257,10 +280,21 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(pipeline = %config.name, stages = pipeline.stages.len(), "pipeline started");
         let shutdown = CancellationToken::new();
         on_signals(shutdown.clone());
+        if let Some(ready) = readiness.clone() {
+            // Plugins are loaded and the source is built: ready, until a
+            // signal starts the shutdown.
+            ready.set(true);
+            let stopping = shutdown.clone();
+            tokio::spawn(async move {
+                stopping.cancelled().await;
+                ready.set(false);
+            });
+        }
         let progress_stop = CancellationToken::new();
         let progress = (!args.quiet).then(|| {
             tokio::spawn(crate::telemetry::progress::report(
                 pipeline.stats.clone(),
+                kafka.clone(),
                 Duration::from_secs(1),
                 progress_stop.clone(),
             ))
@@ -270,8 +304,20 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         if let Some(p) = progress {
             let _ = p.await;
         }
+        if let Some(ready) = &readiness {
+            ready.set(false);
+        }
         result.map_err(anyhow::Error::from)
-    })?;
+    });
+    let summary: RunSummary = match summary {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(admin) = admin {
+                admin.finish();
+            }
+            return Err(e);
+        }
+    };
     // The source's reader thread may be blocked on stdin: don't wait for it.
     runtime.shutdown_timeout(Duration::from_millis(100));
     if let Some(models) = &models {
@@ -289,7 +335,13 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             unacknowledged = summary.chunks_unacked,
             "some events were not delivered"
         );
+        if let Some(admin) = admin {
+            admin.finish();
+        }
         return Ok(ExitCode::FAILURE);
+    }
+    if let Some(admin) = admin {
+        admin.finish();
     }
     Ok(ExitCode::SUCCESS)
 }

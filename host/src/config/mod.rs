@@ -112,6 +112,10 @@ pub struct PipelineConfig {
     /// Names use letters, digits, `_`, `-` and `.`.
     #[serde(default)]
     pub models: BTreeMap<String, crate::inference::ModelConfig>,
+    /// The admin HTTP endpoint (`[admin]`: `/metrics`, `/healthz`,
+    /// `/readyz`, the status page). Absent: off.
+    #[serde(default)]
+    pub admin: Option<crate::telemetry::admin::AdminConfig>,
     /// The folder relative paths are resolved against (the pipeline file's).
     #[serde(skip)]
     base_dir: PathBuf,
@@ -225,6 +229,11 @@ impl PipelineConfig {
         }
         self.source.validate().map_err(|e| e.within("source"))?;
         self.batch.validate().map_err(|e| e.within("batch"))?;
+        if let Some(admin) = &self.admin {
+            admin
+                .validate()
+                .map_err(|(field, msg)| FieldError::new(field, msg).within("admin"))?;
+        }
         self.reload
             .validate()
             .map_err(|m| match m.split_once(": ") {

@@ -112,9 +112,18 @@ impl Pipeline {
             let mut input = rx;
             let name = format!("weir-stage-{}", stage.name());
             let (stop, fatal) = (stop.clone(), fatal.clone());
+            // Log lines of the stage thread (plugin lines included) carry the
+            // stage, the plugin and the version it started with.
+            let span = tracing::info_span!(
+                "stage",
+                stage = %stage.name(),
+                plugin = %stage.plugin().name,
+                version = %stage.plugin().short_version()
+            );
             let handle = std::thread::Builder::new()
                 .name(name)
                 .spawn(move || {
+                    let _span = span.enter();
                     while let Some(mut batch) = input.blocking_recv() {
                         stage.process(&mut batch);
                         if let Some(reason) = stage.take_fatal() {
@@ -236,6 +245,7 @@ async fn drive_source(
         let ending = exhausted || stopping;
         if pending_len > 0 && (flush || pending_len >= policy.max_events || ending) {
             let mut batch = std::mem::take(&mut pending);
+            stats.batch_events.observe(pending_len as f64);
             batch.seq = seq;
             seq += 1;
             batch.acks = AckSet::new(std::mem::take(&mut finalizers));
@@ -329,6 +339,15 @@ async fn fan_out(mut rx: mpsc::Receiver<Batch>, sinks: BTreeMap<String, mpsc::Se
     }
 }
 
+/// Event time → now, for each event a sink just accepted (events without a
+/// timestamp are skipped; one from the future counts as 0).
+fn record_latency(histogram: &crate::telemetry::AtomicHistogram, stamps: &[i64]) {
+    let now = crate::event::now_ms();
+    for &t in stamps.iter().filter(|t| **t > 0) {
+        histogram.observe((now - t).max(0) as f64 / 1000.0);
+    }
+}
+
 async fn run_sink(
     name: String,
     mut sink: Box<dyn Sink>,
@@ -343,22 +362,32 @@ async fn run_sink(
         name.clone()
     };
     let counter = stats.outputs.get(&name);
+    let latency = stats
+        .end_to_end
+        .get(&name)
+        .unwrap_or(&stats.dead_letter_latency);
     let mut failed = false;
+    let mut stamps: Vec<i64> = Vec::new();
     while let Some(batch) = rx.recv().await {
         if failed {
             batch.acks.fail();
             continue;
         }
         let n = batch.events.len() as u64;
+        stamps.clear();
+        stamps.extend(batch.events.iter().map(|e| e.timestamp_ms));
         match sink.send(batch).await {
-            Ok(()) => match counter {
-                Some(c) => {
-                    c.fetch_add(n, Relaxed);
+            Ok(()) => {
+                record_latency(latency, &stamps);
+                match counter {
+                    Some(c) => {
+                        c.fetch_add(n, Relaxed);
+                    }
+                    None => {
+                        stats.dead_letters.fetch_add(n, Relaxed);
+                    }
                 }
-                None => {
-                    stats.dead_letters.fetch_add(n, Relaxed);
-                }
-            },
+            }
             Err(err) => {
                 tracing::error!(output = %label, error = %err, "output failed; stopping the pipeline");
                 if let Ok(mut f) = fatal.lock() {

@@ -148,10 +148,17 @@ impl Stage {
     pub fn process(&mut self, batch: &mut Batch) {
         self.take_new_version();
         let inputs = std::mem::take(&mut batch.events);
+        if inputs.is_empty() {
+            // Only source rejects: the plugin is not called.
+            return;
+        }
         self.stats.record_in(inputs.len());
         let started = std::time::Instant::now();
         self.run_isolating(&inputs, batch);
         self.stats.record_call(started.elapsed());
+        if let Some(instance) = &self.instance {
+            self.stats.set_memory(instance.memory_bytes());
+        }
     }
 
     /// Why the pipeline must stop, once (the breaker tripped with `stop`).

@@ -46,7 +46,7 @@ impl InstanceConfig {
 pub struct StoreState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: TrackedLimits,
     pub(crate) stage: Arc<str>,
     pub(crate) plugin: Arc<str>,
     pub(crate) models: Option<Arc<dyn Infer>>,
@@ -58,6 +58,57 @@ impl WasiView for StoreState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+/// The store's limits, also counting the linear memory the instance holds
+/// (for the per-instance memory metric).
+struct TrackedLimits {
+    limits: StoreLimits,
+    memory_bytes: usize,
+}
+
+impl wasmtime::ResourceLimiter for TrackedLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.memory_bytes = self.memory_bytes.saturating_add(desired - current);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
     }
 }
 
@@ -103,7 +154,10 @@ impl PluginInstance {
         let state = StoreState {
             wasi: config.sandbox.wasi_ctx(&config.stage, &plugin.name)?,
             table: ResourceTable::new(),
-            limits,
+            limits: TrackedLimits {
+                limits,
+                memory_bytes: 0,
+            },
             stage: config.stage.clone(),
             plugin: plugin.name.clone(),
             models: config.models.clone(),
@@ -134,6 +188,11 @@ impl PluginInstance {
                 plugin.short_version().as_bytes().to_vec(),
             ),
         })
+    }
+
+    /// Linear memory the instance holds, in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.store.data().limits.memory_bytes
     }
 
     pub fn plugin(&self) -> &LoadedPlugin {

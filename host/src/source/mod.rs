@@ -75,6 +75,13 @@ pub trait Source: Send {
     /// A short description for logs ("file data/in.jsonl", "generate card-transactions").
     fn describe(&self) -> String;
 
+    /// Per-partition consumer lag and committed offsets, for telemetry: a
+    /// shared handle the source keeps up to date (`None`: the source has no
+    /// partitions to report).
+    fn kafka_stats(&self) -> Option<std::sync::Arc<kafka::KafkaStats>> {
+        None
+    }
+
     /// Reads up to `max` events (and rejects). `Ok(None)`: the input is
     /// exhausted. Must be cancel-safe: the driver drops the future at shutdown.
     async fn read(&mut self, max: usize) -> Result<Option<Read>, SourceError>;

@@ -1,7 +1,11 @@
 //! Counters the pipeline keeps as it runs. Plain atomics: cheap on the data
 //! path, read by the progress line (and by the metrics exporter).
 
+pub mod admin;
+pub mod histogram;
+pub mod metrics;
 pub mod progress;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,8 +14,10 @@ use std::time::Duration;
 
 use crate::plugin::CallError;
 
+pub use histogram::{AtomicHistogram, HistogramSnapshot};
+
 /// Counters of one stage.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StageStats {
     pub events_in: AtomicU64,
     pub events_out: AtomicU64,
@@ -21,11 +27,38 @@ pub struct StageStats {
     pub traps: AtomicU64,
     pub deadlines: AtomicU64,
     pub memory_faults: AtomicU64,
+    /// Time of each batch through the plugin (isolation re-runs included).
+    pub latency: AtomicHistogram,
+    /// Events per batch handed to the plugin.
+    pub batch_events: AtomicHistogram,
+    /// Linear memory of the stage's current plugin instance, in bytes.
+    pub memory_bytes: AtomicU64,
+}
+
+impl Default for StageStats {
+    fn default() -> Self {
+        Self {
+            events_in: AtomicU64::new(0),
+            events_out: AtomicU64::new(0),
+            dead_letters: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+            call_nanos: AtomicU64::new(0),
+            traps: AtomicU64::new(0),
+            deadlines: AtomicU64::new(0),
+            memory_faults: AtomicU64::new(0),
+            latency: AtomicHistogram::latency(),
+            batch_events: AtomicHistogram::batch_events(),
+            memory_bytes: AtomicU64::new(0),
+        }
+    }
 }
 
 impl StageStats {
     pub fn record_in(&self, n: usize) {
         self.events_in.fetch_add(n as u64, Relaxed);
+        if n > 0 {
+            self.batch_events.observe(n as f64);
+        }
     }
 
     pub fn record_out(&self, n: usize) {
@@ -39,6 +72,11 @@ impl StageStats {
     pub fn record_call(&self, took: Duration) {
         self.calls.fetch_add(1, Relaxed);
         self.call_nanos.fetch_add(took.as_nanos() as u64, Relaxed);
+        self.latency.observe(took.as_secs_f64());
+    }
+
+    pub fn set_memory(&self, bytes: usize) {
+        self.memory_bytes.store(bytes as u64, Relaxed);
     }
 
     pub fn record_fault(&self, fault: &CallError) {
@@ -52,7 +90,7 @@ impl StageStats {
 }
 
 /// Counters of a whole pipeline.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PipelineStats {
     /// Events (and source rejects) read from the source.
     pub events_in: AtomicU64,
@@ -64,11 +102,39 @@ pub struct PipelineStats {
     pub chunks_delivered: AtomicU64,
     pub chunks_failed: AtomicU64,
     pub stages: Vec<(String, Arc<StageStats>)>,
+    /// Events per batch cut by the micro-batcher.
+    pub batch_events: AtomicHistogram,
+    /// Event timestamp → accepted by the sink, by output name.
+    pub end_to_end: BTreeMap<String, AtomicHistogram>,
+    /// Event timestamp → accepted by the dead-letter sink.
+    pub dead_letter_latency: AtomicHistogram,
+}
+
+impl Default for PipelineStats {
+    fn default() -> Self {
+        Self {
+            events_in: AtomicU64::new(0),
+            outputs: BTreeMap::new(),
+            dead_letters: AtomicU64::new(0),
+            chunks_delivered: AtomicU64::new(0),
+            chunks_failed: AtomicU64::new(0),
+            stages: Vec::new(),
+            batch_events: AtomicHistogram::batch_events(),
+            end_to_end: BTreeMap::new(),
+            dead_letter_latency: AtomicHistogram::latency(),
+        }
+    }
 }
 
 impl PipelineStats {
     pub fn new(outputs: impl IntoIterator<Item = String>, stages: &[String]) -> Self {
+        let outputs: Vec<String> = outputs.into_iter().collect();
         Self {
+            end_to_end: outputs
+                .iter()
+                .cloned()
+                .map(|n| (n, AtomicHistogram::latency()))
+                .collect(),
             outputs: outputs
                 .into_iter()
                 .map(|n| (n, AtomicU64::new(0)))

@@ -195,7 +195,7 @@ topic = "dlq"
 /// `value(i)`, timestamp `TS_BASE + i`, and the header `n = i` on every event
 /// of runs up to 2,000 and every 100th of runs up to 10,000 (tansu's sqlite
 /// engine is slow to serve many records with headers).
-fn produce(
+pub(crate) fn produce(
     broker: &Broker,
     topic: &str,
     range: std::ops::Range<u64>,
@@ -429,7 +429,7 @@ pub(crate) fn topics(broker: &Broker) {
     broker.create_topic("dlq", 1);
 }
 
-fn ev(i: u64) -> String {
+pub(crate) fn ev(i: u64) -> String {
     format!("ev-{i}")
 }
 

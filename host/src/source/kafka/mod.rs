@@ -293,6 +293,10 @@ impl Source for KafkaSource {
         self.describe.clone()
     }
 
+    fn kafka_stats(&self) -> Option<Arc<KafkaStats>> {
+        Some(self.stats())
+    }
+
     async fn read(&mut self, max: usize) -> Result<Option<Read>, SourceError> {
         let max = max.max(1);
         loop {

@@ -1,0 +1,162 @@
+//! The live status page, in a real headless Chromium (Debian's package,
+//! installed by `scripts/setup.sh chromium` when missing): the rendered
+//! counters move between two loads, and a screenshot is saved to
+//! `target/test-artifacts/status-page.png`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::metrics::{free_port, get, wait_for};
+use crate::support::{plugin_dir, weir, workspace};
+
+/// The Chromium binary (installed if missing).
+fn chromium() -> PathBuf {
+    let out = Command::new("bash")
+        .arg(workspace().join("scripts").join("setup.sh"))
+        .arg("chromium")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("running scripts/setup.sh chromium");
+    assert!(out.status.success(), "scripts/setup.sh chromium failed");
+    let path = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .map(|l| PathBuf::from(l.trim()))
+        .expect("a chromium path");
+    assert!(path.is_file(), "no chromium at {}", path.display());
+    path
+}
+
+fn headless(chromium: &Path, profile: &Path) -> Command {
+    let mut cmd = Command::new(chromium);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--virtual-time-budget=4000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .stdin(Stdio::null())
+    .stderr(Stdio::null());
+    cmd
+}
+
+/// The number rendered in the element with `id`.
+fn rendered(dom: &str, id: &str) -> u64 {
+    let at = dom
+        .find(&format!("id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("no #{id} in the rendered page:\n{dom}"));
+    let rest = &dom[at + id.len() + 6..];
+    let text: String = rest[..rest.find('<').expect("element end")]
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .collect();
+    text.parse()
+        .unwrap_or_else(|_| panic!("#{id} is not a number: {rest:.40}"))
+}
+
+#[test]
+fn status_page_renders_the_pipeline_and_its_numbers_move() {
+    let chromium = chromium();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    plugin_dir(dir, &["tagger"]);
+    let port = free_port();
+    let toml = format!(
+        r#"
+name = "status-demo"
+cache_dir = "{cache}"
+[source]
+type = "generate"
+schema = "card-transactions"
+rate = 2000
+count = 100000000
+[[stages]]
+name = "tag"
+plugin = "tagger"
+[stages.params]
+tag = "t"
+[outputs.default]
+type = "file"
+path = "out.jsonl"
+[dead_letter]
+type = "file"
+path = "dlq.jsonl"
+[admin]
+address = "127.0.0.1:{port}"
+"#,
+        cache = dir.join("cache").display()
+    );
+    let pipeline = dir.join("pipeline.toml");
+    std::fs::write(&pipeline, toml).expect("write pipeline");
+    let mut child = weir()
+        .args(["run", "--quiet"])
+        .arg(&pipeline)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("weir.log")).expect("log"))
+        .spawn()
+        .expect("start weir");
+    wait_for("/readyz", Duration::from_secs(120), || {
+        get(port, "/readyz").map(|r| r.0) == Some(200)
+    });
+    let url = format!("http://127.0.0.1:{port}/");
+    let dump = || {
+        let out = headless(&chromium, &dir.join("profile"))
+            .arg("--dump-dom")
+            .arg(&url)
+            .output()
+            .expect("run chromium");
+        assert!(out.status.success(), "chromium --dump-dom failed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = dump();
+    std::thread::sleep(Duration::from_millis(1500));
+    let second = dump();
+    for dom in [&first, &second] {
+        assert!(dom.contains("weir · status-demo"), "title rendered");
+        assert!(dom.contains(">tag</h2>"), "the stage node");
+        assert!(dom.contains("output default"), "the output node");
+        assert!(dom.contains("dead letters"), "the dead-letter node");
+        assert!(dom.contains("tagger @ "), "plugin and version");
+    }
+    let (a, b) = (
+        rendered(&first, "n-source-in"),
+        rendered(&second, "n-source-in"),
+    );
+    assert!(a > 0 && b > a, "events read moved: {a} → {b}");
+    let (a, b) = (
+        rendered(&first, "n-out-default"),
+        rendered(&second, "n-out-default"),
+    );
+    assert!(b > a, "events delivered moved: {a} → {b}");
+
+    let artifacts = workspace().join("target").join("test-artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
+    let png = artifacts.join("status-page.png");
+    let _ = std::fs::remove_file(&png);
+    let shot = headless(&chromium, &dir.join("profile"))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg("--window-size=1400,900")
+        .arg(&url)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run chromium");
+    assert!(shot.success(), "chromium --screenshot failed");
+    assert!(
+        std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0) > 10_000,
+        "a real screenshot at {}",
+        png.display()
+    );
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("poll").is_none() {
+        assert!(std::time::Instant::now() < deadline, "weir did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
