@@ -361,3 +361,78 @@ fn model_swap_while_running_switches_outputs_refuses_corrupt_files_and_loses_not
     }
     assert!(read_jsonl(&live.dir.path().join("dlq.jsonl")).is_empty());
 }
+
+/// The models' metrics reach the admin endpoint's `/metrics`: rows, calls,
+/// batch sizes, latency and the prediction histogram agree with the run.
+#[test]
+fn inference_metrics_on_the_admin_endpoint_match_the_run() {
+    use crate::metrics::{free_port, get, parse, wait_for};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let n = 300;
+    let mut lines: Vec<String> = (0..n).map(event).collect();
+    lines[5] = r#"{"id":5}"#.into(); // no "x": an error before inference
+    std::fs::write(dir.join("in.jsonl"), lines.join("\n") + "\n").expect("write input");
+    let port = free_port();
+    pipeline(
+        dir,
+        &format!(
+            "[admin]\naddress = \"127.0.0.1:{port}\"\nlinger_secs = 60\n\
+             [source]\ntype = \"file\"\npath = \"in.jsonl\""
+        ),
+        "",
+        &linear_model(&model("linear.onnx")),
+    );
+    let log = std::fs::File::create(dir.join("weir.log")).expect("log");
+    let mut child = weir()
+        .arg("run")
+        .arg(dir.join("pipeline.toml"))
+        .arg("--quiet")
+        .stderr(log)
+        .spawn()
+        .expect("start weir");
+    let rows = "weir_inference_rows_total{model=\"linear\"}";
+    let mut m = Default::default();
+    wait_for("all rows scored", Duration::from_secs(120), || {
+        m = get(port, "/metrics")
+            .map(|(_, body)| parse(&body))
+            .unwrap_or_default();
+        m.get(rows).copied() == Some((n - 1) as f64)
+            && m.get("weir_output_events_total{output=\"default\"}")
+                .copied()
+                == Some((n - 1) as f64)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let at = |k: &str| *m.get(k).unwrap_or_else(|| panic!("no sample {k}"));
+    let calls = at("weir_inference_calls_total{model=\"linear\"}");
+    assert!(calls >= 1.0 && calls <= (n - 1) as f64, "calls {calls}");
+    assert_eq!(
+        at("weir_inference_batch_rows_sum{model=\"linear\"}"),
+        (n - 1) as f64
+    );
+    assert!(at("weir_inference_batch_rows_count{model=\"linear\"}") >= 1.0);
+    assert_eq!(
+        at("weir_inference_latency_seconds_count{model=\"linear\"}"),
+        calls
+    );
+    assert_eq!(
+        at("weir_model_prediction_count{model=\"linear\"}"),
+        (n - 1) as f64
+    );
+    let mean = at("weir_model_prediction_sum{model=\"linear\"}") / (n - 1) as f64;
+    let want: f64 = (0..n)
+        .filter(|&i| i != 5)
+        .map(|i| sigmoid(&W1, B1, &x_of(i)))
+        .sum::<f64>()
+        / (n - 1) as f64;
+    assert!(
+        (mean - want).abs() < 1e-4,
+        "mean prediction {mean} vs {want}"
+    );
+    let info = m
+        .iter()
+        .filter(|(k, v)| k.starts_with("weir_model_info{") && **v == 1.0)
+        .count();
+    assert_eq!(info, 1, "one served version of the model");
+}
