@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::support::{read_jsonl, weir, workspace};
+use crate::support::{build_plugin, read_jsonl, weir, workspace};
 
 /// The model folder (model.onnx, tokenizer.json) and ONNX Runtime's library,
 /// from `fetch-model.sh` (which runs `scripts/setup.sh`).
@@ -49,18 +49,7 @@ fn model() -> &'static Model {
 /// here and pulls in `tokenizers`); returns its component.
 fn plugin() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let target = workspace().join("target").join("test-plugins");
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(workspace())
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
-            .args(["-p", "embed-router"])
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .expect("running cargo to build embed-router");
-        assert!(status.success(), "building embed-router failed");
-        target.join("wasm32-wasip2/release/embed_router.wasm")
-    })
+    BUILT.get_or_init(|| build_plugin("embed-router"))
 }
 
 /// A pipeline folder: `plugins/embed-router.wasm`, `model` → the model folder.

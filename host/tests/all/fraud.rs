@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::support::{read_jsonl, weir, workspace};
+use crate::support::{build_plugin, read_jsonl, weir, workspace};
 
 const EVENTS: i64 = 4000;
 
@@ -17,20 +17,7 @@ const EVENTS: i64 = 4000;
 /// folder, once per test process.
 fn fraud_plugin() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let target = workspace().join("target").join("test-plugins");
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(workspace())
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
-            .args(["-p", "fraud-features"])
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .expect("running cargo to build fraud-features");
-        assert!(status.success(), "building fraud-features failed");
-        let wasm = target.join("wasm32-wasip2/release/fraud_features.wasm");
-        assert!(wasm.is_file(), "no plugin at {}", wasm.display());
-        wasm
-    })
+    BUILT.get_or_init(|| build_plugin("fraud-features"))
 }
 
 /// The example pipeline, rewritten to run in `dir`: `EVENTS` events as fast

@@ -401,6 +401,31 @@ fn assert_partition_order(records: &[Rec]) {
     }
 }
 
+/// Waits until `group` has committed `want` on topic `in` (checking that
+/// weir keeps running), or panics after `limit` with weir's log.
+pub(crate) fn wait_committed(
+    broker: &Broker,
+    group: &str,
+    want: &[Option<i64>],
+    weir: &mut Weir,
+    limit: Duration,
+) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let got = committed(broker, group, "in");
+        if got == want {
+            return;
+        }
+        weir.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "not all committed in {limit:?}: {got:?} of {want:?}\n{}",
+            weir.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// The group's committed offsets on `topic`.
 pub(crate) fn committed(broker: &Broker, group: &str, topic: &str) -> Vec<Option<i64>> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -457,18 +482,8 @@ fn kafka_100k_events_through_a_plugin_in_partition_order() {
         .expect("pipeline");
         let mut weir = Weir::start(&file, tmp.path().join("weir.log"));
         let all = vec![Some(n as i64 / PARTITIONS as i64); PARTITIONS as usize];
-        let deadline = Instant::now() + Duration::from_secs(300);
         // Offsets are committed only after delivery: all committed = all out.
-        while committed(&broker, "g-100k", "in") != all {
-            weir.assert_running();
-            assert!(
-                Instant::now() < deadline,
-                "not all committed in 300 s: {:?}\n{}",
-                committed(&broker, "g-100k", "in"),
-                weir.log()
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        wait_committed(&broker, "g-100k", &all, &mut weir, Duration::from_secs(300));
         let status = weir.stop();
         assert!(status.success(), "exit {status:?}: {}", weir.log());
         let mut out = Reader::new(&broker, "out");

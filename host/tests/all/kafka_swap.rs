@@ -13,7 +13,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 
 use crate::kafka::{
-    PARTITIONS, Reader, Weir, assert_all_present, committed, id_of, json, pipeline, timed, topics,
+    PARTITIONS, Reader, Weir, assert_all_present, id_of, json, pipeline, timed, topics,
+    wait_committed,
 };
 use crate::reload::{sha256_hex, variant};
 use crate::support::{Broker, plugin};
@@ -132,17 +133,13 @@ fn kafka_fifty_swaps_under_a_stream_lose_and_repeat_nothing() {
         let want: Vec<Option<i64>> = (0..PARTITIONS as u64)
             .map(|p| Some((per_partition + u64::from(p < n % PARTITIONS as u64)) as i64))
             .collect();
-        let deadline = Instant::now() + Duration::from_secs(180);
-        while committed(&broker, "g-swap", "in") != want {
-            weir.assert_running();
-            assert!(
-                Instant::now() < deadline,
-                "not all committed: {:?} of {want:?}\n{}",
-                committed(&broker, "g-swap", "in"),
-                weir.log()
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        wait_committed(
+            &broker,
+            "g-swap",
+            &want,
+            &mut weir,
+            Duration::from_secs(180),
+        );
         let status = weir.stop();
         assert!(status.success(), "exit {status:?}: {}", weir.log());
 

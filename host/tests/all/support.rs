@@ -51,6 +51,25 @@ fn built() -> &'static Path {
     })
 }
 
+/// Builds one more plugin crate, not in the shared list (heavy, and needed by
+/// one test module only), into the test plugins' target folder; returns its
+/// component. Call it once per process (behind a `OnceLock`).
+pub fn build_plugin(name: &str) -> PathBuf {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(workspace())
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
+        .args(["-p", name])
+        .env("CARGO_TARGET_DIR", target_dir())
+        .status()
+        .unwrap_or_else(|e| panic!("running cargo to build {name}: {e}"));
+    assert!(status.success(), "building {name} failed");
+    let wasm = target_dir()
+        .join("wasm32-wasip2/release")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(wasm.is_file(), "no plugin at {}", wasm.display());
+    wasm
+}
+
 /// The built component of plugin `name` (crate name).
 pub fn plugin(name: &str) -> PathBuf {
     let path = built().join(format!("{}.wasm", name.replace('-', "_")));
