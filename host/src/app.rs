@@ -280,14 +280,29 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(pipeline = %config.name, stages = pipeline.stages.len(), "pipeline started");
         let shutdown = CancellationToken::new();
         on_signals(shutdown.clone());
+        let run_done = CancellationToken::new();
         if let Some(ready) = readiness.clone() {
-            // Plugins are loaded and the source is built: ready, until a
-            // signal starts the shutdown.
-            ready.set(true);
+            // Plugins are loaded and the source is built: ready once the
+            // source is connected (a Kafka consumer has joined its group),
+            // until a signal starts the shutdown.
             let stopping = shutdown.clone();
+            let done = run_done.clone();
+            let kafka = kafka.clone();
             tokio::spawn(async move {
-                stopping.cancelled().await;
-                ready.set(false);
+                let connected = async {
+                    while !kafka.as_ref().is_none_or(|k| k.joined()) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                };
+                tokio::select! {
+                    _ = stopping.cancelled() => return,
+                    _ = done.cancelled() => return,
+                    _ = connected => ready.set(true),
+                }
+                tokio::select! {
+                    _ = stopping.cancelled() => ready.set(false),
+                    _ = done.cancelled() => {}
+                }
             });
         }
         let progress_stop = CancellationToken::new();
@@ -300,6 +315,7 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             ))
         });
         let result = pipeline.run(shutdown).await;
+        run_done.cancel();
         progress_stop.cancel();
         if let Some(p) = progress {
             let _ = p.await;

@@ -372,7 +372,63 @@ fn kafka_consumer_lag_and_committed_offsets_reach_metrics() {
             sample(&m, "weir_output_events_total{output=\"default\"}"),
             n as f64
         );
+        // The consumer joined its group: ready.
+        assert_eq!(get(port, "/readyz").map(|r| r.0), Some(200));
         let status = weir.stop();
         assert!(status.success(), "exit {status:?}: {}", weir.log());
     });
+}
+
+/// A Kafka source whose brokers cannot be reached is never ready, while the
+/// process is healthy.
+#[test]
+fn readyz_waits_for_the_kafka_consumer_to_join_its_group() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    plugin_dir(dir, &["upper"]);
+    let port = free_port();
+    let dead = free_port(); // nothing listens there
+    std::fs::write(
+        dir.join("pipeline.toml"),
+        format!(
+            r#"
+name = "unready"
+cache_dir = "{cache}"
+[source]
+type = "kafka"
+brokers = "127.0.0.1:{dead}"
+topics = ["in"]
+group_id = "g"
+[[stages]]
+name = "up"
+plugin = "upper"
+[outputs.default]
+type = "file"
+path = "out.jsonl"
+[dead_letter]
+type = "file"
+path = "dlq.jsonl"
+[admin]
+address = "127.0.0.1:{port}"
+"#,
+            cache = dir.join("cache").display()
+        ),
+    )
+    .expect("write pipeline");
+    let log = std::fs::File::create(dir.join("weir.log")).expect("log");
+    let mut child = weir()
+        .args(["run", "--quiet"])
+        .arg(dir.join("pipeline.toml"))
+        .stderr(log)
+        .spawn()
+        .expect("start weir");
+    // Plugins load, the pipeline starts: healthy, but not ready.
+    wait_for("the pipeline started", Duration::from_secs(120), || {
+        std::fs::read_to_string(dir.join("weir.log")).is_ok_and(|l| l.contains("pipeline started"))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(get(port, "/healthz").map(|r| r.0), Some(200));
+    assert_eq!(get(port, "/readyz").map(|r| r.0), Some(503));
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -132,6 +132,7 @@ impl ConsumerContext for Context {
                 for (t, p) in &tps {
                     self.shared.stats.set_assigned(t, *p, true);
                 }
+                self.shared.stats.set_joined();
                 let mut st = self.shared.lock();
                 st.tracker.assign(tps);
                 st.rebalanced = true;

@@ -25,9 +25,22 @@ pub struct PartitionMetrics {
 #[derive(Debug, Default)]
 pub struct KafkaStats {
     partitions: Mutex<BTreeMap<(String, i32), PartitionMetrics>>,
+    /// The consumer has joined its group (received an assignment, possibly
+    /// empty): it reached the brokers. Readiness waits for it.
+    joined: std::sync::atomic::AtomicBool,
 }
 
 impl KafkaStats {
+    /// Whether the consumer has joined its group (connected to the brokers).
+    pub fn joined(&self) -> bool {
+        self.joined.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(super) fn set_joined(&self) {
+        self.joined
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
     /// Every partition seen, sorted by topic and partition.
     pub fn snapshot(&self) -> Vec<PartitionMetrics> {
         match self.partitions.lock() {
