@@ -113,12 +113,12 @@ impl Pipeline {
             let name = format!("weir-stage-{}", stage.name());
             let (stop, fatal) = (stop.clone(), fatal.clone());
             // Log lines of the stage thread (plugin lines included) carry the
-            // stage, the plugin and the version it started with.
+            // stage and the plugin; each batch's span adds the version serving
+            // it and its partitions (see `Stage::process`).
             let span = tracing::info_span!(
                 "stage",
                 stage = %stage.name(),
                 plugin = %stage.plugin().name,
-                version = %stage.plugin().short_version()
             );
             let handle = std::thread::Builder::new()
                 .name(name)

@@ -152,6 +152,15 @@ impl Stage {
             // Only source rejects: the plugin is not called.
             return;
         }
+        // Log lines about this batch (plugin lines, faults, dead letters)
+        // carry the version serving it and the source partitions in it.
+        let _span = tracing::info_span!(
+            "batch",
+            seq = batch.seq,
+            version = %self.plugin().short_version(),
+            partitions = %partitions(&inputs),
+        )
+        .entered();
         self.stats.record_in(inputs.len());
         let started = std::time::Instant::now();
         self.run_isolating(&inputs, batch);
@@ -263,4 +272,28 @@ impl Stage {
         }
         self.stats.record_dead(refused);
     }
+}
+
+/// The distinct source partitions of `events`, as `0,2,3` (in first-seen
+/// order; at most 8 listed, then `…`).
+fn partitions(events: &[Event]) -> String {
+    let mut seen: Vec<i32> = Vec::new();
+    for ev in events {
+        let p = ev.position.partition;
+        if !seen.contains(&p) {
+            if seen.len() == 8 {
+                return seen
+                    .iter()
+                    .map(i32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+                    + ",…";
+            }
+            seen.push(p);
+        }
+    }
+    seen.iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }

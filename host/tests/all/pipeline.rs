@@ -297,3 +297,64 @@ path = "dlq.jsonl"
     );
     assert!(log.contains("compat-v010 ready"), "{log}");
 }
+
+/// `--log-format json`: a plugin's log line carries the stage, the plugin,
+/// and (from the batch's span) the version that served it and the source
+/// partitions of the batch.
+#[test]
+fn json_logs_carry_stage_plugin_version_and_partition() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    plugin_dir(dir, &["hostile"]);
+    std::fs::write(
+        dir.join("pipeline.toml"),
+        format!(
+            r#"
+cache_dir = "{cache}"
+[source]
+type = "stdin"
+[[stages]]
+name = "noisy"
+plugin = "hostile"
+[stages.params]
+mode = "stdio"
+[outputs.default]
+type = "file"
+path = "out.jsonl"
+[dead_letter]
+type = "file"
+path = "dlq.jsonl"
+"#,
+            cache = dir.join("cache").display()
+        ),
+    )
+    .expect("write pipeline");
+    let log = std::fs::File::create(dir.join("weir.log")).expect("log file");
+    let mut child = weir()
+        .args(["run", "--quiet", "--log-format", "json"])
+        .arg(dir.join("pipeline.toml"))
+        .stdin(std::process::Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("start weir");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"{\"id\":7}\n")
+        .expect("write stdin");
+    assert!(child.wait().expect("wait").success());
+    let log = std::fs::read_to_string(dir.join("weir.log")).expect("log");
+    let line: Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "stdout line 7")
+        .unwrap_or_else(|| panic!("no plugin line in the log:\n{log}"));
+    assert_eq!(line["fields"]["stage"], "noisy", "{line:#}");
+    assert_eq!(line["fields"]["plugin"], "hostile", "{line:#}");
+    let wasm = std::fs::read(dir.join("plugins/hostile.wasm")).expect("plugin");
+    let version = crate::reload::sha256_hex(&wasm);
+    assert_eq!(line["span"]["version"], version[..12], "{line:#}");
+    assert_eq!(line["span"]["partitions"], "0", "{line:#}");
+}
