@@ -410,10 +410,12 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
             params,
             params_json,
             batch,
+            models,
         } => {
             let params = p::params_json(&params, params_json.as_deref())?;
+            let models = p::models(&models)?;
             let stdout = std::io::stdout();
-            p::test(&plugin, &input, &params, batch, &mut stdout.lock())?;
+            p::test(&plugin, &input, &params, batch, models, &mut stdout.lock())?;
         }
         PluginCommand::Inspect { plugin } => {
             let stdout = std::io::stdout();

@@ -109,6 +109,10 @@ pub enum PluginCommand {
         /// Events per call.
         #[arg(long, default_value_t = 1024)]
         batch: usize,
+        /// A model the plugin may call, `NAME=PATH.onnx` (as `[models.NAME]`
+        /// in a pipeline, with the defaults). Repeatable.
+        #[arg(long = "model", value_name = "NAME=PATH")]
+        models: Vec<String>,
     },
     /// Show a plugin's imports and exports, and whether this host can run it.
     Inspect { plugin: PathBuf },

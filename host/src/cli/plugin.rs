@@ -210,11 +210,30 @@ pub struct TestReport {
     pub errors: usize,
 }
 
+/// The models of `--model NAME=PATH` options, loaded (ONNX Runtime found as
+/// `weir run` finds it); `None` without options.
+pub fn models(specs: &[String]) -> anyhow::Result<Option<crate::inference::ModelRegistry>> {
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    let mut configs = BTreeMap::new();
+    for spec in specs {
+        let Some((name, path)) = spec.split_once('=') else {
+            anyhow::bail!("--model {spec}: expected NAME=PATH");
+        };
+        let mut config = crate::inference::ModelConfig::new(path);
+        config.max_delay_ms = 0;
+        configs.insert(name.to_string(), config);
+    }
+    Ok(Some(crate::inference::ModelRegistry::load(None, &configs)?))
+}
+
 pub fn test(
     plugin: &Path,
     input: &Path,
     params_json: &str,
     batch_size: usize,
+    models: Option<crate::inference::ModelRegistry>,
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<TestReport> {
     let engine = Arc::new(PluginEngine::new(EngineOptions {
@@ -224,7 +243,10 @@ pub fn test(
         ..EngineOptions::default()
     })?);
     let loaded = engine.load_file(plugin)?;
-    let spec = StageSpec::new("test", loaded, params_json);
+    let mut spec = StageSpec::new("test", loaded, params_json);
+    if let Some(models) = &models {
+        spec.instance.models = Some(Arc::new(models.clone()));
+    }
     let mut stage = Stage::start(spec, engine, None, Arc::new(StageStats::default()))?;
     let (events, bad) = read_input(input)?;
     for b in &bad {

@@ -164,3 +164,48 @@ fn new_scaffolds_a_plugin_that_builds_and_runs() {
     assert!(ok, "{err}");
     assert!(out.contains("1 inputs -> 1 outputs"), "{out}");
 }
+
+/// `weir plugin test --model NAME=PATH` gives the plugin the host's model:
+/// the scorer's scores are the linear test model's (sigmoid(w·x + b)).
+#[test]
+fn plugin_test_runs_a_plugin_that_calls_a_model() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = tmp.path().join("events.jsonl");
+    std::fs::write(&input, "{\"x\": [1, 0, 0, 0]}\n{\"x\": [0, 0, 0, 0]}\n").expect("write");
+    let model = workspace().join("tests/models/linear.onnx");
+    let (ok, out, err) = stdout_of(
+        weir()
+            .args(["plugin", "test"])
+            .arg(plugin("scorer"))
+            .arg("--input")
+            .arg(&input)
+            .arg("--model")
+            .arg(format!("linear={}", model.display())),
+    );
+    assert!(ok, "{err}");
+    // make_models.py: w = [0.5, -1, 0.25, 2], b = 0.1.
+    let score = |z: f64| 1.0 / (1.0 + (-z).exp());
+    for (line, want) in [(1, score(0.6)), (2, score(0.1))] {
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(&format!("line {line} -> default")))
+            .unwrap_or_else(|| panic!("no output for line {line}: {out}"));
+        let got: f64 = row
+            .split("\"score\":")
+            .nth(1)
+            .and_then(|v| v.split([',', '}']).next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no score in {row}"));
+        assert!((got - want).abs() < 1e-5, "line {line}: {got} vs {want}");
+    }
+    // Without the model, the call fails: each event is an error, not a crash.
+    let (ok, out, err) = stdout_of(
+        weir()
+            .args(["plugin", "test"])
+            .arg(plugin("scorer"))
+            .arg("--input")
+            .arg(&input),
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("ERROR") && out.contains("linear"), "{out}");
+}
