@@ -23,7 +23,7 @@ pub struct StatusDoc {
     pub chunks_failed: u64,
     pub outputs: BTreeMap<String, OutputDoc>,
     pub stages: Vec<StageDoc>,
-    pub kafka: Vec<KafkaPartitionDoc>,
+    pub kafka: Vec<PartitionMetrics>,
     /// What `weir status` prints.
     pub reload: StatusSnapshot,
 }
@@ -49,29 +49,6 @@ pub struct StageDoc {
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub memory_bytes: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct KafkaPartitionDoc {
-    pub topic: String,
-    pub partition: i32,
-    pub committed: Option<i64>,
-    pub high_watermark: Option<i64>,
-    pub lag: Option<i64>,
-    pub assigned: bool,
-}
-
-impl From<PartitionMetrics> for KafkaPartitionDoc {
-    fn from(p: PartitionMetrics) -> Self {
-        Self {
-            topic: p.topic,
-            partition: p.partition,
-            committed: p.committed,
-            high_watermark: p.high_watermark,
-            lag: p.lag,
-            assigned: p.assigned,
-        }
-    }
 }
 
 fn ms(seconds: Option<f64>) -> Option<f64> {
@@ -138,7 +115,7 @@ impl StatusDoc {
             kafka: live
                 .kafka
                 .as_ref()
-                .map(|k| k.snapshot().into_iter().map(Into::into).collect())
+                .map(|k| k.snapshot())
                 .unwrap_or_default(),
             reload,
         }

@@ -5,8 +5,8 @@ use std::sync::Mutex;
 
 use rdkafka::statistics::Statistics;
 
-/// One partition's position, as last seen.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// One partition's position, as last seen (also its `/status.json` form).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PartitionMetrics {
     pub topic: String,
     pub partition: i32,
