@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::support::{build_plugin, read_jsonl, weir, workspace};
+use crate::support::{build_plugin, read_jsonl, weir_run, workspace};
 
 const EVENTS: i64 = 4000;
 
@@ -64,14 +64,7 @@ fn example_pipeline_scores_every_event_and_alerts_are_real_frauds() {
     )
     .expect("write pipeline");
 
-    let log = std::fs::File::create(dir.join("weir.log")).expect("log");
-    let status = weir()
-        .arg("run")
-        .arg(dir.join("pipeline.toml"))
-        .arg("--quiet")
-        .stderr(log)
-        .status()
-        .expect("run weir");
+    let status = weir_run(dir).status().expect("run weir");
     let log = std::fs::read_to_string(dir.join("weir.log")).unwrap_or_default();
     assert!(status.success(), "weir failed:\n{log}");
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{plugin_dir, read_jsonl, weir, workspace};
+use crate::support::{plugin_dir, read_jsonl, weir, weir_run, workspace};
 
 /// The weights `make_models.py` uses.
 const W1: [f64; 4] = [0.5, -1.0, 0.25, 2.0];
@@ -294,13 +294,9 @@ fn model_swap_while_running_switches_outputs_refuses_corrupt_files_and_loses_not
         "",
         "[models.linear]\npath = \"models/linear.onnx\"\n",
     );
-    let log = std::fs::File::create(dir.join("weir.log")).expect("log file");
-    let mut child = weir()
-        .args(["run", "--quiet"])
-        .arg(dir.join("pipeline.toml"))
+    let mut child = weir_run(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
         .spawn()
         .expect("start weir");
     let stdin = child.stdin.take();
@@ -383,14 +379,7 @@ fn inference_metrics_on_the_admin_endpoint_match_the_run() {
         "",
         &linear_model(&model("linear.onnx")),
     );
-    let log = std::fs::File::create(dir.join("weir.log")).expect("log");
-    let mut child = weir()
-        .arg("run")
-        .arg(dir.join("pipeline.toml"))
-        .arg("--quiet")
-        .stderr(log)
-        .spawn()
-        .expect("start weir");
+    let mut child = weir_run(dir).spawn().expect("start weir");
     let rows = "weir_inference_rows_total{model=\"linear\"}";
     let mut m = Default::default();
     wait_for("all rows scored", Duration::from_secs(120), || {

@@ -227,20 +227,20 @@ pub(crate) fn produce(
                 value: Some(&n),
             }));
         }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-        }
+        send(&producer, record);
         producer.poll(Duration::ZERO);
     }
     producer
         .flush(Duration::from_secs(60))
         .expect("flush the produced events");
+}
+
+/// Sends `record`, waiting for room while librdkafka's queue is full.
+pub(crate) fn send(producer: &BaseProducer, mut record: BaseRecord<'_, String, String>) {
+    while let Err((_, back)) = producer.send(record) {
+        record = back;
+        producer.poll(Duration::from_millis(10));
+    }
 }
 
 /// A record read back.

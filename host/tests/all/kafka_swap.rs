@@ -13,7 +13,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 
 use crate::kafka::{
-    PARTITIONS, Reader, Weir, assert_all_present, id_of, json, pipeline, timed, topics,
+    PARTITIONS, Reader, Weir, assert_all_present, id_of, json, pipeline, send, timed, topics,
     wait_committed,
 };
 use crate::reload::{sha256_hex, variant};
@@ -32,19 +32,11 @@ fn produce_until(addr: &str, stop: Arc<AtomicBool>, count: Arc<AtomicU64>) {
     while !stop.load(Ordering::Acquire) {
         for _ in 0..10 {
             let (key, payload) = (format!("k{i}"), json(i));
-            let mut record = BaseRecord::to("in")
+            let record = BaseRecord::to("in")
                 .partition((i % PARTITIONS as u64) as i32)
                 .key(&key)
                 .payload(&payload);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, back)) => {
-                        record = back;
-                        producer.poll(Duration::from_millis(10));
-                    }
-                }
-            }
+            send(&producer, record);
             i += 1;
         }
         producer.poll(Duration::from_millis(50));

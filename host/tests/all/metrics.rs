@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{plugin_dir, weir};
+use crate::support::{plugin_dir, weir, weir_run};
 
 /// A free local port (bound then released).
 pub(crate) fn free_port() -> u16 {
@@ -415,13 +415,7 @@ address = "127.0.0.1:{port}"
         ),
     )
     .expect("write pipeline");
-    let log = std::fs::File::create(dir.join("weir.log")).expect("log");
-    let mut child = weir()
-        .args(["run", "--quiet"])
-        .arg(dir.join("pipeline.toml"))
-        .stderr(log)
-        .spawn()
-        .expect("start weir");
+    let mut child = weir_run(dir).spawn().expect("start weir");
     // Plugins load, the pipeline starts: healthy, but not ready.
     wait_for("the pipeline started", Duration::from_secs(120), || {
         std::fs::read_to_string(dir.join("weir.log")).is_ok_and(|l| l.contains("pipeline started"))

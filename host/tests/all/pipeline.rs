@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{plugin_dir, read_jsonl, weir};
+use crate::support::{plugin_dir, read_jsonl, weir, weir_run};
 
 /// Writes the input: 12 transactions with known amounts; #3 and #8 are
 /// poison; line 6 is not JSON at all.
@@ -273,13 +273,9 @@ path = "dlq.jsonl"
         ),
     )
     .expect("write pipeline");
-    let log = std::fs::File::create(dir.join("weir.log")).expect("log file");
-    let mut child = weir()
-        .args(["run", "--quiet"])
-        .arg(dir.join("pipeline.toml"))
+    let mut child = weir_run(dir)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .stderr(log)
         .spawn()
         .expect("start weir");
     {
@@ -330,12 +326,9 @@ path = "dlq.jsonl"
         ),
     )
     .expect("write pipeline");
-    let log = std::fs::File::create(dir.join("weir.log")).expect("log file");
-    let mut child = weir()
-        .args(["run", "--quiet", "--log-format", "json"])
-        .arg(dir.join("pipeline.toml"))
+    let mut child = weir_run(dir)
+        .args(["--log-format", "json"])
         .stdin(std::process::Stdio::piped())
-        .stderr(log)
         .spawn()
         .expect("start weir");
     child

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::metrics::{free_port, get, wait_for};
-use crate::support::{plugin_dir, weir, workspace};
+use crate::support::{plugin_dir, weir_run, workspace};
 
 /// The Chromium binary (installed if missing).
 fn chromium() -> PathBuf {
@@ -92,11 +92,8 @@ address = "127.0.0.1:{port}"
     );
     let pipeline = dir.join("pipeline.toml");
     std::fs::write(&pipeline, toml).expect("write pipeline");
-    let mut child = weir()
-        .args(["run", "--quiet"])
-        .arg(&pipeline)
+    let mut child = weir_run(dir)
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("weir.log")).expect("log"))
         .spawn()
         .expect("start weir");
     wait_for("/readyz", Duration::from_secs(120), || {

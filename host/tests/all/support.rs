@@ -87,6 +87,17 @@ pub fn plugin_dir(into: &Path, names: &[&str]) -> PathBuf {
     dir
 }
 
+/// `weir run --quiet DIR/pipeline.toml`, its log (stderr) in `DIR/weir.log`:
+/// a pipe nobody reads would fill up and block weir.
+pub fn weir_run(dir: &Path) -> Command {
+    let log = std::fs::File::create(dir.join("weir.log")).expect("create weir.log");
+    let mut cmd = weir();
+    cmd.args(["run", "--quiet"])
+        .arg(dir.join("pipeline.toml"))
+        .stderr(log);
+    cmd
+}
+
 /// The `weir` binary built for this test run.
 pub fn weir() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
