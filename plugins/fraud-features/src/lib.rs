@@ -8,6 +8,8 @@
 
 pub mod features;
 
+use std::io::Write as _;
+
 use serde::Deserialize;
 use weir_sdk::infer::{Tensor, infer};
 use weir_sdk::{Error, Event, Output, Result, bail};
@@ -59,7 +61,8 @@ fn append_score(value: &mut Vec<u8>, score: f32) -> Result<()> {
     if value.pop() != Some(b'}') {
         bail!("event value is not a JSON object");
     }
-    value.extend_from_slice(format!(",\"score\":{score}}}").as_bytes());
+    // Written in place: no temporary string per event.
+    write!(value, ",\"score\":{score}}}").map_err(Error::msg)?;
     Ok(())
 }
 
