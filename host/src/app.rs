@@ -394,14 +394,25 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
         PluginCommand::New {
             name,
             dir,
+            lang,
             sdk_path,
         } => {
-            let root = p::new(&name, &dir, sdk_path.as_deref())?;
+            let root = crate::cli::lang::new(&name, &dir, lang, sdk_path.as_deref())?;
             println!("created {}", root.display());
             println!("next: weir plugin build {}", root.display());
         }
-        PluginCommand::Build { dir, out } => {
-            let wasm = p::build(&dir, out.as_deref())?;
+        PluginCommand::Build {
+            dir,
+            out,
+            wit,
+            sdk_path,
+        } => {
+            let options = crate::cli::lang::BuildOptions {
+                out,
+                wit,
+                sdk: sdk_path,
+            };
+            let wasm = crate::cli::lang::build(&dir, &options)?;
             println!("{}", wasm.display());
         }
         PluginCommand::Test {

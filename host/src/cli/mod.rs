@@ -1,5 +1,6 @@
 //! The `weir` command line.
 
+pub mod lang;
 pub mod plugin;
 
 use std::path::PathBuf;
@@ -71,26 +72,41 @@ pub struct GenerateArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
-    /// Create a new plugin crate that builds as is.
+    /// Create a new plugin (a Rust crate, or a Python or JavaScript
+    /// folder) that builds as is.
     New {
-        /// Crate name (lowercase letters, digits, `-`).
+        /// Plugin name (lowercase letters, digits, `-`).
         name: String,
-        /// Parent folder of the new crate.
+        /// Parent folder of the new plugin.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// Path to weir's plugin-sdk (default: the one this weir was built from).
+        /// The plugin's language.
+        #[arg(long, value_enum, default_value_t = lang::Lang::Rust)]
+        lang: lang::Lang,
+        /// Path to weir's SDK for that language (default: the one this weir
+        /// was built from: plugin-sdk, plugin-sdk/python or plugin-sdk/js).
         #[arg(long)]
         sdk_path: Option<PathBuf>,
     },
-    /// Build a plugin crate for wasm32-wasip2 (release) and copy the
-    /// component to `--out/<crate-name>.wasm`.
+    /// Build a plugin into a component, `--out/<name>.wasm`: a Rust crate
+    /// with cargo (wasm32-wasip2, release), a Python folder (pyproject.toml)
+    /// with componentize-py, a JavaScript one (package.json) with
+    /// componentize-js. The Python and JS toolchains are installed on first
+    /// use, and unchanged plugins come from the build cache.
     Build {
-        /// The crate folder.
+        /// The plugin folder.
         #[arg(default_value = ".")]
         dir: PathBuf,
-        /// Where to put `<crate-name>.wasm` (a pipeline's plugin_dir).
+        /// Where to put `<name>.wasm` (a pipeline's plugin_dir).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Python/JS: the WIT folder to build against (default: this weir's
+        /// `wit/`; `wit/released/0.1.0` for hosts of that contract).
+        #[arg(long)]
+        wit: Option<PathBuf>,
+        /// Python/JS: path to weir's SDK for that language.
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
     },
     /// Run a plugin over a JSON-lines file and print outputs, routed outputs
     /// and errors.

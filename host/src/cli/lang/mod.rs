@@ -1,0 +1,212 @@
+//! Plugins in other languages than Rust: `weir plugin new --lang python|js`
+//! and `weir plugin build` on a Python or JavaScript plugin folder.
+//!
+//! A Python plugin is a folder with a `pyproject.toml` (`[tool.weir]`), a JS
+//! plugin one with a `package.json` (`"weir": {...}`); a Rust plugin is a
+//! crate (`Cargo.toml`) and is handled by `cli::plugin`. Both guest languages
+//! are built by a pinned toolchain (`scripts/toolchains.sh` installs it into
+//! `~/.cache/weir/toolchains` on first use), and the built component is cached
+//! by the hash of everything that goes into it (plugin sources, SDK, WIT,
+//! world, toolchain version): building an unchanged plugin again is a copy.
+
+mod build_cache;
+mod js;
+mod python;
+mod toolchain;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+
+/// A plugin language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Lang {
+    Rust,
+    Python,
+    Js,
+}
+
+impl Lang {
+    pub fn name(self) -> &'static str {
+        match self {
+            Lang::Rust => "rust",
+            Lang::Python => "python",
+            Lang::Js => "js",
+        }
+    }
+}
+
+/// The language of the plugin folder `dir`, from its manifest.
+pub fn detect(dir: &Path) -> anyhow::Result<Lang> {
+    let found: Vec<Lang> = [
+        ("Cargo.toml", Lang::Rust),
+        ("pyproject.toml", Lang::Python),
+        ("package.json", Lang::Js),
+    ]
+    .into_iter()
+    .filter(|(manifest, _)| dir.join(manifest).is_file())
+    .map(|(_, lang)| lang)
+    .collect();
+    match found.as_slice() {
+        [lang] => Ok(*lang),
+        [] => bail!(
+            "{} is not a plugin folder: no Cargo.toml (Rust), pyproject.toml (Python) or package.json (JavaScript)",
+            dir.display()
+        ),
+        many => bail!(
+            "{} has manifests for several languages ({}): keep one",
+            dir.display(),
+            many.iter().map(|l| l.name()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// This weir's source tree (the SDKs, the WIT and the scripts live there).
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The WIT folder this weir links (`wit/`).
+pub fn default_wit() -> PathBuf {
+    repo().join("wit")
+}
+
+/// What `weir plugin build` was asked.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// Where `<name>.wasm` goes (default: `DIR/target/`).
+    pub out: Option<PathBuf>,
+    /// The WIT folder to build against (default: this weir's `wit/`; e.g.
+    /// `wit/released/0.1.0` for a plugin that must run on older hosts).
+    pub wit: Option<PathBuf>,
+    /// The SDK folder (default: this weir's `plugin-sdk/python` or `/js`).
+    pub sdk: Option<PathBuf>,
+}
+
+/// `weir plugin new NAME --lang L`: the plugin folder it created.
+pub fn new(name: &str, dir: &Path, lang: Lang, sdk: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match lang {
+        Lang::Rust => super::plugin::new(name, dir, sdk),
+        Lang::Python => python::new(name, dir, sdk),
+        Lang::Js => js::new(name, dir, sdk),
+    }
+}
+
+/// `weir plugin build DIR`: the built component's path.
+pub fn build(dir: &Path, options: &BuildOptions) -> anyhow::Result<PathBuf> {
+    let lang = detect(dir)?;
+    let wit = options.wit.clone().unwrap_or_else(default_wit);
+    let wit = wit
+        .canonicalize()
+        .with_context(|| format!("WIT folder {} not found", wit.display()))?;
+    let plan = match lang {
+        Lang::Python => python::plan(dir, &wit, options.sdk.as_deref())?,
+        Lang::Js => js::plan(dir, &wit, options.sdk.as_deref())?,
+        Lang::Rust if options.wit.is_some() => bail!(
+            "--wit applies to Python and JavaScript plugins (a Rust plugin's WIT comes from its weir-sdk)"
+        ),
+        Lang::Rust => return super::plugin::build(dir, options.out.as_deref()),
+    };
+    let dest = match &options.out {
+        Some(out) => out.join(format!("{}.wasm", plan.name)),
+        None => dir.join("target").join(format!("{}.wasm", plan.name)),
+    };
+    build_cache::build(&plan, &dest)?;
+    Ok(dest)
+}
+
+/// How to build one guest-language plugin.
+pub struct BuildPlan {
+    /// The plugin's name: `<name>.wasm`.
+    pub name: String,
+    pub lang: Lang,
+    /// `transform` or `transform-with-inference`.
+    pub world: String,
+    /// Every input of the build, hashed into the cache key: (label, folder).
+    pub inputs: Vec<(String, PathBuf)>,
+    /// The toolchain and its version, also in the key.
+    pub toolchain: String,
+    /// Runs the build, writing the component to the given path.
+    pub run: Box<dyn Fn(&Path) -> anyhow::Result<()>>,
+}
+
+/// Checks a plugin name (also the `.wasm` file name).
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// The two worlds a plugin may target.
+fn check_world(world: &str, manifest: &Path) -> anyhow::Result<()> {
+    match world {
+        "transform" | "transform-with-inference" => Ok(()),
+        other => bail!(
+            "{}: world `{other}` is not a weir world: use \"transform\" or \"transform-with-inference\"",
+            manifest.display()
+        ),
+    }
+}
+
+/// A new plugin folder `dir/name`, refusing an existing one or a bad name.
+fn new_root(name: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+    if !valid_name(name) {
+        bail!(
+            "`{name}` is not a valid plugin name: use lowercase letters, digits and `-`, starting with a letter"
+        );
+    }
+    let root = dir.join(name);
+    if root.exists() {
+        bail!("{} already exists", root.display());
+    }
+    std::fs::create_dir_all(&root)?;
+    Ok(root)
+}
+
+/// The SDK folder `default` (under `plugin-sdk/`) or the one given.
+fn sdk_dir(given: Option<&Path>, default: &str) -> anyhow::Result<PathBuf> {
+    let sdk = given
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| repo().join("plugin-sdk").join(default));
+    sdk.canonicalize().with_context(|| {
+        format!(
+            "the weir SDK was not found at {} (pass --sdk-path)",
+            sdk.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_the_language_from_the_manifest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        assert!(
+            detect(dir)
+                .unwrap_err()
+                .to_string()
+                .contains("not a plugin folder")
+        );
+        std::fs::write(dir.join("pyproject.toml"), "").unwrap();
+        assert_eq!(detect(dir).unwrap(), Lang::Python);
+        std::fs::write(dir.join("package.json"), "{}").unwrap();
+        let err = detect(dir).unwrap_err().to_string();
+        assert!(err.contains("python, js"), "{err}");
+        std::fs::remove_file(dir.join("pyproject.toml")).unwrap();
+        assert_eq!(detect(dir).unwrap(), Lang::Js);
+    }
+
+    #[test]
+    fn worlds_are_checked() {
+        assert!(check_world("transform", Path::new("p")).is_ok());
+        assert!(check_world("transform-with-inference", Path::new("p")).is_ok());
+        let err = check_world("command", Path::new("p"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a weir world"), "{err}");
+    }
+}
