@@ -11,6 +11,7 @@ mod kafka_swap;
 mod metrics;
 mod pipeline;
 mod plugin_cli;
+mod polyglot;
 mod reload;
 mod sandbox;
 mod shutdown;

@@ -104,6 +104,7 @@ pub fn plan(dir: &Path, wit: &Path, sdk: Option<&Path>) -> anyhow::Result<BuildP
             .arg(out)
             .arg("--toolchain")
             .arg(&prefix)
+            .stdout(std::io::stderr())
             .status()
             .context("running node (install Node.js 18 or newer)")?;
         if !status.success() {

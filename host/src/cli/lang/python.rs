@@ -134,6 +134,8 @@ pub fn plan(dir: &Path, wit: &Path, sdk: Option<&Path>) -> anyhow::Result<BuildP
             .arg("-o")
             .arg(out)
             .current_dir(src)
+            // Its chatter goes to stderr: stdout is the built file's path.
+            .stdout(std::io::stderr())
             .status()
             .with_context(|| format!("running {}", componentize.display()))?;
         if !status.success() {

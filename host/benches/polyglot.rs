@@ -1,0 +1,350 @@
+//! The same plugin in Rust, Python and JavaScript, same run:
+//!
+//! 1. events/s and µs/event of the same JSON field map (parse, uppercase
+//!    `user`, write back) at batch 1, 64 and 1024, through `Stage::process`
+//!    (the host's batch encode, the call, the decode), ratio vs Rust; plus
+//!    the Python `pass` floor (the SDK and the crossing, no work);
+//! 2. start-up per language: component size, compile, cached load,
+//!    instantiate + init, and linear memory per instance;
+//! 3. fraud scoring end to end (`weir run`, file in → file out, the fraud
+//!    model): `fraud-features-py` vs the Rust `fraud-features`.
+//!
+//! Run: `cargo bench -p weir --bench polyglot` (`WEIR_BENCH_SECS`, default 3,
+//! per figure). The Python and JS components are built with `weir plugin
+//! build` (cached by content), the Rust ones with cargo.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weir::event::{Event, Position};
+use weir::pipeline::{Batch, Stage, StageSpec};
+use weir::plugin::{ArtifactCache, EngineOptions, InstanceConfig, PluginEngine};
+use weir::telemetry::StageStats;
+
+mod common;
+
+const EVENT_SIZE: usize = 200;
+const ROUNDS: u32 = 3;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn weir_bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+}
+
+/// `weir plugin build DIR --out OUT`.
+fn build_guest(dir: &Path, out: &Path) -> PathBuf {
+    let output = weir_bin()
+        .args(["plugin", "build"])
+        .arg(dir)
+        .arg("--out")
+        .arg(out)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run weir plugin build");
+    assert!(output.status.success(), "building {} failed", dir.display());
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+/// ~200-byte JSON events with a `user` field, like the throughput benchmark's.
+fn events(n: usize) -> Vec<Event> {
+    let stream: Arc<str> = "bench".into();
+    (0..n)
+        .map(|i| {
+            let head = format!("{{\"id\":{i},\"user\":\"u{}\",\"payload\":\"", i % 977);
+            let pad = EVENT_SIZE - head.len() - 2;
+            let value = format!("{head}{}\"}}", &"abcdefghij".repeat(pad / 10 + 1)[..pad]);
+            Event::new(
+                value.into_bytes(),
+                0,
+                Position::new(stream.clone(), (i % 4) as i32, i as i64),
+            )
+        })
+        .collect()
+}
+
+fn stage(engine: &Arc<PluginEngine>, wasm: &Path, params: &str) -> Stage {
+    let plugin = engine.load_file(wasm).expect("load plugin");
+    let spec = StageSpec::new("bench", plugin, params);
+    Stage::start(spec, engine.clone(), None, Arc::new(StageStats::default())).expect("stage")
+}
+
+/// Events/s through `stage` at `batch`, for at least `min`.
+fn rate(stage: &mut Stage, input: &[Event], batch: usize, min: Duration) -> f64 {
+    let mut run = |events: Vec<Event>| {
+        let n = events.len();
+        let mut b = Batch {
+            events,
+            ..Batch::default()
+        };
+        stage.process(&mut b);
+        assert!(
+            b.dead.is_empty(),
+            "unexpected dead letters: {}",
+            b.dead[0].reason
+        );
+        std::hint::black_box(&b.events);
+        n
+    };
+    for chunk in input.chunks(batch).take(16) {
+        run(chunk.to_vec());
+    }
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < min {
+        for chunk in input.chunks(batch) {
+            n += run(chunk.to_vec());
+            if started.elapsed() >= min {
+                break;
+            }
+        }
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+struct Guest {
+    lang: &'static str,
+    wasm: PathBuf,
+    params: &'static str,
+}
+
+fn map_throughput(engine: &Arc<PluginEngine>, guests: &[Guest], pass: &Guest, min: Duration) {
+    let input = events(16 * 1024);
+    let mut stages: Vec<Stage> = guests
+        .iter()
+        .map(|g| stage(engine, &g.wasm, g.params))
+        .collect();
+    let mut floor = stage(engine, &pass.wasm, pass.params);
+    // Same bytes out of every language.
+    let outputs: Vec<Vec<bytes::Bytes>> = stages
+        .iter_mut()
+        .map(|s| {
+            let mut b = Batch {
+                events: input[..16].to_vec(),
+                ..Batch::default()
+            };
+            s.process(&mut b);
+            b.events.iter().map(|e| e.value.clone()).collect()
+        })
+        .collect();
+    for (g, out) in guests.iter().zip(&outputs) {
+        assert_eq!(out, &outputs[0], "{} and Rust differ", g.lang);
+    }
+
+    println!("1. the same JSON field map (parse, uppercase `user`, write back), {EVENT_SIZE}-byte events, one thread");
+    print!("{:>6}", "batch");
+    for g in guests {
+        print!(" {:>12} {:>8}", format!("{} ev/s", g.lang), "µs/ev");
+    }
+    println!(" {:>12} {:>10}  python/rust  js/rust", "py pass ev/s", "µs/ev");
+    for batch in [1usize, 64, 1024] {
+        let slice = if batch == 1 { &input[..2048] } else { &input[..] };
+        let mut best = vec![0f64; guests.len() + 1];
+        for _ in 0..ROUNDS {
+            for (i, s) in stages.iter_mut().enumerate() {
+                best[i] = best[i].max(rate(s, slice, batch, min / ROUNDS));
+            }
+            let last = best.len() - 1;
+            best[last] = best[last].max(rate(&mut floor, slice, batch, min / ROUNDS));
+        }
+        print!("{batch:>6}");
+        for r in &best {
+            print!(" {r:>12.0} {:>8.2}", 1e6 / r);
+        }
+        println!(
+            "  {:>10.3}x {:>7.3}x",
+            best[1] / best[0],
+            best[2] / best[0]
+        );
+    }
+    println!();
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+fn startup(guests: &[Guest]) {
+    println!("2. start-up (best of 3; compile is Cranelift on this machine, cached load deserializes the artifact)");
+    println!(
+        "{:>8} {:>10} {:>12} {:>14} {:>18} {:>14}",
+        "lang", "size MiB", "compile ms", "cached load ms", "instantiate+init ms", "memory MiB"
+    );
+    let cache_dir = tempfile::tempdir().expect("tempdir");
+    for g in guests {
+        let wasm = std::fs::read(&g.wasm).expect("read");
+        let (mut compile, mut load, mut inst) = (f64::MAX, f64::MAX, f64::MAX);
+        let mut memory = 0;
+        for round in 0..3 {
+            let dir = cache_dir.path().join(format!("{}-{round}", g.lang));
+            let engine = Arc::new(
+                PluginEngine::new(EngineOptions {
+                    cache: Some(ArtifactCache::new(&dir)),
+                    ..EngineOptions::default()
+                })
+                .expect("engine"),
+            );
+            let t = Instant::now();
+            engine.load_bytes(g.lang, &wasm).expect("compile");
+            compile = compile.min(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            let loaded = engine.load_bytes(g.lang, &wasm).expect("cached load");
+            load = load.min(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            let mut instance = engine
+                .instantiate(&loaded, &InstanceConfig::new("bench"))
+                .expect("instantiate");
+            instance.init(g.params).expect("init");
+            inst = inst.min(t.elapsed().as_secs_f64() * 1e3);
+            memory = instance.memory_bytes();
+        }
+        println!(
+            "{:>8} {:>10.1} {:>12.0} {:>14.1} {:>18.2} {:>14.1}",
+            g.lang,
+            mib(wasm.len()),
+            compile,
+            load,
+            inst,
+            mib(memory)
+        );
+    }
+    println!();
+}
+
+/// `weir run` of the fraud pipeline over `input` with the plugin `wasm`;
+/// returns the elapsed time of the run (the component is compiled first, in
+/// a warm-up run, so this is a cached start).
+fn fraud_run(dir: &Path, wasm: &Path, input: &Path, events: usize) -> f64 {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).expect("mkdir");
+    std::fs::copy(wasm, plugins.join("scorer.wasm")).expect("copy");
+    let model = workspace().join("examples/fraud/model/fraud.onnx");
+    std::fs::write(
+        dir.join("pipeline.toml"),
+        format!(
+            r#"name = "fraud-bench"
+[source]
+type = "file"
+path = "{input}"
+[batch]
+max_events = 256
+max_wait_ms = 20
+[models.fraud]
+path = "{model}"
+inputs = ["features"]
+outputs = ["score"]
+intra_threads = 1
+max_batch = 512
+max_delay_ms = 2
+[[stages]]
+name = "score"
+plugin = "scorer"
+[stages.params]
+threshold = 0.3
+[outputs.default]
+type = "file"
+path = "out/scores.jsonl"
+format = "value"
+[outputs.alerts]
+type = "file"
+path = "out/alerts.jsonl"
+format = "value"
+[dead_letter]
+type = "file"
+path = "out/dlq.jsonl"
+"#,
+            input = input.display(),
+            model = model.display()
+        ),
+    )
+    .expect("write pipeline");
+    let _ = std::fs::remove_dir_all(dir.join("out"));
+    let t = Instant::now();
+    let status = weir_bin()
+        .args(["run", "--quiet"])
+        .arg(dir.join("pipeline.toml"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run weir");
+    let elapsed = t.elapsed().as_secs_f64();
+    assert!(status.success(), "weir run failed");
+    let lines = std::fs::read(dir.join("out/scores.jsonl"))
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+        .unwrap_or(0);
+    assert_eq!(lines, events, "every event scored");
+    elapsed
+}
+
+fn fraud(rust: &Path, python: &Path) {
+    let events = 100_000;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = tmp.path().join("txns.jsonl");
+    let out = weir_bin()
+        .args(["generate", "--schema", "card-transactions", "--seed", "42"])
+        .args(["--count", &events.to_string()])
+        .output()
+        .expect("weir generate");
+    assert!(out.status.success());
+    std::fs::write(&input, out.stdout).expect("write input");
+    let (rdir, pdir) = (tmp.path().join("rust"), tmp.path().join("python"));
+    // Warm-up: compiles both components into each run's cache.
+    fraud_run(&rdir, rust, &input, events);
+    fraud_run(&pdir, python, &input, events);
+    let (mut r, mut p) = (f64::MAX, f64::MAX);
+    for _ in 0..ROUNDS {
+        r = r.min(fraud_run(&rdir, rust, &input, events));
+        p = p.min(fraud_run(&pdir, python, &input, events));
+    }
+    println!(
+        "3. fraud scoring end to end: `weir run`, {events} card transactions from a file, one model call per batch of 256"
+    );
+    println!("{:>8} {:>10} {:>12}", "plugin", "seconds", "events/s");
+    println!("{:>8} {:>10.2} {:>12.0}", "rust", r, events as f64 / r);
+    println!("{:>8} {:>10.2} {:>12.0}", "python", p, events as f64 / p);
+    println!("python takes {:.2}x the Rust plugin's time (target: within 3x)", p / r);
+}
+
+fn main() {
+    let min = Duration::from_secs(
+        std::env::var("WEIR_BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3),
+    );
+    let rust = common::build_plugins(&["json-map", "fraud-features"]);
+    let out = workspace().join("target/test-plugins/guest/bench");
+    let py = build_guest(&workspace().join("tests/polyglot/py-modes"), &out);
+    let js = build_guest(&workspace().join("tests/polyglot/js-map"), &out);
+    let fraud_py = build_guest(&workspace().join("plugins/fraud-features-py"), &out);
+
+    let guests = [
+        Guest {
+            lang: "rust",
+            wasm: rust[0].clone(),
+            params: "{}",
+        },
+        Guest {
+            lang: "python",
+            wasm: py.clone(),
+            params: r#"{"mode": "json-map"}"#,
+        },
+        Guest {
+            lang: "js",
+            wasm: js,
+            params: "{}",
+        },
+    ];
+    let pass = Guest {
+        lang: "python",
+        wasm: py,
+        params: r#"{"mode": "pass"}"#,
+    };
+    let engine = Arc::new(PluginEngine::new(EngineOptions::default()).expect("engine"));
+    map_throughput(&engine, &guests, &pass, min);
+    startup(&guests);
+    fraud(&rust[1], &fraud_py);
+}

@@ -1,0 +1,97 @@
+//! JavaScript plugins in a real pipeline: a routed and projected stream
+//! through `json-filter-js`, and its dead letters (thrown errors), exactly.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{cache_line, json_filter_js, plugins, records, run_to_end};
+
+#[test]
+fn js_outputs_routes_and_dead_letters_are_exact() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    plugins(dir, &[("jf", json_filter_js())]);
+    let inputs: Vec<Value> = (0..200u64)
+        .map(|i| {
+            if i == 77 {
+                json!(["not", "an", "object"])
+            } else {
+                json!({"id": i, "amount": i * 10, "user": {"name": format!("u{i}"), "tier": i % 3}})
+            }
+        })
+        .collect();
+    let text: String = inputs.iter().map(|v| format!("{v}\n")).collect();
+    std::fs::write(dir.join("in.jsonl"), text).expect("write input");
+    std::fs::write(
+        dir.join("pipeline.toml"),
+        format!(
+            r#"name = "js-route"
+{cache}
+[source]
+type = "file"
+path = "in.jsonl"
+[batch]
+max_events = 50
+max_wait_ms = 1000
+[[stages]]
+name = "js"
+plugin = "jf"
+[stages.params]
+match = "any"
+where = [{{ field = "amount", op = "gte", value = 1000 }}, {{ field = "user", op = "exists", value = false }}]
+keep = ["id", "user.tier"]
+route = "alerts"
+[outputs.default]
+type = "file"
+path = "out/default.jsonl"
+[outputs.alerts]
+type = "file"
+path = "out/alerts.jsonl"
+[dead_letter]
+type = "file"
+path = "out/dlq.jsonl"
+"#,
+            cache = cache_line()
+        ),
+    )
+    .expect("write pipeline");
+    let (ok, log) = run_to_end(dir, Duration::from_secs(240));
+    assert!(ok, "weir failed:\n{log}");
+
+    // Below 1000: unchanged, on the default output, in order.
+    let default = records(&dir.join("out/default.jsonl"));
+    let expected: Vec<&Value> = inputs[..100].iter().filter(|v| v.is_object()).collect();
+    assert_eq!(
+        default.iter().map(|r| &r["value"]).collect::<Vec<_>>(),
+        expected
+    );
+    // From 1000: projected, to `alerts`, in order.
+    let alerts = records(&dir.join("out/alerts.jsonl"));
+    let want: Vec<Value> = (100..200u64)
+        .map(|i| json!({"id": i, "user": {"tier": i % 3}}))
+        .collect();
+    assert_eq!(
+        alerts
+            .iter()
+            .map(|r| r["value"].clone())
+            .collect::<Vec<_>>(),
+        want
+    );
+    for r in alerts.iter().chain(&default) {
+        assert!(r["headers"]["weir.version.js"].is_string(), "{r}");
+    }
+    // #77 matches (no `user`) but is not an object: the projection throws,
+    // so it is a dead letter with the reason and its provenance.
+    let dlq = records(&dir.join("out/dlq.jsonl"));
+    assert_eq!(dlq.len(), 1, "{dlq:#?}");
+    let h = &dlq[0]["headers"];
+    assert_eq!(dlq[0]["value"], json!(["not", "an", "object"]));
+    assert_eq!(
+        h["weir.error"],
+        "`keep` needs a JSON object event, got an array"
+    );
+    assert_eq!(h["weir.stage"], "js");
+    assert_eq!(h["weir.plugin"], "jf");
+    assert_eq!(h["weir.source.offset"], "77");
+}

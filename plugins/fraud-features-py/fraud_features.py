@@ -1,0 +1,103 @@
+"""`fraud-features-py`: scores card transactions with the pipeline's fraud
+model, in Python. The same behaviour as the Rust `plugins/fraud-features`
+(the integration tests compare them on the same events):
+
+per batch, each event's features (features.py), ONE `weir.infer` call for all
+the rows, `"score": <f32>` appended to each event's JSON object (the bytes are
+edited, not re-serialized), every event to the default output and a copy of
+those scoring above `threshold` to `route`.
+"""
+
+import json
+import struct
+from dataclasses import dataclass
+
+import weir
+from features import WIDTH, features
+
+
+@dataclass
+class Params:
+    model: str = "fraud"
+    input: str = "features"
+    threshold: float = 0.3
+    route: str = "alerts"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+        if not (self.model and self.input and self.route):
+            raise ValueError("model, input and route cannot be empty")
+
+
+_F32 = struct.Struct("<f")
+
+
+def f32_text(x: float) -> str:
+    """The shortest decimal that reads back as the same f32, without an
+    exponent (what Rust's `{}` prints for an f32)."""
+    want = _F32.pack(x)
+    for digits in range(1, 10):
+        text = f"{x:.{digits - 1}e}"
+        if _F32.pack(float(text)) == want:
+            break
+    mantissa, exp = text.split("e")
+    sign = "-" if mantissa.startswith("-") else ""
+    mantissa = mantissa.lstrip("-").replace(".", "").rstrip("0") or "0"
+    point = int(exp) + 1  # digits before the decimal point
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{mantissa}"
+    if point >= len(mantissa):
+        return f"{sign}{mantissa}{'0' * (point - len(mantissa))}"
+    return f"{sign}{mantissa[:point]}.{mantissa[point:]}"
+
+
+def append_score(value: bytes, score: float) -> bytes:
+    body = value.rstrip()
+    if not body.endswith(b"}"):
+        raise weir.Error("event value is not a JSON object")
+    return body[:-1] + b',"score":' + f32_text(score).encode() + b"}"
+
+
+@weir.batch
+def score(events, params: Params):
+    rows = []
+    parsed = []  # per event: its row index, or the exception
+    for ev in events:
+        try:
+            rows.extend(features(json.loads(ev.value)))
+            parsed.append(len(rows) // WIDTH - 1)
+        except ValueError as e:  # JSON errors are ValueErrors too
+            reason = str(e)
+            if not reason.startswith(("not a card transaction", "negative")):
+                reason = f"not a card transaction: {reason}"
+            parsed.append(weir.Error(reason))
+    n = len(rows) // WIDTH
+    scores = []
+    if n:
+        try:
+            out = weir.infer(params.model, [weir.Tensor.f32(params.input, [n, WIDTH], rows)])
+        except weir.InferError as e:
+            failed = weir.Error(f"model `{params.model}`: {e}")
+            return [p if isinstance(p, Exception) else failed for p in parsed]
+        if not out or out[0].dtype != "f32" or len(out[0].data) != n:
+            got = "no output" if not out else f"{len(out[0].data)} {out[0].dtype} scores"
+            failed = weir.Error(f"model `{params.model}`: {got} for {n} rows (expected f32 [N, 1])")
+            return [p if isinstance(p, Exception) else failed for p in parsed]
+        scores = out[0].data
+    results = []
+    for ev, p in zip(events, parsed):
+        if isinstance(p, Exception):
+            results.append(p)
+            continue
+        s = scores[p]
+        try:
+            ev.value = append_score(ev.value, s)
+        except weir.Error as e:
+            results.append(e)
+            continue
+        if s > params.threshold:
+            results.append([ev, weir.Output.to(params.route, ev)])
+        else:
+            results.append(ev)
+    return results
