@@ -135,14 +135,23 @@ fn map_throughput(engine: &Arc<PluginEngine>, guests: &[Guest], pass: &Guest, mi
         assert_eq!(out, &outputs[0], "{} and Rust differ", g.lang);
     }
 
-    println!("1. the same JSON field map (parse, uppercase `user`, write back), {EVENT_SIZE}-byte events, one thread");
+    println!(
+        "1. the same JSON field map (parse, uppercase `user`, write back), {EVENT_SIZE}-byte events, one thread"
+    );
     print!("{:>6}", "batch");
     for g in guests {
         print!(" {:>12} {:>8}", format!("{} ev/s", g.lang), "µs/ev");
     }
-    println!(" {:>12} {:>10}  python/rust  js/rust", "py pass ev/s", "µs/ev");
+    println!(
+        " {:>12} {:>10}  python/rust  js/rust",
+        "py pass ev/s", "µs/ev"
+    );
     for batch in [1usize, 64, 1024] {
-        let slice = if batch == 1 { &input[..2048] } else { &input[..] };
+        let slice = if batch == 1 {
+            &input[..2048]
+        } else {
+            &input[..]
+        };
         let mut best = vec![0f64; guests.len() + 1];
         for _ in 0..ROUNDS {
             for (i, s) in stages.iter_mut().enumerate() {
@@ -155,11 +164,7 @@ fn map_throughput(engine: &Arc<PluginEngine>, guests: &[Guest], pass: &Guest, mi
         for r in &best {
             print!(" {r:>12.0} {:>8.2}", 1e6 / r);
         }
-        println!(
-            "  {:>10.3}x {:>7.3}x",
-            best[1] / best[0],
-            best[2] / best[0]
-        );
+        println!("  {:>10.3}x {:>7.3}x", best[1] / best[0], best[2] / best[0]);
     }
     println!();
 }
@@ -169,7 +174,9 @@ fn mib(bytes: usize) -> f64 {
 }
 
 fn startup(guests: &[Guest]) {
-    println!("2. start-up (best of 3; compile is Cranelift on this machine, cached load deserializes the artifact)");
+    println!(
+        "2. start-up (best of 3; compile is Cranelift on this machine, cached load deserializes the artifact)"
+    );
     println!(
         "{:>8} {:>10} {:>12} {:>14} {:>18} {:>14}",
         "lang", "size MiB", "compile ms", "cached load ms", "instantiate+init ms", "memory MiB"
@@ -305,7 +312,10 @@ fn fraud(rust: &Path, python: &Path) {
     println!("{:>8} {:>10} {:>12}", "plugin", "seconds", "events/s");
     println!("{:>8} {:>10.2} {:>12.0}", "rust", r, events as f64 / r);
     println!("{:>8} {:>10.2} {:>12.0}", "python", p, events as f64 / p);
-    println!("python takes {:.2}x the Rust plugin's time (target: within 3x)", p / r);
+    println!(
+        "python takes {:.2}x the Rust plugin's time (target: within 3x)",
+        p / r
+    );
 }
 
 fn main() {

@@ -58,13 +58,13 @@ pub fn manifest(dir: &Path) -> anyhow::Result<Manifest> {
         );
     }
     let weir = &doc["weir"];
-    if let Some(obj) = weir.as_object() {
-        if let Some(unknown) = obj.keys().find(|k| k.as_str() != "world") {
-            bail!(
-                "{}: unknown field `{unknown}` in \"weir\" (known: world)",
-                path.display()
-            );
-        }
+    if let Some(obj) = weir.as_object()
+        && let Some(unknown) = obj.keys().find(|k| k.as_str() != "world")
+    {
+        bail!(
+            "{}: unknown field `{unknown}` in \"weir\" (known: world)",
+            path.display()
+        );
     }
     let world = match &weir["world"] {
         serde_json::Value::Null => "transform".to_string(),

@@ -116,6 +116,9 @@ pub fn build(dir: &Path, options: &BuildOptions) -> anyhow::Result<PathBuf> {
     Ok(dest)
 }
 
+/// A toolchain run: writes the component to the given path.
+pub type BuildFn = dyn Fn(&Path) -> anyhow::Result<()>;
+
 /// How to build one guest-language plugin.
 pub struct BuildPlan {
     /// The plugin's name: `<name>.wasm`.
@@ -128,7 +131,7 @@ pub struct BuildPlan {
     /// The toolchain and its version, also in the key.
     pub toolchain: String,
     /// Runs the build, writing the component to the given path.
-    pub run: Box<dyn Fn(&Path) -> anyhow::Result<()>>,
+    pub run: Box<BuildFn>,
 }
 
 /// Checks a plugin name (also the `.wasm` file name).

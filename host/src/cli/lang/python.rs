@@ -61,13 +61,13 @@ pub fn manifest(dir: &Path) -> anyhow::Result<Manifest> {
             Some(_) => bail!("{}: [tool.weir] {field} must be a string", path.display()),
         }
     };
-    if let Some(w) = weir {
-        if let Some(unknown) = w.keys().find(|k| !matches!(k.as_str(), "module" | "world")) {
-            bail!(
-                "{}: unknown field `{unknown}` in [tool.weir] (known: module, world)",
-                path.display()
-            );
-        }
+    if let Some(w) = weir
+        && let Some(unknown) = w.keys().find(|k| !matches!(k.as_str(), "module" | "world"))
+    {
+        bail!(
+            "{}: unknown field `{unknown}` in [tool.weir] (known: module, world)",
+            path.display()
+        );
     }
     let module = text_field("module", "app")?;
     let world = text_field("world", "transform")?;
