@@ -3,7 +3,10 @@
 //! 1. events/s and µs/event of the same JSON field map (parse, uppercase
 //!    `user`, write back) at batch 1, 64 and 1024, through `Stage::process`
 //!    (the host's batch encode, the call, the decode), ratio vs Rust; plus
-//!    the Python `pass` floor (the SDK and the crossing, no work);
+//!    the Python `pass` floor (the SDK and the crossing, no work), and where
+//!    a Python event's time goes at batch 1024 (`py-raw`: the batch lifted
+//!    into Python objects alone; `drop`: + the SDK's events; `pass`: + the
+//!    outputs back);
 //! 2. start-up per language: component size, compile, cached load,
 //!    instantiate + init, and linear memory per instance;
 //! 3. fraud scoring end to end (`weir run`, file in → file out, the fraud
@@ -119,8 +122,9 @@ fn map_throughput(engine: &Arc<PluginEngine>, guests: &[Guest], pass: &Guest, mi
         .map(|g| stage(engine, &g.wasm, g.params))
         .collect();
     let mut floor = stage(engine, &pass.wasm, pass.params);
-    // Same bytes out of every language.
-    let outputs: Vec<Vec<bytes::Bytes>> = stages
+    // The same JSON out of every language (Rust's serde_json writes the keys
+    // sorted, Python and JS in input order: compared as values).
+    let outputs: Vec<Vec<serde_json::Value>> = stages
         .iter_mut()
         .map(|s| {
             let mut b = Batch {
@@ -128,7 +132,10 @@ fn map_throughput(engine: &Arc<PluginEngine>, guests: &[Guest], pass: &Guest, mi
                 ..Batch::default()
             };
             s.process(&mut b);
-            b.events.iter().map(|e| e.value.clone()).collect()
+            b.events
+                .iter()
+                .map(|e| serde_json::from_slice(&e.value).expect("JSON out"))
+                .collect()
         })
         .collect();
     for (g, out) in guests.iter().zip(&outputs) {
@@ -166,6 +173,46 @@ fn map_throughput(engine: &Arc<PluginEngine>, guests: &[Guest], pass: &Guest, mi
         }
         println!("  {:>10.3}x {:>7.3}x", best[1] / best[0], best[2] / best[0]);
     }
+    println!();
+}
+
+/// Python at batch 1024, layer by layer (µs per event, best of rounds).
+fn python_breakdown(engine: &Arc<PluginEngine>, py: &Path, raw: &Path, min: Duration) {
+    let input = events(16 * 1024);
+    let mut stages = [
+        stage(engine, raw, "{}"),
+        stage(engine, py, r#"{"mode": "drop"}"#),
+        stage(engine, py, r#"{"mode": "pass"}"#),
+        stage(engine, py, r#"{"mode": "json-map"}"#),
+    ];
+    let mut best = [0f64; 4];
+    for _ in 0..ROUNDS {
+        for (b, s) in best.iter_mut().zip(stages.iter_mut()) {
+            *b = b.max(rate(s, &input, 1024, min / ROUNDS));
+        }
+    }
+    let us = best.map(|r| 1e6 / r);
+    println!("where a Python event's time goes at batch 1024 (µs per event):");
+    println!(
+        "  the batch lifted into Python objects (py-raw: no SDK, no output)  {:>6.2}",
+        us[0]
+    );
+    println!(
+        "  + the SDK's Event per input, the function call (drop)            {:>6.2}",
+        us[1] - us[0]
+    );
+    println!(
+        "  + the outputs written and lowered back to the host (pass)         {:>6.2}",
+        us[2] - us[1]
+    );
+    println!(
+        "  + the JSON map itself (json.loads, upper, json.dumps)             {:>6.2}",
+        us[3] - us[2]
+    );
+    println!(
+        "  total (json-map)                                                  {:>6.2}",
+        us[3]
+    );
     println!();
 }
 
@@ -329,6 +376,7 @@ fn main() {
     let out = workspace().join("target/test-plugins/guest/bench");
     let py = build_guest(&workspace().join("tests/polyglot/py-modes"), &out);
     let js = build_guest(&workspace().join("tests/polyglot/js-map"), &out);
+    let raw = build_guest(&workspace().join("tests/polyglot/py-raw"), &out);
     let fraud_py = build_guest(&workspace().join("plugins/fraud-features-py"), &out);
 
     let guests = [
@@ -350,11 +398,12 @@ fn main() {
     ];
     let pass = Guest {
         lang: "python",
-        wasm: py,
+        wasm: py.clone(),
         params: r#"{"mode": "pass"}"#,
     };
     let engine = Arc::new(PluginEngine::new(EngineOptions::default()).expect("engine"));
     map_throughput(&engine, &guests, &pass, min);
+    python_breakdown(&engine, &py, &raw, min);
     startup(&guests);
     fraud(&rust[1], &fraud_py);
 }

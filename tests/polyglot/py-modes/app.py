@@ -8,6 +8,7 @@ components.
 | `tag` | header `py-version` (`version.py`) and `tag` (the `tag` param), value unchanged | - |
 | `json-map` | uppercases the `user` field (the benchmark's map) | - |
 | `pass` | returns the event unchanged (the benchmark's floor) | - |
+| `drop` | returns no output (the benchmark: the batch into Python alone) | - |
 | `loop` | passes through | loops forever |
 | `memory` | passes through | allocates 1 MiB blocks forever |
 | `raise` | passes through | raises `ValueError("boom on id N")` |
@@ -20,7 +21,7 @@ from typing import Literal
 import weir
 from version import VERSION
 
-Mode = Literal["route", "tag", "json-map", "pass", "loop", "memory", "raise", "huge-output"]
+Mode = Literal["route", "tag", "json-map", "pass", "drop", "loop", "memory", "raise", "huge-output"]
 
 
 @dataclass
@@ -40,6 +41,8 @@ def modes(ev: weir.Event, params: Params):
     mode = params.mode
     if mode == "pass":
         return ev
+    if mode == "drop":
+        return None
     if mode == "json-map":
         doc = ev.json()
         doc["user"] = doc["user"].upper()

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
-use super::BuildPlan;
+use super::plan::BuildPlan;
 
 /// Folders and files that are never inputs of a build.
 fn skipped(name: &str) -> bool {
@@ -155,7 +155,7 @@ mod tests {
     fn plan(dir: &Path) -> BuildPlan {
         BuildPlan {
             name: "p".into(),
-            lang: super::super::Lang::Python,
+            lang: super::super::plan::Lang::Python,
             world: "transform".into(),
             inputs: vec![("plugin".into(), dir.to_path_buf())],
             toolchain: "t 1".into(),

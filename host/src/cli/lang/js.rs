@@ -7,7 +7,8 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use super::{BuildPlan, Lang, check_world, new_root, sdk_dir, toolchain};
+use super::plan::{BuildPlan, Lang, check_world, new_root, sdk_dir};
+use super::toolchain;
 
 const PACKAGE: &str = include_str!("template/js/package.json.tmpl");
 const INDEX: &str = include_str!("template/js/index.js.tmpl");

@@ -6,7 +6,8 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use super::{BuildPlan, Lang, build_cache, check_world, new_root, sdk_dir, toolchain};
+use super::plan::{BuildPlan, Lang, check_world, new_root, sdk_dir};
+use super::{build_cache, toolchain};
 
 const PYPROJECT: &str = include_str!("template/python/pyproject.toml.tmpl");
 const APP: &str = include_str!("template/python/app.py.tmpl");

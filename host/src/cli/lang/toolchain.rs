@@ -26,7 +26,7 @@ pub fn ensure(which: &str) -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os(var) {
         return Ok(PathBuf::from(path));
     }
-    let script = super::repo().join("scripts").join("toolchains.sh");
+    let script = super::plan::repo().join("scripts").join("toolchains.sh");
     let no_install = std::env::var("WEIR_TOOLCHAIN_INSTALL").is_ok_and(|v| v == "0");
     let mut cmd = Command::new("bash");
     cmd.arg(&script).arg(which).stderr(Stdio::inherit());
