@@ -13,61 +13,30 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Plugins built for the tests: shipped ones and test fixtures.
-const PLUGINS: &[&str] = &[
-    "json-filter",
-    "pii-redact",
-    "upper",
-    "fail-some",
-    "router",
-    "tagger",
-    "batch-count",
-    "hostile",
-    "compat-v010",
-    "scorer",
-];
-
-fn target_dir() -> PathBuf {
-    workspace().join("target").join("test-plugins")
-}
-
-/// Builds every test plugin once per test process; returns the folder of
-/// the built `.wasm` files.
+/// The folder of the built test plugins: `$WEIR_TEST_PLUGINS` when
+/// `scripts/test.sh` built them before the tests started; otherwise
+/// (`cargo test` run directly) `scripts/build-test-plugins.sh` builds them
+/// once per test process.
 fn built() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.current_dir(workspace())
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
-            .env("CARGO_TARGET_DIR", target_dir());
-        for p in PLUGINS {
-            cmd.args(["-p", p]);
+        if let Some(dir) = std::env::var_os("WEIR_TEST_PLUGINS") {
+            return PathBuf::from(dir);
         }
-        let status = cmd
-            .status()
-            .expect("running cargo to build the test plugins");
-        assert!(status.success(), "building the test plugins failed");
-        target_dir().join("wasm32-wasip2").join("release")
+        let out = Command::new("bash")
+            .arg(workspace().join("scripts/build-test-plugins.sh"))
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("running scripts/build-test-plugins.sh");
+        assert!(out.status.success(), "building the test plugins failed");
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
     })
 }
 
-/// Builds one more plugin crate, not in the shared list (heavy, and needed by
-/// one test module only), into the test plugins' target folder; returns its
-/// component. Call it once per process (behind a `OnceLock`).
+/// The component of one plugin crate of the workspace (`plugins/*`,
+/// `tests/plugins/*`), built by `scripts/build-test-plugins.sh`.
 pub fn build_plugin(name: &str) -> PathBuf {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(workspace())
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
-        .args(["-p", name])
-        .env("CARGO_TARGET_DIR", target_dir())
-        .status()
-        .unwrap_or_else(|e| panic!("running cargo to build {name}: {e}"));
-    assert!(status.success(), "building {name} failed");
-    let wasm = target_dir()
-        .join("wasm32-wasip2/release")
-        .join(format!("{}.wasm", name.replace('-', "_")));
-    assert!(wasm.is_file(), "no plugin at {}", wasm.display());
-    wasm
+    plugin(name)
 }
 
 /// The built component of plugin `name` (crate name).
@@ -115,9 +84,10 @@ pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The tansu broker binary: `$WEIR_TANSU`, else what `scripts/tansu.sh path`
-/// finds (unpacking `../shared/bin/tansu.gz` into `~/.cache/weir/tansu/`, a
-/// `tansu` on the PATH, or building it with `cargo install`).
+/// The tansu broker binary: `$WEIR_TANSU` (exported by `scripts/setup.sh
+/// --tests`, which finds or builds it before any test starts), else what
+/// `scripts/tansu.sh find` finds. A test never builds the broker: without
+/// one it fails at once, saying how to get one.
 pub fn tansu() -> &'static Path {
     static TANSU: OnceLock<PathBuf> = OnceLock::new();
     TANSU.get_or_init(|| {
@@ -126,11 +96,15 @@ pub fn tansu() -> &'static Path {
         }
         let out = Command::new("bash")
             .arg(workspace().join("scripts").join("tansu.sh"))
-            .arg("path")
+            .arg("find")
             .stderr(std::process::Stdio::inherit())
             .output()
-            .expect("running scripts/tansu.sh path");
-        assert!(out.status.success(), "scripts/tansu.sh path failed");
+            .expect("running scripts/tansu.sh find");
+        assert!(
+            out.status.success(),
+            "no Kafka broker (tansu) installed: run `source scripts/setup.sh --tests` (or \
+             scripts/test.sh), which builds one once"
+        );
         let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         assert!(path.is_file(), "no tansu binary at {}", path.display());
         path
