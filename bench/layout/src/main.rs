@@ -5,15 +5,20 @@
 //! figure is host encode + call + guest decode/encode + host decode into
 //! weir-shaped events, against a native Rust map over the same events.
 //!
-//! Run (from the repository root; `--workspace` keeps the warm dependencies):
+//! Run (from the repository root; `--workspace` resolves features the way
+//! the warm `target/` was built, so only the bench itself compiles):
 //!
 //! ```sh
-//! cargo build --workspace --bin layout-bench && target/debug/layout-bench
+//! cargo build --release --workspace --bin layout-bench && target/release/layout-bench
 //! ```
 //!
-//! `LAYOUT_BENCH_SECS` (default 2) is the time per figure, split over
-//! `LAYOUT_BENCH_ROUNDS` (default 5) interleaved rounds; each figure is its
-//! best round.
+//! Figures come from `--release`: in the dev profile wasmtime's debug
+//! assertions type-check every `realloc` call into the guest, which inflates
+//! the per-list cost of a call (the dev build is fine for `cargo test`).
+//!
+//! `LAYOUT_BENCH_SECS` (default 4) is the thread CPU time per figure, split
+//! over `LAYOUT_BENCH_ROUNDS` (default 20) interleaved rounds; each figure is
+//! its best round. A run takes about 50 × `LAYOUT_BENCH_SECS`.
 
 mod columns;
 mod decode;
@@ -84,6 +89,13 @@ fn measure(
         }
     }
     Ok(n as f64 / (thread_cpu() - started).as_secs_f64())
+}
+
+/// The 1/5/15-minute load averages, for the record.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -159,8 +171,8 @@ fn profile(runners: &mut [Box<dyn Runner>], input: &[Event], spec: &str, secs: f
 }
 
 fn main() -> Result<()> {
-    let secs: f64 = env_or("LAYOUT_BENCH_SECS", 2.0);
-    let rounds: u32 = env_or("LAYOUT_BENCH_ROUNDS", 5);
+    let secs: f64 = env_or("LAYOUT_BENCH_SECS", 4.0);
+    let rounds: u32 = env_or("LAYOUT_BENCH_ROUNDS", 20);
     let per_round = Duration::from_secs_f64(secs / f64::from(rounds));
     let [records_wasm, columns_wasm, packed_wasm] = engine::build_guests()?;
     let host = engine::Host::new()?;
@@ -181,6 +193,7 @@ fn main() -> Result<()> {
     // 16 Ki events (~8 MB with their allocations): batches are L3-warm, like
     // a batch a source has just written, and other tenants of the machine
     // disturb the figures less than with the `throughput` bench's 64 Ki.
+    let load_before = load();
     let input = model::events(16 * 1024);
     check(&mut runners, &input)?;
     if let Ok(spec) = std::env::var("LAYOUT_BENCH_PROFILE") {
@@ -202,9 +215,9 @@ fn main() -> Result<()> {
         } else {
             &input[..]
         };
-        let mut best = vec![0f64; 1 + 2 * runners.len()];
+        let mut all = Vec::with_capacity(rounds as usize);
         for _ in 0..rounds {
-            let mut rates = Vec::with_capacity(best.len());
+            let mut rates = Vec::with_capacity(1 + 2 * runners.len());
             rates.push(measure(slice, batch, per_round, |events| {
                 let out: Vec<Event> = events.iter().map(model::native_upper).collect();
                 Ok(black_box(out).len())
@@ -217,11 +230,9 @@ fn main() -> Result<()> {
                     })?);
                 }
             }
-            for (b, r) in best.iter_mut().zip(rates) {
-                *b = b.max(r);
-            }
+            all.push(rates);
         }
-        table.add(batch, best);
+        table.add(batch, all);
     }
     let names: Vec<&str> = runners.iter().map(|r| r.name()).collect();
     table.print(&names);
@@ -263,5 +274,10 @@ fn main() -> Result<()> {
         }
     }
     report::breakdown(&names, 1e9 / clone_best, &parts);
+    println!();
+    println!(
+        "load average at the start: {load_before}; at the end: {}",
+        load()
+    );
     Ok(())
 }

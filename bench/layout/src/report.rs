@@ -1,10 +1,18 @@
 //! Printing the figures as Markdown tables (pasted into BENCHMARKS.md).
 
 /// Rates per batch size: `[native, (pass, upper) per layout...]`, in
-/// events/s (calls/s at batch 0).
+/// events/s (calls/s at batch 0): the best round of each, and every round.
 #[derive(Default)]
 pub struct Table {
     rows: Vec<(usize, Vec<f64>)>,
+    rounds: Vec<(usize, Vec<Vec<f64>>)>,
+}
+
+/// The median and quartiles of `v`.
+fn quartiles(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (at(0.25), at(0.5), at(0.75))
 }
 
 fn ns(rate: f64) -> f64 {
@@ -24,8 +32,46 @@ fn group(n: f64) -> String {
 }
 
 impl Table {
-    pub fn add(&mut self, batch: usize, rates: Vec<f64>) {
-        self.rows.push((batch, rates));
+    pub fn add(&mut self, batch: usize, rounds: Vec<Vec<f64>>) {
+        let mut best = vec![0f64; rounds.first().map_or(0, Vec::len)];
+        for round in &rounds {
+            for (b, r) in best.iter_mut().zip(round) {
+                *b = b.max(*r);
+            }
+        }
+        self.rows.push((batch, best));
+        self.rounds.push((batch, rounds));
+    }
+
+    /// Paired comparison: in every round the variants ran back to back, so
+    /// the ratio of two layouts' rates in the same round cancels the slow
+    /// drifts of a shared machine. Prints the median ratio and quartiles.
+    fn print_paired(&self, layouts: &[&str]) {
+        println!();
+        println!(
+            "paired comparison, upper map: speed of A relative to B in the same round, median [quartiles] over rounds:"
+        );
+        println!();
+        let pairs: Vec<(usize, usize)> = (0..layouts.len())
+            .flat_map(|a| (0..a).map(move |b| (a, b)))
+            .collect();
+        let mut head = String::from("| batch |");
+        let mut rule = String::from("|---:|");
+        for &(a, b) in &pairs {
+            head.push_str(&format!(" {} vs {} |", layouts[a], layouts[b]));
+            rule.push_str("---:|");
+        }
+        println!("{head}\n{rule}");
+        for (batch, rounds) in &self.rounds {
+            let mut line = format!("| {batch} |");
+            for &(a, b) in &pairs {
+                let (ka, kb) = (2 + 2 * a, 2 + 2 * b);
+                let ratios = rounds.iter().map(|r| r[ka] / r[kb]).collect();
+                let (lo, mid, hi) = quartiles(ratios);
+                line.push_str(&format!(" {mid:.2}× [{lo:.2}–{hi:.2}] |"));
+            }
+            println!("{line}");
+        }
     }
 
     pub fn print(&self, layouts: &[&str]) {
@@ -76,6 +122,8 @@ impl Table {
             }
             println!("{line}");
         }
+
+        self.print_paired(layouts);
 
         let row = |b: usize| self.rows.iter().find(|(batch, _)| *batch == b);
         if let (Some((_, empty)), Some((_, one)), Some((_, big))) = (row(0), row(1), row(1024)) {
