@@ -290,6 +290,12 @@ pub fn decode(out: Vec<u8>, inputs: &[Event]) -> Result<Processed, DecodeError> 
             (ERRORS, ERROR),
         ],
     )?;
+    if data.stride != 1 {
+        return Err(malformed(format!(
+            "data section stride {}, not 1",
+            data.stride
+        )));
+    }
     let data = all.slice_ref(data.bytes);
     let mut route_names = Vec::with_capacity(routes.len());
     for r in routes.entries::<SPAN>() {
@@ -552,6 +558,8 @@ mod tests {
         put_u32(&mut short_stride, 8 + 16 + 12, 8);
         let mut twice = buffer(&[ok], &h);
         put_u32(&mut twice, 8 + 32, OUTPUTS); // headers section claims to be outputs
+        let mut data_stride = buffer(&[ok], &h);
+        put_u32(&mut data_stride, 8 + 12, 2);
         let mut format = buffer(&[], &[]);
         put_u32(&mut format, 0, 2);
         let mut directory = buffer(&[], &[]);
@@ -577,6 +585,7 @@ mod tests {
             ("section offset", far),
             ("stride", short_stride),
             ("repeated section", twice),
+            ("data stride", data_stride),
             ("format", format),
             ("directory", directory),
             ("no header", vec![1, 0, 0]),
