@@ -5,8 +5,10 @@
 //! figure is host encode + call + guest decode/encode + host decode into
 //! weir-shaped events, against a native Rust map over the same events.
 //!
-//! Run (from the repository root; `--workspace` resolves features the way
-//! the warm `target/` was built, so only the bench itself compiles):
+//! Run from the repository root. `--workspace` resolves dependency features
+//! as every other workspace build does (`-p weir-layout-bench` alone would
+//! resolve fewer and recompile wasmtime); the first release build of
+//! wasmtime takes ~12 minutes on 2 cores.
 //!
 //! ```sh
 //! cargo build --release --workspace --bin layout-bench && target/release/layout-bench
