@@ -16,3 +16,4 @@ pub mod plugin;
 pub mod sink;
 pub mod source;
 pub mod telemetry;
+pub mod validate;

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::FieldError;
 use crate::sink::file::FileSinkConfig;
 use crate::sink::kafka::KafkaSinkConfig;
 use crate::sink::stdout::StdoutSinkConfig;
@@ -15,6 +14,7 @@ use crate::source::generate::GenerateSourceConfig;
 use crate::source::kafka::KafkaSourceConfig;
 use crate::source::stdin::StdinSourceConfig;
 use crate::source::{Source, SourceError};
+use crate::validate::FieldError;
 
 /// `[source]`: where events come from. `type` selects the kind; the other
 /// fields are the kind's (see each config struct).

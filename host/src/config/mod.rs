@@ -57,13 +57,14 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use error::Document;
-pub use error::{ConfigError, FieldError, PathSegment};
+pub use error::ConfigError;
 pub use io::{SinkConfig, SourceConfig};
 pub use stage::{BatchConfig, MAX_BATCH_EVENTS, StageConfig};
 
 use crate::sink::stdout::StdoutSinkConfig;
 use crate::sink::{Sink, SinkError};
 use crate::source::{Source, SourceError};
+use crate::validate::{FieldError, PathSegment};
 
 /// A pipeline file.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -230,16 +231,9 @@ impl PipelineConfig {
         self.source.validate().map_err(|e| e.within("source"))?;
         self.batch.validate().map_err(|e| e.within("batch"))?;
         if let Some(admin) = &self.admin {
-            admin
-                .validate()
-                .map_err(|(field, msg)| FieldError::new(field, msg).within("admin"))?;
+            admin.validate().map_err(|e| e.within("admin"))?;
         }
-        self.reload
-            .validate()
-            .map_err(|m| match m.split_once(": ") {
-                Some((field, msg)) => FieldError::new(field, msg).within("reload"),
-                None => FieldError::new("reload", m),
-            })?;
+        self.reload.validate().map_err(|e| e.within("reload"))?;
 
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (i, stage) in self.stages.iter().enumerate() {

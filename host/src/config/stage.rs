@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{FieldError, params};
+use super::params;
 use crate::pipeline::breaker::CircuitBreakerConfig;
 use crate::plugin::limits::LimitsConfig;
 use crate::plugin::sandbox::GrantsConfig;
+use crate::validate::FieldError;
 
 /// The largest `batch.max_events`.
 pub const MAX_BATCH_EVENTS: usize = 65_536;
@@ -89,14 +90,6 @@ pub struct StageConfig {
     pub smoke: Option<std::path::PathBuf>,
 }
 
-/// Maps a sub-table's "field: message" validation error to a `FieldError`.
-fn sub_error(table: &str, message: String) -> FieldError {
-    match message.split_once(": ") {
-        Some((field, msg)) if !field.contains(' ') => FieldError::new(field, msg).within(table),
-        _ => FieldError::new(table, message),
-    }
-}
-
 impl StageConfig {
     /// `params` as the JSON object the plugin's `init` receives.
     pub fn params_json(&self) -> Result<serde_json::Value, FieldError> {
@@ -142,10 +135,10 @@ impl StageConfig {
             ));
         }
         self.params_json()?;
-        self.limits.validate().map_err(|m| sub_error("limits", m))?;
-        self.grants.validate().map_err(|m| sub_error("grants", m))?;
+        self.limits.validate().map_err(|e| e.within("limits"))?;
+        self.grants.validate().map_err(|e| e.within("grants"))?;
         self.circuit_breaker
             .validate()
-            .map_err(|m| sub_error("circuit_breaker", m))
+            .map_err(|e| e.within("circuit_breaker"))
     }
 }

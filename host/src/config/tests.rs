@@ -241,6 +241,32 @@ fn semantic_checks_name_field_and_line() {
 }
 
 #[test]
+fn sub_table_errors_keep_their_whole_path() {
+    let stage = |table: &str| format!("{MINIMAL}[[stages]]\nname = 'a'\nplugin = 'p'\n{table}");
+    // A nested key of a sub-table: not re-parsed from text, so not quoted.
+    let src = stage("[stages.grants]\ndirs = [{ path = 'd', guest = 'data' }]\n");
+    assert_error(
+        &src,
+        "stages[0].grants.dirs[0].guest",
+        9,
+        "absolute guest path",
+    );
+    let src = stage("[stages.grants]\nenv = ['A=B']\n");
+    assert_error(&src, "stages[0].grants.env[0]", 9, "not a variable name");
+    let src = stage("[stages.circuit_breaker]\nmax_faults = 0\n");
+    assert_error(
+        &src,
+        "stages[0].circuit_breaker.max_faults",
+        9,
+        "at least 1",
+    );
+    let src = format!("{MINIMAL}[reload]\npoll_interval_ms = 0\n");
+    assert_error(&src, "reload.poll_interval_ms", 6, "at least 1");
+    let src = format!("{MINIMAL}[admin]\naddress = 'nowhere'\n");
+    assert_error(&src, "admin.address", 6, "not host:port");
+}
+
+#[test]
 fn one_file_for_two_sinks_is_rejected() {
     let src = format!(
         "{MINIMAL}[outputs.a]\ntype = 'file'\npath = 'out.jsonl'\n[dead_letter]\ntype = 'file'\npath = './x/../out.jsonl'\n"

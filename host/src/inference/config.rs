@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::config::FieldError;
+use crate::validate::FieldError;
 
 /// The largest `max_batch`.
 pub const MAX_BATCH_ROWS: usize = 1 << 20;

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use crate::validate::FieldError;
+
 /// What happens once a stage's breaker trips.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -41,12 +43,12 @@ impl Default for CircuitBreakerConfig {
 }
 
 impl CircuitBreakerConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         if self.max_faults == 0 {
-            return Err("max_faults: must be at least 1".into());
+            return Err(FieldError::new("max_faults", "must be at least 1"));
         }
         if self.window_secs == 0 {
-            return Err("window_secs: must be at least 1".into());
+            return Err(FieldError::new("window_secs", "must be at least 1"));
         }
         Ok(())
     }

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::validate::FieldError;
+
 /// Resource limits of one stage's plugin instance (the `[stages.limits]`
 /// table). Every field has a default that is safe for untrusted code.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -53,22 +55,17 @@ impl LimitsConfig {
         Duration::from_millis(self.max_batch_ms)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
-        if self.max_memory_mib == 0 {
-            return Err("max_memory_mib: must be at least 1".into());
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let at_least_one = [
+            ("max_memory_mib", u64::from(self.max_memory_mib)),
+            ("max_batch_ms", self.max_batch_ms),
+            ("max_instances", u64::from(self.max_instances)),
+            ("max_tables", u64::from(self.max_tables)),
+            ("max_output_mib", u64::from(self.max_output_mib)),
+        ];
+        match at_least_one.iter().find(|(_, v)| *v == 0) {
+            Some((field, _)) => Err(FieldError::new(field, "must be at least 1")),
+            None => Ok(()),
         }
-        if self.max_batch_ms == 0 {
-            return Err("max_batch_ms: must be at least 1".into());
-        }
-        if self.max_instances == 0 {
-            return Err("max_instances: must be at least 1".into());
-        }
-        if self.max_tables == 0 {
-            return Err("max_tables: must be at least 1".into());
-        }
-        if self.max_output_mib == 0 {
-            return Err("max_output_mib: must be at least 1".into());
-        }
-        Ok(())
     }
 }

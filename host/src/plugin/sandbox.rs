@@ -18,6 +18,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
 use super::error::PluginError;
+use crate::validate::FieldError;
 
 /// The `[stages.grants]` table.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -52,17 +53,24 @@ pub enum DirMode {
 }
 
 impl GrantsConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         for (i, d) in self.dirs.iter().enumerate() {
             if !d.guest.starts_with('/') {
-                return Err(format!(
-                    "dirs[{i}].guest: must be an absolute guest path like `/data`"
-                ));
+                return Err(FieldError::new(
+                    "guest",
+                    "must be an absolute guest path like `/data`",
+                )
+                .within_index(i)
+                .within("dirs"));
             }
         }
         for (i, name) in self.env.iter().enumerate() {
             if name.is_empty() || name.contains('=') {
-                return Err(format!("env[{i}]: `{name}` is not a variable name"));
+                return Err(FieldError::at_index(
+                    "env",
+                    i,
+                    format!("`{name}` is not a variable name"),
+                ));
             }
         }
         Ok(())
@@ -273,10 +281,9 @@ mod tests {
             }],
             env: vec![],
         };
-        assert!(
-            grants
-                .validate()
-                .is_err_and(|e| e.contains("dirs[0].guest"))
+        assert_eq!(
+            grants.validate().map_err(|e| e.field()),
+            Err("dirs[0].guest".to_owned())
         );
     }
 

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 use notify::{RecursiveMode, Watcher};
 use serde::Deserialize;
 
+use crate::validate::FieldError;
+
 /// How to notice changes.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -51,9 +53,9 @@ impl Default for ReloadConfig {
 }
 
 impl ReloadConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         if self.poll_interval_ms == 0 {
-            return Err("poll_interval_ms: must be at least 1".into());
+            return Err(FieldError::new("poll_interval_ms", "must be at least 1"));
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::SinkError;
 use super::jsonl::OutputFormat;
 use super::writer::WriterSink;
-use crate::config::FieldError;
+use crate::validate::FieldError;
 
 pub type FileSink = WriterSink<File>;
 

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 
 use super::{Sink, SinkBatch, SinkError};
-use crate::config::FieldError;
+use crate::validate::FieldError;
 use crate::pipeline::ack::AckSet;
 use crate::source::kafka::{Properties, client_config, validate_properties};
 

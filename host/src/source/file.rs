@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::SourceError;
 use super::lines::{LineFormat, LinesSource};
-use crate::config::FieldError;
+use crate::validate::FieldError;
 
 /// `[source] type = "file"`: one event per non-empty line of a file, read
 /// from start to end (the file is streamed, never loaded whole). Positions:

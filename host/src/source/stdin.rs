@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::SourceError;
 use super::lines::{LineFormat, LinesSource};
-use crate::config::FieldError;
+use crate::validate::FieldError;
 
 /// `[source] type = "stdin"`: one event per line of standard input, until
 /// end of input. Positions: stream `stdin`, partition 0, offset = the 0-based

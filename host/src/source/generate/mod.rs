@@ -13,7 +13,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::{AckCounts, Read, Source, SourceError};
-use crate::config::FieldError;
+use crate::validate::FieldError;
 use crate::event::{Event, Position, now_ms};
 use crate::pipeline::ack::Ack;
 use cards::CardGenerator;

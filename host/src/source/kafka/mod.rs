@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{Read, Source, SourceError};
-use crate::config::FieldError;
+use crate::validate::FieldError;
 use crate::event::Event;
 use crate::pipeline::ack::{Ack, AckStatus};
 pub use props::{Properties, PropertyValue, client_config, validate as validate_properties};

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rdkafka::ClientConfig;
 use serde::Deserialize;
 
-use crate::config::FieldError;
+use crate::validate::FieldError;
 
 /// A property value as written in TOML: a string, number or boolean, handed
 /// to librdkafka as text.
