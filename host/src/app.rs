@@ -86,10 +86,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
     let models = if config.models.is_empty() {
         None
     } else {
-        let registry = ModelRegistry::load(
-            config.onnxruntime_library().as_deref(),
-            &config.model_configs(),
-        )?;
+        let registry = ModelRegistry::load(config.onnxruntime_library(), &config.models)?;
         registry.publish_to(status.clone());
         Some(registry)
     };
@@ -99,9 +96,9 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
     let mut stages = Vec::with_capacity(config.stages.len());
     let mut handles = Vec::with_capacity(config.stages.len());
     for (i, sc) in config.stages.iter().enumerate() {
-        let path = config.plugin_path(sc);
+        let path = sc.plugin_file();
         let plugin = engine
-            .load_file(&path)
+            .load_file(path)
             .with_context(|| format!("stages[{i}] `{}`: plugin {}", sc.name, path.display()))?;
         tracing::info!(
             stage = %sc.name,
@@ -120,7 +117,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
             instance: InstanceConfig {
                 stage: sc.name.as_str().into(),
                 limits: sc.limits.clone(),
-                sandbox: Arc::new(sc.grants.resolve(config.base_dir())),
+                sandbox: Arc::new(sc.grants.sandbox()),
                 models: infer.clone(),
             },
             breaker: sc.circuit_breaker.clone(),
@@ -132,7 +129,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
         stage.enable_reload(slot.clone(), status.clone());
         let smoke = match &sc.smoke {
             Some(p) => {
-                Some(read_smoke(&config.resolve(p)).with_context(|| format!("stages[{i}].smoke"))?)
+                Some(read_smoke(p).with_context(|| format!("stages[{i}].smoke"))?)
             }
             None => None,
         };
@@ -173,7 +170,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
 /// Watches `plugin_dir` and feeds settled changes to the reloader, on two
 /// background threads, until `stop`.
 pub fn start_reload(config: &PipelineConfig, mut reloader: Reloader, stop: CancellationToken) {
-    let dir = config.plugin_dir_path();
+    let dir = config.plugin_dir_path().to_path_buf();
     let reload = config.reload.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     let watch_stop = stop.clone();

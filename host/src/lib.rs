@@ -11,6 +11,7 @@ pub mod config;
 pub mod event;
 pub mod host_api;
 pub mod inference;
+pub mod paths;
 pub mod pipeline;
 pub mod plugin;
 pub mod sink;

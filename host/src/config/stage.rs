@@ -1,5 +1,6 @@
 //! `[batch]` and `[[stages]]`.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -87,7 +88,10 @@ pub struct StageConfig {
     /// before it may serve (hot reload): a trap on them refuses the version.
     /// Relative to the pipeline file's folder.
     #[serde(default)]
-    pub smoke: Option<std::path::PathBuf>,
+    pub smoke: Option<PathBuf>,
+    /// The plugin's component file, resolved (at load).
+    #[serde(skip)]
+    plugin_file: PathBuf,
 }
 
 impl StageConfig {
@@ -99,6 +103,26 @@ impl StageConfig {
     /// Whether `plugin` is a path (ends in `.wasm`) rather than a name.
     pub fn plugin_is_path(&self) -> bool {
         self.plugin.ends_with(".wasm")
+    }
+
+    /// The component file of the stage's plugin: `<plugin_dir>/<plugin>.wasm`,
+    /// or the `.wasm` path.
+    pub fn plugin_file(&self) -> &Path {
+        &self.plugin_file
+    }
+
+    /// Resolves the plugin file, granted directories and smoke file against
+    /// the pipeline file's folder (`plugin_dir` already resolved).
+    pub(super) fn resolve_paths(&mut self, base_dir: &Path, plugin_dir: &Path) {
+        self.plugin_file = if self.plugin_is_path() {
+            crate::paths::resolve(base_dir, Path::new(&self.plugin))
+        } else {
+            plugin_dir.join(format!("{}.wasm", self.plugin))
+        };
+        self.grants.resolve_paths(base_dir);
+        if let Some(smoke) = &mut self.smoke {
+            *smoke = crate::paths::resolve(base_dir, smoke);
+        }
     }
 
     pub fn validate(&self) -> Result<(), FieldError> {

@@ -88,11 +88,11 @@ fn full_example_loads() {
     );
     assert_eq!(c.stages[1].limits.max_memory_mib, 64);
     assert_eq!(
-        c.plugin_path(&c.stages[0]),
+        c.stages[0].plugin_file(),
         PathBuf::from("/p/plugins/pii-redact.wasm")
     );
     assert_eq!(
-        c.plugin_path(&c.stages[1]),
+        c.stages[1].plugin_file(),
         PathBuf::from("/p/models/fraud.wasm")
     );
     assert_eq!(c.cache_dir_path(), PathBuf::from("/p/.weir-cache"));
@@ -319,7 +319,7 @@ async fn builds_sources_and_sinks() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("in.jsonl"), "{}\n").expect("write");
     let src = "[source]\ntype = 'file'\npath = 'in.jsonl'\n[outputs.default]\ntype = 'file'\npath = 'out/o.jsonl'\n";
-    let mut c = PipelineConfig::from_str(src, dir.path()).expect("valid");
+    let c = PipelineConfig::from_str(src, dir.path()).expect("valid");
     let mut source = c.build_source().expect("source");
     assert_eq!(source.describe(), "file in.jsonl (json)");
     let read = source.read(10).await.expect("read").expect("one");
@@ -331,6 +331,46 @@ async fn builds_sources_and_sinks() {
         c.build_dead_letter().expect("dlq").describe(),
         "stderr (json)"
     );
-    c.set_base_dir(dir.path().join("elsewhere"));
-    assert!(c.build_source().is_err(), "the input is not there");
+    let elsewhere = PipelineConfig::from_str(src, dir.path().join("elsewhere")).expect("valid");
+    assert!(elsewhere.build_source().is_err(), "the input is not there");
+}
+
+#[test]
+fn pipeline_files_parse_kafka_sources_and_sinks() {
+    let src = r#"
+[source]
+type = "kafka"
+brokers = "b:9092"
+topics = ["in", "^logs-.*"]
+group_id = "g"
+start = "latest"
+[source.properties]
+"fetch.min.bytes" = 10
+[outputs.default]
+type = "kafka"
+brokers = "b:9092"
+topic = "out"
+[dead_letter]
+type = "kafka"
+brokers = "b:9092"
+topic = "dlq"
+headers = true
+"#;
+    let c = PipelineConfig::from_str(src, "/p").expect("valid");
+    let SourceConfig::Kafka(k) = &c.source else {
+        panic!("kafka source expected")
+    };
+    assert_eq!(k.topics, ["in", "^logs-.*"]);
+    assert_eq!(k.start, crate::source::kafka::StartPosition::Latest);
+    assert_eq!(k.buffer_events, 10_000);
+    assert_eq!(
+        k.properties.get("fetch.min.bytes"),
+        Some(&crate::source::kafka::PropertyValue::Integer(10))
+    );
+    let bad = src.replace("group_id = \"g\"", "group_id = \"g\"\ngroup = 1");
+    let err = PipelineConfig::from_str(&bad, "/p").expect_err("unknown field");
+    assert_eq!(err.line(), Some(7), "{err}");
+    let bad = src.replace("topic = \"dlq\"", "topic = \"\"");
+    let err = PipelineConfig::from_str(&bad, "/p").expect_err("empty topic");
+    assert_eq!(err.field(), "dead_letter.topic", "{err}");
 }

@@ -13,7 +13,7 @@
 //! max_delay_ms = 2               # wait for more callers after the first
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -36,6 +36,13 @@ pub struct OnnxRuntimeConfig {
 }
 
 impl OnnxRuntimeConfig {
+    /// Resolves `library` against the pipeline file's folder.
+    pub fn resolve_paths(&mut self, base_dir: &Path) {
+        if let Some(library) = &mut self.library {
+            *library = crate::paths::resolve(base_dir, library);
+        }
+    }
+
     pub fn validate(&self) -> Result<(), FieldError> {
         if self
             .library
@@ -105,6 +112,11 @@ impl ModelConfig {
             max_batch: default_max_batch(),
             max_delay_ms: default_max_delay_ms(),
         }
+    }
+
+    /// Resolves `path` against the pipeline file's folder.
+    pub fn resolve_paths(&mut self, base_dir: &Path) {
+        self.path = crate::paths::resolve(base_dir, &self.path);
     }
 
     pub fn max_delay(&self) -> std::time::Duration {

@@ -76,13 +76,21 @@ impl GrantsConfig {
         Ok(())
     }
 
-    /// Resolves paths against `base_dir` and reads the granted variables.
-    pub fn resolve(&self, base_dir: &Path) -> Sandbox {
+    /// Resolves the granted directories against the pipeline file's folder.
+    pub fn resolve_paths(&mut self, base_dir: &Path) {
+        for d in &mut self.dirs {
+            d.path = crate::paths::resolve(base_dir, &d.path);
+        }
+    }
+
+    /// The grants as a stage's instances get them: the directories (paths
+    /// resolved) and the granted variables' values, read now.
+    pub fn sandbox(&self) -> Sandbox {
         Sandbox {
             dirs: self
                 .dirs
                 .iter()
-                .map(|d| (base_dir.join(&d.path), d.guest.clone(), d.mode))
+                .map(|d| (d.path.clone(), d.guest.clone(), d.mode))
                 .collect(),
             env: self
                 .env
@@ -257,7 +265,7 @@ mod tests {
 
     #[test]
     fn relative_dirs_resolve_against_the_pipeline_folder_and_env_is_filtered() {
-        let grants = GrantsConfig {
+        let mut grants = GrantsConfig {
             dirs: vec![DirGrant {
                 path: "data".into(),
                 guest: "/data".into(),
@@ -266,7 +274,8 @@ mod tests {
             env: vec!["WEIR_SURELY_UNSET_VARIABLE".into()],
         };
         assert_eq!(grants.validate(), Ok(()));
-        let sandbox = grants.resolve(Path::new("/srv/pipe"));
+        grants.resolve_paths(Path::new("/srv/pipe"));
+        let sandbox = grants.sandbox();
         assert_eq!(sandbox.dirs[0].0, PathBuf::from("/srv/pipe/data"));
         assert!(sandbox.env.is_empty(), "unset variables are absent");
     }

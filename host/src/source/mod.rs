@@ -3,6 +3,11 @@
 //! A [`Source`] is pulled by the pipeline's source driver, which numbers the
 //! chunks it returns 0, 1, 2... in order and reports each chunk's outcome back
 //! through [`Source::ack`] once everything derived from it was delivered.
+//!
+//! Each kind of source is one module that owns its configuration struct
+//! (`validate`, `resolve_paths`, `build`); [`SourceConfig`], the
+//! `[source]` table, only dispatches on `type`. Adding a source is a module
+//! and a variant here.
 
 pub mod file;
 pub mod generate;
@@ -10,16 +15,85 @@ pub mod kafka;
 pub mod lines;
 pub mod stdin;
 
+use std::path::Path;
+
 use async_trait::async_trait;
+use serde::Deserialize;
 
 use crate::event::Event;
 use crate::pipeline::ack::Ack;
 use crate::pipeline::dlq::DeadLetter;
+use crate::validate::FieldError;
 
 pub use file::FileSourceConfig;
 pub use generate::{GenerateSchema, GenerateSource, GenerateSourceConfig, generate_values};
 pub use lines::{LineFormat, LinesSource};
 pub use stdin::StdinSourceConfig;
+
+/// `[source]`: where events come from. `type` selects the kind; the other
+/// fields are the kind's (see each config struct).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceConfig {
+    /// Built-in synthetic events ([`GenerateSourceConfig`]).
+    Generate(GenerateSourceConfig),
+    /// A file of lines ([`FileSourceConfig`]).
+    File(FileSourceConfig),
+    /// Lines on standard input ([`StdinSourceConfig`]).
+    Stdin(StdinSourceConfig),
+    /// Kafka topics, as a consumer-group member ([`kafka::KafkaSourceConfig`]).
+    Kafka(kafka::KafkaSourceConfig),
+}
+
+impl SourceConfig {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        match self {
+            SourceConfig::Generate(c) => c.validate(),
+            SourceConfig::File(c) => c.validate(),
+            SourceConfig::Stdin(c) => c.validate(),
+            SourceConfig::Kafka(c) => c.validate(),
+        }
+    }
+
+    /// Resolves relative paths against the pipeline file's folder (once,
+    /// when the file is loaded).
+    pub fn resolve_paths(&mut self, base_dir: &Path) {
+        match self {
+            SourceConfig::File(c) => c.resolve_paths(base_dir),
+            SourceConfig::Generate(_) | SourceConfig::Stdin(_) | SourceConfig::Kafka(_) => {}
+        }
+    }
+
+    /// The file this source reads, if it reads one.
+    pub fn file(&self) -> Option<&crate::paths::ConfigPath> {
+        match self {
+            SourceConfig::File(c) => Some(&c.path),
+            SourceConfig::Generate(_) | SourceConfig::Stdin(_) | SourceConfig::Kafka(_) => None,
+        }
+    }
+
+    /// Creates the source.
+    pub fn build(&self) -> Result<Box<dyn Source>, SourceError> {
+        Ok(match self {
+            SourceConfig::Generate(c) => Box::new(c.build()?),
+            SourceConfig::File(c) => Box::new(c.build()?),
+            SourceConfig::Stdin(c) => Box::new(c.build()?),
+            SourceConfig::Kafka(c) => Box::new(c.build()?),
+        })
+    }
+
+    /// Deserializes the variant named `ty` on its own, for an error with the
+    /// precise position of the offending field (serde's tagged enums lose it).
+    pub fn variant_error(ty: &str, de: toml::de::Deserializer<'_>) -> Option<toml::de::Error> {
+        match ty {
+            "generate" => GenerateSourceConfig::deserialize(de).err(),
+            "file" => FileSourceConfig::deserialize(de).err(),
+            "stdin" => StdinSourceConfig::deserialize(de).err(),
+            "kafka" => kafka::KafkaSourceConfig::deserialize(de).err(),
+            _ => None,
+        }
+    }
+}
 
 /// What one [`Source::read`] returns.
 #[derive(Debug, Default)]

@@ -30,21 +30,24 @@ fn batch(chunk: u64, events: Vec<Event>, tx: &mpsc::UnboundedSender<Ack>) -> Sin
     SinkBatch { events, acks }
 }
 
-fn config(path: &Path) -> FileSinkConfig {
-    FileSinkConfig {
-        path: path.to_path_buf(),
+/// `path` in a pipeline file in `base_dir`.
+fn config(path: &Path, base_dir: &Path) -> FileSinkConfig {
+    let mut config = FileSinkConfig {
+        path: path.into(),
         append: false,
         fsync: false,
         format: OutputFormat::Json,
-    }
+    };
+    config.resolve_paths(base_dir);
+    config
 }
 
 #[tokio::test]
 async fn writes_envelopes_then_acks_delivered() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (tx, mut rx) = ack::channel();
-    let mut sink = config(Path::new("out/nested/a.jsonl"))
-        .build(dir.path())
+    let mut sink = config(Path::new("out/nested/a.jsonl"), dir.path())
+        .build()
         .expect("build");
     let sent = events(5, 0);
     sink.send(batch(0, sent.clone(), &tx)).await.expect("send");
@@ -72,9 +75,9 @@ async fn truncates_unless_append_and_writes_values() {
     let path = dir.path().join("v.txt");
     std::fs::write(&path, "old\n").expect("write");
     let (tx, _rx) = ack::channel();
-    let mut c = config(&path);
+    let mut c = config(&path, dir.path());
     c.format = OutputFormat::Value;
-    let mut sink = c.build(dir.path()).expect("build");
+    let mut sink = c.build().expect("build");
     sink.send(batch(0, events(2, 0), &tx)).await.expect("send");
     assert_eq!(
         std::fs::read_to_string(&path).expect("read"),
@@ -82,7 +85,7 @@ async fn truncates_unless_append_and_writes_values() {
     );
     c.append = true;
     c.fsync = true;
-    let mut sink = c.build(dir.path()).expect("build");
+    let mut sink = c.build().expect("build");
     sink.send(batch(1, events(1, 2), &tx)).await.expect("send");
     assert_eq!(
         std::fs::read_to_string(&path).expect("read"),
@@ -131,8 +134,8 @@ async fn acknowledges_only_after_the_write() {
 #[tokio::test]
 async fn write_failure_fails_the_acks() {
     let (tx, mut rx) = ack::channel();
-    let mut sink = config(Path::new("/dev/full"))
-        .build(Path::new("/"))
+    let mut sink = config(Path::new("/dev/full"), Path::new("/"))
+        .build()
         .expect("/dev/full opens");
     let err = sink
         .send(batch(9, events(3, 0), &tx))
@@ -148,8 +151,8 @@ async fn unwritable_path_fails_at_build() {
     let dir = tempfile::tempdir().expect("tempdir");
     let blocker = dir.path().join("not-a-dir");
     std::fs::write(&blocker, "").expect("write");
-    let err = config(&blocker.join("out.jsonl"))
-        .build(dir.path())
+    let err = config(&blocker.join("out.jsonl"), dir.path())
+        .build()
         .err()
         .expect("error");
     assert!(err.to_string().contains("not-a-dir"), "{err}");
