@@ -4,7 +4,7 @@
 
 use crate::inference::{InferError, Tensor, TensorData};
 use crate::plugin::bindings::wit_inference as wit;
-use crate::plugin::instance::StoreState;
+use crate::plugin::state::StoreState;
 
 impl wit::Host for StoreState {
     fn infer(

@@ -2,7 +2,7 @@
 //! stage and the plugin.
 
 use crate::plugin::bindings::weir::plugin::log::{Host, Level};
-use crate::plugin::instance::StoreState;
+use crate::plugin::state::StoreState;
 
 /// Longest plugin log line kept; a longer one is cut (a plugin must not be
 /// able to flood the host's log with one call).

@@ -4,7 +4,7 @@ pub mod clock;
 pub mod infer;
 pub mod log;
 
-use crate::plugin::instance::StoreState;
+use crate::plugin::state::StoreState;
 
 /// `weir:plugin/types` has only types; its (empty) host trait is required.
 impl crate::plugin::bindings::weir::plugin::types::Host for StoreState {}

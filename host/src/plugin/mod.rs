@@ -4,16 +4,19 @@
 pub mod bindings;
 pub mod cache;
 pub mod codec;
+pub mod component;
 pub mod engine;
 pub mod error;
 pub mod instance;
 pub mod limits;
 pub mod sandbox;
+pub mod state;
 pub mod watcher;
 
 pub use cache::{ArtifactCache, CacheOutcome};
 pub use codec::{Output, Processed};
-pub use engine::{EngineOptions, LoadedPlugin, PluginEngine};
+pub use component::LoadedPlugin;
+pub use engine::{EngineOptions, PluginEngine};
 pub use error::{CallError, PluginError};
 pub use instance::{InstanceConfig, PluginInstance};
 pub use limits::LimitsConfig;
