@@ -13,11 +13,13 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{Cli, Command, GenerateArgs, PluginCommand, RunArgs};
 use crate::config::PipelineConfig;
 use crate::inference::{Infer, ModelRegistry};
-use crate::pipeline::reload::{ReloadStatus, Reloader, StageHandle, SwapSlot};
+use crate::pipeline::reload::{Reloader, StageHandle};
+use crate::pipeline::swap::SwapSlot;
 use crate::pipeline::{BatchPolicy, Pipeline, RunSummary, Stage, StageSpec};
 use crate::plugin::{ArtifactCache, EngineOptions, InstanceConfig, PluginEngine};
 use crate::source::generate::{GenerateSchema, generate_values};
 use crate::telemetry::PipelineStats;
+use crate::telemetry::versions::VersionBoard;
 
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -32,7 +34,7 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
 pub struct Built {
     pub pipeline: Pipeline,
     pub reloader: Reloader,
-    pub status: Arc<ReloadStatus>,
+    pub status: Arc<VersionBoard>,
     /// The pipeline's models (`None` when it declares none).
     pub models: Option<ModelRegistry>,
 }
@@ -81,7 +83,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
         &stage_names,
     ));
     let outputs: Arc<BTreeSet<String>> = Arc::new(config.outputs.keys().cloned().collect());
-    let status = Arc::new(ReloadStatus::new(Some(status_path(config))));
+    let status = Arc::new(VersionBoard::new(Some(status_path(config))));
     // Models before stages: a plugin's `init` may already call them.
     let models = if config.models.is_empty() {
         None
@@ -144,6 +146,8 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
         });
         stages.push(stage);
     }
+    // What the stages serve at start.
+    status.flush();
     let source = config.build_source().context("source")?;
     let outputs = config.build_outputs().context("outputs")?;
     let dead_letter = config.build_dead_letter().context("dead_letter")?;
@@ -167,6 +171,9 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
     })
 }
 
+/// How soon a swap a stage made shows in the status file.
+const STATUS_FLUSH: Duration = Duration::from_millis(50);
+
 /// Watches `plugin_dir` and feeds settled changes to the reloader, on two
 /// background threads, until `stop`.
 pub fn start_reload(config: &PipelineConfig, mut reloader: Reloader, stop: CancellationToken) {
@@ -188,8 +195,14 @@ pub fn start_reload(config: &PipelineConfig, mut reloader: Reloader, stop: Cance
                     // Compiling, instantiating and smoke-testing a new version
                     // yields the CPU to the data path.
                     crate::plugin::engine::lower_this_thread_priority();
-                    while let Ok(change) = rx.recv() {
-                        reloader.handle(change);
+                    // Between changes, write what the stages swapped in.
+                    loop {
+                        match rx.recv_timeout(STATUS_FLUSH) {
+                            Ok(change) => reloader.handle(change),
+                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                        }
+                        reloader.flush_status();
                     }
                 })
         });

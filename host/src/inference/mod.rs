@@ -16,7 +16,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use config::{ModelConfig, OnnxRuntimeConfig};
-pub use registry::{ModelRegistry, ModelStatus};
+pub use registry::ModelRegistry;
 
 /// Why the models could not be loaded at start-up.
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,7 @@ pub mod dlq;
 pub mod reload;
 pub mod runner;
 pub mod stage;
+pub mod swap;
 
 pub use batch::Batch;
 pub use dlq::DeadLetter;

@@ -10,11 +10,12 @@ use crate::event::Event;
 use crate::pipeline::batch::Batch;
 use crate::pipeline::breaker::{Breaker, BreakerAction, CircuitBreakerConfig};
 use crate::pipeline::dlq::DeadLetter;
-use crate::pipeline::reload::{ReloadStatus, SwapSlot};
+use crate::pipeline::swap::SwapSlot;
 use crate::plugin::{
     InstanceConfig, LoadedPlugin, PluginEngine, PluginError, PluginInstance, Processed,
 };
 use crate::telemetry::StageStats;
+use crate::telemetry::versions::VersionBoard;
 
 /// What a stage is made of (built from the pipeline file).
 #[derive(Clone)]
@@ -53,7 +54,7 @@ pub struct Stage {
     fatal: Option<String>,
     /// Hot reload: new versions arrive here, taken at a batch boundary.
     slot: SwapSlot,
-    status: Option<Arc<ReloadStatus>>,
+    status: Option<Arc<VersionBoard>>,
 }
 
 impl Stage {
@@ -82,8 +83,9 @@ impl Stage {
     }
 
     /// Takes new versions from `slot` and reports what it serves to `status`.
-    pub fn enable_reload(&mut self, slot: SwapSlot, status: Arc<ReloadStatus>) {
-        status.serving(&self.spec.name, &self.spec.plugin, false);
+    pub fn enable_reload(&mut self, slot: SwapSlot, status: Arc<VersionBoard>) {
+        let plugin = &self.spec.plugin;
+        status.serving(&self.spec.name, &plugin.name, &plugin.version, false);
         self.slot = slot;
         self.status = Some(status);
     }
@@ -113,7 +115,8 @@ impl Stage {
         self.breaker = Breaker::new(self.spec.breaker.clone());
         tracing::info!(stage = %self.spec.name, plugin = %self.spec.plugin.name, from = %old, to = %self.spec.plugin.short_version(), "plugin swapped");
         if let Some(status) = &self.status {
-            status.serving(&self.spec.name, &self.spec.plugin, true);
+            let plugin = &self.spec.plugin;
+            status.serving(&self.spec.name, &plugin.name, &plugin.version, true);
         }
     }
 

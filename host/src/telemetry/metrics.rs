@@ -1,5 +1,5 @@
 //! The Prometheus registry `/metrics` serves. The pipeline's own numbers are
-//! kept in plain atomics ([`PipelineStats`], [`ReloadStatus`], the Kafka
+//! kept in plain atomics ([`PipelineStats`], [`VersionBoard`], the Kafka
 //! source's [`KafkaStats`]) and encoded by one collector at scrape time, so
 //! the data path never touches prometheus-client. Other parts of the host
 //! (the model registry) register their metrics through
@@ -13,7 +13,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::{HistogramSnapshot, PipelineStats, StageStats};
-use crate::pipeline::reload::{ReloadStatus, StatusSnapshot};
+use super::versions::{VersionBoard, VersionsSnapshot};
 use crate::source::kafka::KafkaStats;
 
 /// What the pipeline collector reads at each scrape.
@@ -23,7 +23,7 @@ pub struct Live {
     /// The source's description ("stdin", "kafka topic …").
     pub source: String,
     pub stats: Arc<PipelineStats>,
-    pub status: Arc<ReloadStatus>,
+    pub status: Arc<VersionBoard>,
     /// The Kafka source's consumer metrics, when the source is Kafka.
     pub kafka: Option<Arc<KafkaStats>>,
 }
@@ -124,7 +124,7 @@ fn single<T>(
 }
 
 /// `stage` and `plugin` (the one the stage serves now).
-fn stage_labels<'a>(snapshot: &'a StatusSnapshot, stage: &'a str) -> Labels<'a> {
+fn stage_labels<'a>(snapshot: &'a VersionsSnapshot, stage: &'a str) -> Labels<'a> {
     let plugin = snapshot.stages.get(stage).map_or("", |v| v.plugin.as_str());
     vec![("stage", stage), ("plugin", plugin)]
 }
@@ -132,7 +132,7 @@ fn stage_labels<'a>(snapshot: &'a StatusSnapshot, stage: &'a str) -> Labels<'a> 
 /// One value per stage, labelled with [`stage_labels`].
 fn per_stage<'a>(
     stats: &'a PipelineStats,
-    snapshot: &'a StatusSnapshot,
+    snapshot: &'a VersionsSnapshot,
     f: fn(&StageStats) -> u64,
 ) -> Vec<(Labels<'a>, u64)> {
     stats
@@ -434,7 +434,7 @@ mod tests {
             pipeline: "p".into(),
             source: "test".into(),
             stats,
-            status: Arc::new(ReloadStatus::new(None)),
+            status: Arc::new(VersionBoard::new(None)),
             kafka: Some(kafka),
         });
         let text = metrics.encode().expect("encode");

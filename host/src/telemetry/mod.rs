@@ -6,6 +6,7 @@ pub mod histogram;
 pub mod metrics;
 pub mod progress;
 pub mod status;
+pub mod versions;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use serde::Serialize;
 
 use super::metrics::Live;
-use crate::pipeline::reload::StatusSnapshot;
+use super::versions::VersionsSnapshot;
 use crate::source::kafka::PartitionMetrics;
 
 #[derive(Debug, Serialize)]
@@ -25,7 +25,7 @@ pub struct StatusDoc {
     pub stages: Vec<StageDoc>,
     pub kafka: Vec<PartitionMetrics>,
     /// What `weir status` prints.
-    pub reload: StatusSnapshot,
+    pub reload: VersionsSnapshot,
 }
 
 #[derive(Debug, Serialize)]
