@@ -1,7 +1,6 @@
 //! What the `weir` commands do: the glue between the command line, the
 //! pipeline file and the runtime. (anyhow lives here and in `main` only.)
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -82,7 +81,6 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
         config.outputs.keys().cloned(),
         &stage_names,
     ));
-    let outputs: Arc<BTreeSet<String>> = Arc::new(config.outputs.keys().cloned().collect());
     let status = Arc::new(VersionBoard::new(Some(status_path(config))));
     // Models before stages: a plugin's `init` may already call them.
     let models = if config.models.is_empty() {
@@ -125,7 +123,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
             breaker: sc.circuit_breaker.clone(),
         };
         let stage_stats = stats.stage(&sc.name).context("stage statistics missing")?;
-        let mut stage = Stage::start(spec, engine.clone(), Some(outputs.clone()), stage_stats)
+        let mut stage = Stage::start(spec, engine.clone(), stage_stats)
             .with_context(|| format!("stages[{i}] `{}`", sc.name))?;
         let slot = SwapSlot::default();
         stage.enable_reload(slot.clone(), status.clone());

@@ -247,7 +247,7 @@ pub fn test(
     if let Some(models) = &models {
         spec.instance.models = Some(Arc::new(models.clone()));
     }
-    let mut stage = Stage::start(spec, engine, None, Arc::new(StageStats::default()))?;
+    let mut stage = Stage::start(spec, engine, Arc::new(StageStats::default()))?;
     let (events, bad) = read_input(input)?;
     for b in &bad {
         writeln!(out, "rejected {b}")?;
@@ -264,7 +264,15 @@ pub fn test(
             ..Batch::default()
         };
         stage.process(&mut batch);
-        let routed = batch.routed.into_iter().map(|(r, e)| (r.to_string(), e));
+        let routes = stage.routes();
+        let routed = batch
+            .routed
+            .into_places()
+            .enumerate()
+            .flat_map(|(place, events)| {
+                let route = routes.name(place).map_or_else(String::new, |r| r.to_string());
+                events.into_iter().map(move |e| (route.clone(), e))
+            });
         let default = batch.events.into_iter().map(|e| ("default".to_string(), e));
         for (route, event) in default.chain(routed) {
             line.clear();

@@ -1,6 +1,7 @@
 //! End-to-end delivery acknowledgement.
 //!
-//! A source hands out each chunk of events with a [`Finalizer`]. Every piece of
+//! The source driver makes a [`Finalizer`] for each chunk a source hands over,
+//! under the id the source minted for it. Every piece of
 //! work derived from the chunk (plugin outputs on their way to any sink, dead
 //! letters included) holds a clone of it through an [`AckSet`]. A sink that
 //! failed to deliver marks it failed; when the last clone is dropped, the
@@ -74,10 +75,6 @@ impl Finalizer {
         }))
     }
 
-    pub fn chunk(&self) -> u64 {
-        self.0.chunk
-    }
-
     pub fn fail(&self) {
         self.0.failed.store(true, Ordering::Release);
     }
@@ -105,14 +102,6 @@ impl AckSet {
     /// The work reached the sink stage of the pipeline.
     pub fn mark_reached_sinks(&self) {
         self.0.iter().for_each(Finalizer::mark_reached_sinks);
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 

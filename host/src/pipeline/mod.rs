@@ -5,6 +5,7 @@ pub mod batch;
 pub mod breaker;
 pub mod dlq;
 pub mod reload;
+pub mod route;
 pub mod runner;
 pub mod stage;
 pub mod swap;

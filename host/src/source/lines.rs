@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use tokio::sync::mpsc;
 
-use super::{AckCounts, Read, Source, SourceError};
+use super::{AckCounts, ChunkIds, Read, Source, SourceError};
 use crate::event::{Event, Position, now_ms};
 use crate::pipeline::ack::Ack;
 use crate::pipeline::dlq::DeadLetter;
@@ -63,6 +63,7 @@ pub struct LinesSource {
     /// A read error, returned once `pending` is handed out.
     error: Option<std::io::Error>,
     exhausted: bool,
+    chunks: ChunkIds,
     acked: AckCounts,
 }
 
@@ -91,6 +92,7 @@ impl LinesSource {
             pending: VecDeque::new(),
             error: None,
             exhausted: false,
+            chunks: ChunkIds::default(),
             acked: AckCounts::default(),
         })
     }
@@ -142,8 +144,13 @@ impl Source for LinesSource {
                 Err(_) => break,
             }
         }
+        // Not empty: the reader thread sends no empty chunk.
         let n = max.min(self.pending.len());
-        let mut read = Read::default();
+        let mut read = Read {
+            chunk: self.chunks.mint(),
+            events: Vec::new(),
+            rejects: Vec::new(),
+        };
         for item in self.pending.drain(..n) {
             match item {
                 Item::Event(e) => read.events.push(e),

@@ -1,8 +1,10 @@
 //! Sources: where events come from.
 //!
-//! A [`Source`] is pulled by the pipeline's source driver, which numbers the
-//! chunks it returns 0, 1, 2... in order and reports each chunk's outcome back
-//! through [`Source::ack`] once everything derived from it was delivered.
+//! A [`Source`] is pulled by the pipeline's source driver. Each chunk it
+//! hands over ([`Read`]) carries the id the source minted for it
+//! ([`ChunkIds`]: 0, 1, 2... in order); the driver reports each chunk's
+//! outcome back under that id through [`Source::ack`] once everything derived
+//! from it was delivered.
 //!
 //! Each kind of source is one module that owns its configuration struct
 //! (`validate`, `resolve_paths`, `build`); [`SourceConfig`], the
@@ -95,9 +97,12 @@ impl SourceConfig {
     }
 }
 
-/// What one [`Source::read`] returns.
-#[derive(Debug, Default)]
+/// What one [`Source::read`] returns: one chunk, never empty.
+#[derive(Debug)]
 pub struct Read {
+    /// The chunk's id, minted by the source as it hands the chunk over
+    /// ([`ChunkIds`]); its [`Ack`] names it.
+    pub chunk: u64,
     pub events: Vec<Event>,
     /// Input that could not be turned into an event (a malformed line...): it
     /// goes to the dead-letter output with the reason. It belongs to the same
@@ -112,6 +117,19 @@ impl Read {
 
     pub fn is_empty(&self) -> bool {
         self.events.is_empty() && self.rejects.is_empty()
+    }
+}
+
+/// A source's chunk ids: 0, 1, 2... one per chunk handed over.
+#[derive(Debug, Default)]
+pub struct ChunkIds(u64);
+
+impl ChunkIds {
+    /// The next chunk's id.
+    pub fn mint(&mut self) -> u64 {
+        let id = self.0;
+        self.0 += 1;
+        id
     }
 }
 
@@ -160,8 +178,8 @@ pub trait Source: Send {
     /// exhausted. Must be cancel-safe: the driver drops the future at shutdown.
     async fn read(&mut self, max: usize) -> Result<Option<Read>, SourceError>;
 
-    /// The outcome of a chunk this source returned (numbered from 0 in order
-    /// of `read`). Acks may arrive in any order.
+    /// The outcome of a chunk this source returned (by the id it minted).
+    /// Acks may arrive in any order.
     async fn ack(&mut self, _ack: Ack) -> Result<(), SourceError> {
         Ok(())
     }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::{AckCounts, Read, Source, SourceError};
+use super::{AckCounts, ChunkIds, Read, Source, SourceError};
 use crate::validate::FieldError;
 use crate::event::{Event, Position, now_ms};
 use crate::pipeline::ack::Ack;
@@ -179,6 +179,7 @@ impl GenerateSourceConfig {
             pacer: self.rate.map(Pacer::new),
             offsets: vec![0; self.partitions as usize],
             stream: Arc::from("generate"),
+            chunks: ChunkIds::default(),
             acked: AckCounts::default(),
         })
     }
@@ -292,6 +293,7 @@ pub struct GenerateSource {
     pacer: Option<Pacer>,
     offsets: Vec<i64>,
     stream: Arc<str>,
+    chunks: ChunkIds,
     acked: AckCounts,
 }
 
@@ -336,6 +338,7 @@ impl Source for GenerateSource {
             events.push(Event::new(Bytes::from(value), ts, position).with_key(key));
         }
         Ok(Some(Read {
+            chunk: self.chunks.mint(),
             events,
             rejects: Vec::new(),
         }))

@@ -30,7 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{Read, Source, SourceError};
+use super::{ChunkIds, Read, Source, SourceError};
 use crate::validate::FieldError;
 use crate::event::Event;
 use crate::pipeline::ack::{Ack, AckStatus};
@@ -194,7 +194,7 @@ impl KafkaSourceConfig {
                 self.brokers
             ),
             shared,
-            next_chunk: 0,
+            chunks: ChunkIds::default(),
             thread: Some(thread),
         })
     }
@@ -244,7 +244,7 @@ impl Shared {
 pub struct KafkaSource {
     describe: String,
     shared: Arc<Shared>,
-    next_chunk: u64,
+    chunks: ChunkIds,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -254,8 +254,9 @@ impl KafkaSource {
         self.shared.stats.clone()
     }
 
-    /// Takes up to `max` buffered records of owned partitions as one chunk.
-    fn take(&mut self, max: usize) -> Result<Option<Vec<Event>>, SourceError> {
+    /// Takes up to `max` buffered records of owned partitions as one chunk,
+    /// registered with the offset tracker under the id it is handed over with.
+    fn take(&mut self, max: usize) -> Result<Option<Read>, SourceError> {
         let mut st = self.shared.lock();
         if let Some(error) = st.error.take() {
             return Err(SourceError::Other(error));
@@ -275,10 +276,13 @@ impl KafkaSource {
         if events.is_empty() {
             return Ok(None);
         }
-        let chunk = self.next_chunk;
-        self.next_chunk += 1;
+        let chunk = self.chunks.mint();
         st.tracker.register(chunk, &last);
-        Ok(Some(events))
+        Ok(Some(Read {
+            chunk,
+            events,
+            rejects: Vec::new(),
+        }))
     }
 
     fn stop_thread(&mut self) {
@@ -300,11 +304,8 @@ impl Source for KafkaSource {
     async fn read(&mut self, max: usize) -> Result<Option<Read>, SourceError> {
         let max = max.max(1);
         loop {
-            if let Some(events) = self.take(max)? {
-                return Ok(Some(Read {
-                    events,
-                    rejects: Vec::new(),
-                }));
+            if let Some(read) = self.take(max)? {
+                return Ok(Some(read));
             }
             if self.shared.lock().done {
                 return Err(SourceError::Other(
