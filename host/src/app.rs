@@ -1,33 +1,22 @@
-//! What the `weir` commands do: the glue between the command line, the
-//! pipeline file and the runtime. (anyhow lives here and in `main` only.)
+//! Assembly: a pipeline file becomes a running pipeline (every part built,
+//! every plugin loaded and initialized) plus what hot reload needs. The
+//! commands (`crate::commands`) drive it; `anyhow` lives here, in the
+//! commands and in `main` only.
 
-use std::io::Write;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Cli, Command, GenerateArgs, PluginCommand, RunArgs};
 use crate::config::PipelineConfig;
 use crate::inference::{Infer, ModelRegistry};
 use crate::pipeline::reload::{Reloader, StageHandle};
 use crate::pipeline::swap::SwapSlot;
-use crate::pipeline::{BatchPolicy, Pipeline, RunSummary, Stage, StageSpec};
+use crate::pipeline::{BatchPolicy, Pipeline, Stage, StageSpec};
 use crate::plugin::{ArtifactCache, EngineOptions, InstanceConfig, PluginEngine};
-use crate::source::generate::{GenerateSchema, generate_values};
 use crate::telemetry::PipelineStats;
 use crate::telemetry::versions::VersionBoard;
-
-pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Run(args) => run(&args),
-        Command::Generate(args) => generate(&args),
-        Command::Status(args) => status(&args),
-        Command::Plugin(cmd) => plugin(cmd),
-    }
-}
 
 /// A built pipeline and what hot reload needs.
 pub struct Built {
@@ -210,227 +199,4 @@ pub fn start_reload(config: &PipelineConfig, mut reloader: Reloader, stop: Cance
         }
         Err(e) => tracing::error!(error = %e, "cannot start hot reload"),
     }
-}
-
-/// Cancels `token` on Ctrl-C or SIGTERM.
-fn on_signals(token: CancellationToken) {
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = ctrl_c => {}
-                        _ = term.recv() => {}
-                    }
-                }
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                }
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-        tracing::info!("signal received: stopping");
-        token.cancel();
-    });
-}
-
-fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let config = PipelineConfig::from_file(&args.pipeline)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    // Up before the plugins compile: /healthz answers, /readyz says not yet.
-    let admin = config
-        .admin
-        .as_ref()
-        .map(crate::telemetry::admin::Admin::start)
-        .transpose()?;
-    let Built {
-        pipeline,
-        reloader,
-        models,
-        status,
-    } = build(&config)?;
-    let kafka = pipeline.source.kafka_stats();
-    if let Some(admin) = &admin {
-        let live = crate::telemetry::metrics::Live {
-            pipeline: config.name.clone(),
-            source: pipeline.source.describe(),
-            stats: pipeline.stats.clone(),
-            status,
-            kafka: kafka.clone(),
-        };
-        let mut metrics = crate::telemetry::metrics::Metrics::new(live.clone());
-        // The models' metrics (calls, batch rows, latency, predictions, swaps).
-        if let Some(models) = &models {
-            models.register_metrics(metrics.registry_mut());
-        }
-        admin.publish(metrics, live);
-    }
-    let readiness = admin.as_ref().map(|a| a.readiness());
-    let summary = runtime.block_on(async {
-        let reload_stop = CancellationToken::new();
-        let _stop_reload_on_exit = reload_stop.clone().drop_guard();
-        if config.reload.enabled {
-            start_reload(&config, reloader, reload_stop.clone());
-            if let Some(models) = &models {
-                match crate::inference::reload::start_watch(models, &config.reload, &reload_stop) {
-                    Ok(()) => tracing::info!("watching the model files for new versions"),
-                    Err(e) => tracing::error!(error = %e, "cannot start model hot swap"),
-                }
-            }
-        }
-        tracing::info!(pipeline = %config.name, stages = pipeline.stages.len(), "pipeline started");
-        let shutdown = CancellationToken::new();
-        on_signals(shutdown.clone());
-        let run_done = CancellationToken::new();
-        if let Some(ready) = readiness.clone() {
-            // Plugins are loaded and the source is built: ready once the
-            // source is connected (a Kafka consumer has joined its group),
-            // until a signal starts the shutdown.
-            let stopping = shutdown.clone();
-            let done = run_done.clone();
-            let kafka = kafka.clone();
-            tokio::spawn(async move {
-                let connected = async {
-                    while !kafka.as_ref().is_none_or(|k| k.joined()) {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                };
-                tokio::select! {
-                    _ = stopping.cancelled() => return,
-                    _ = done.cancelled() => return,
-                    _ = connected => ready.set(true),
-                }
-                tokio::select! {
-                    _ = stopping.cancelled() => ready.set(false),
-                    _ = done.cancelled() => {}
-                }
-            });
-        }
-        let progress_stop = CancellationToken::new();
-        let progress = (!args.quiet).then(|| {
-            tokio::spawn(crate::telemetry::progress::report(
-                pipeline.stats.clone(),
-                kafka.clone(),
-                Duration::from_secs(1),
-                progress_stop.clone(),
-            ))
-        });
-        let result = pipeline.run(shutdown).await;
-        run_done.cancel();
-        progress_stop.cancel();
-        if let Some(p) = progress {
-            let _ = p.await;
-        }
-        if let Some(ready) = &readiness {
-            ready.set(false);
-        }
-        result.map_err(anyhow::Error::from)
-    });
-    let summary: RunSummary = match summary {
-        Ok(s) => s,
-        Err(e) => {
-            if let Some(admin) = admin {
-                admin.finish();
-            }
-            return Err(e);
-        }
-    };
-    // The source's reader thread may be blocked on stdin: don't wait for it.
-    runtime.shutdown_timeout(Duration::from_millis(100));
-    if let Some(models) = &models {
-        models.shutdown();
-    }
-    tracing::info!(
-        events_in = summary.events_in,
-        events_out = summary.events_out,
-        dead_letters = summary.dead_letters,
-        "pipeline finished"
-    );
-    if summary.chunks_failed > 0 || summary.chunks_unacked > 0 {
-        tracing::error!(
-            failed = summary.chunks_failed,
-            unacknowledged = summary.chunks_unacked,
-            "some events were not delivered"
-        );
-        if let Some(admin) = admin {
-            admin.finish();
-        }
-        return Ok(ExitCode::FAILURE);
-    }
-    if let Some(admin) = admin {
-        admin.finish();
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn status(args: &crate::cli::StatusArgs) -> anyhow::Result<ExitCode> {
-    let config = PipelineConfig::from_file(&args.pipeline)?;
-    let path = status_path(&config);
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "no status at {} (is `weir run {}` running, or has it run?)",
-            path.display(),
-            args.pipeline.display()
-        )
-    })?;
-    println!("{text}");
-    Ok(ExitCode::SUCCESS)
-}
-
-fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
-    let schema = GenerateSchema::from_name(&args.schema, args.size).map_err(anyhow::Error::msg)?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    for value in generate_values(&schema, args.seed, args.count) {
-        out.write_all(&value)?;
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn plugin(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
-    use crate::cli::plugin as p;
-    match cmd {
-        PluginCommand::New {
-            name,
-            dir,
-            sdk_path,
-        } => {
-            let root = p::new(&name, &dir, sdk_path.as_deref())?;
-            println!("created {}", root.display());
-            println!("next: weir plugin build {}", root.display());
-        }
-        PluginCommand::Build { dir, out } => {
-            let wasm = p::build(&dir, out.as_deref())?;
-            println!("{}", wasm.display());
-        }
-        PluginCommand::Test {
-            plugin,
-            input,
-            params,
-            params_json,
-            batch,
-            models,
-        } => {
-            let params = p::params_json(&params, params_json.as_deref())?;
-            let models = p::models(&models)?;
-            let stdout = std::io::stdout();
-            p::test(&plugin, &input, &params, batch, models, &mut stdout.lock())?;
-        }
-        PluginCommand::Inspect { plugin } => {
-            let stdout = std::io::stdout();
-            if !p::inspect(&plugin, &mut stdout.lock())? {
-                return Ok(ExitCode::from(2));
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@
 //! import; [`telemetry`] the counters and progress line.
 
 pub mod app;
-pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod event;
 pub mod host_api;
