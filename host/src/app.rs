@@ -11,12 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::PipelineConfig;
 use crate::inference::{Infer, ModelRegistry};
-use crate::pipeline::reload::{Reloader, StageHandle};
-use crate::pipeline::swap::SwapSlot;
+use crate::pipeline::SwapSlot;
 use crate::pipeline::{BatchPolicy, Pipeline, Stage, StageSpec};
+use crate::pipeline::{Reloader, StageHandle};
 use crate::plugin::{ArtifactCache, EngineOptions, InstanceConfig, PluginEngine};
 use crate::telemetry::PipelineStats;
-use crate::telemetry::versions::VersionBoard;
+use crate::telemetry::VersionBoard;
 
 /// A built pipeline and what hot reload needs.
 pub struct Built {
@@ -117,9 +117,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
         let slot = SwapSlot::default();
         stage.enable_reload(slot.clone(), status.clone());
         let smoke = match &sc.smoke {
-            Some(p) => {
-                Some(read_smoke(p).with_context(|| format!("stages[{i}].smoke"))?)
-            }
+            Some(p) => Some(read_smoke(p).with_context(|| format!("stages[{i}].smoke"))?),
             None => None,
         };
         handles.push(StageHandle {
@@ -171,7 +169,7 @@ pub fn start_reload(config: &PipelineConfig, mut reloader: Reloader, stop: Cance
     let spawned = std::thread::Builder::new()
         .name("weir-watch".into())
         .spawn(move || {
-            if let Err(e) = crate::plugin::watcher::watch(&dir, &reload, tx, &watch_stop) {
+            if let Err(e) = crate::plugin::watch(&dir, &reload, tx, &watch_stop) {
                 tracing::error!(dir = %dir.display(), error = %e, "cannot watch the plugin directory: hot reload is off");
             }
         })
@@ -181,7 +179,7 @@ pub fn start_reload(config: &PipelineConfig, mut reloader: Reloader, stop: Cance
                 .spawn(move || {
                     // Compiling, instantiating and smoke-testing a new version
                     // yields the CPU to the data path.
-                    crate::plugin::engine::lower_this_thread_priority();
+                    crate::plugin::lower_this_thread_priority();
                     // Between changes, write what the stages swapped in.
                     loop {
                         match rx.recv_timeout(STATUS_FLUSH) {

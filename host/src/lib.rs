@@ -9,7 +9,7 @@ pub mod app;
 pub mod commands;
 pub mod config;
 pub mod event;
-pub mod host_api;
+mod host_api;
 pub mod inference;
 pub mod paths;
 pub mod pipeline;

@@ -12,7 +12,7 @@ use wasmtime::component::{Component, types::ComponentItem};
 use crate::event::{Event, Position};
 use crate::pipeline::{Batch, Stage, StageSpec};
 use crate::plugin::{ArtifactCache, EngineOptions, PluginEngine};
-use crate::sink::jsonl;
+use crate::sink::encode_envelope;
 use crate::telemetry::StageStats;
 
 #[derive(Debug, Subcommand)]
@@ -362,13 +362,15 @@ fn test(
             .into_places()
             .enumerate()
             .flat_map(|(place, events)| {
-                let route = routes.name(place).map_or_else(String::new, |r| r.to_string());
+                let route = routes
+                    .name(place)
+                    .map_or_else(String::new, |r| r.to_string());
                 events.into_iter().map(move |e| (route.clone(), e))
             });
         let default = batch.events.into_iter().map(|e| ("default".to_string(), e));
         for (route, event) in default.chain(routed) {
             line.clear();
-            jsonl::encode_envelope(&event, &mut line);
+            encode_envelope(&event, &mut line);
             writeln!(
                 out,
                 "line {} -> {route}: {}",
@@ -418,11 +420,7 @@ fn inspect(path: &Path, out: &mut dyn std::io::Write) -> anyhow::Result<bool> {
     let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     writeln!(out, "plugin:   {}", path.display())?;
     writeln!(out, "size:     {} bytes", wasm.len())?;
-    writeln!(
-        out,
-        "version:  {}",
-        crate::plugin::cache::content_hash(&wasm)
-    )?;
+    writeln!(out, "version:  {}", crate::plugin::content_hash(&wasm))?;
     // Show the interface even when the host cannot run it.
     let mut world = "transform";
     if let Ok(component) = Component::new(engine.engine(), &wasm) {

@@ -60,7 +60,7 @@ impl RunArgs {
         let admin = config
             .admin
             .as_ref()
-            .map(crate::telemetry::admin::Admin::start)
+            .map(crate::telemetry::Admin::start)
             .transpose()?;
         let Built {
             pipeline,
@@ -70,14 +70,14 @@ impl RunArgs {
         } = build(&config)?;
         let kafka = pipeline.source.kafka_stats();
         if let Some(admin) = &admin {
-            let live = crate::telemetry::metrics::Live {
+            let live = crate::telemetry::Live {
                 pipeline: config.name.clone(),
                 source: pipeline.source.describe(),
                 stats: pipeline.stats.clone(),
                 status,
                 kafka: kafka.clone(),
             };
-            let mut metrics = crate::telemetry::metrics::Metrics::new(live.clone());
+            let mut metrics = crate::telemetry::Metrics::new(live.clone());
             // The models' metrics (calls, batch rows, latency, predictions, swaps).
             if let Some(models) = &models {
                 models.register_metrics(metrics.registry_mut());
@@ -91,7 +91,7 @@ impl RunArgs {
             if config.reload.enabled {
                 start_reload(&config, reloader, reload_stop.clone());
                 if let Some(models) = &models {
-                    match crate::inference::reload::start_watch(models, &config.reload, &reload_stop) {
+                    match crate::inference::start_model_watch(models, &config.reload, &reload_stop) {
                         Ok(()) => tracing::info!("watching the model files for new versions"),
                         Err(e) => tracing::error!(error = %e, "cannot start model hot swap"),
                     }
@@ -127,7 +127,7 @@ impl RunArgs {
             }
             let progress_stop = CancellationToken::new();
             let progress = (!self.quiet).then(|| {
-                tokio::spawn(crate::telemetry::progress::report(
+                tokio::spawn(crate::telemetry::report_progress(
                     pipeline.stats.clone(),
                     kafka.clone(),
                     Duration::from_secs(1),

@@ -59,8 +59,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use error::Document;
 pub use error::ConfigError;
+use error::Document;
 pub use stage::{BatchConfig, MAX_BATCH_EVENTS, StageConfig};
 
 use crate::paths::resolve;
@@ -105,7 +105,7 @@ pub struct PipelineConfig {
     /// Hot reload of plugins from `plugin_dir` while the pipeline runs
     /// (`[reload]`): on by default.
     #[serde(default)]
-    pub reload: crate::plugin::watcher::ReloadConfig,
+    pub reload: crate::plugin::ReloadConfig,
     /// Where ONNX Runtime's library is (`[onnxruntime]`); only read when
     /// `models` is not empty.
     #[serde(default)]
@@ -118,7 +118,7 @@ pub struct PipelineConfig {
     /// The admin HTTP endpoint (`[admin]`: `/metrics`, `/healthz`,
     /// `/readyz`, the status page). Absent: off.
     #[serde(default)]
-    pub admin: Option<crate::telemetry::admin::AdminConfig>,
+    pub admin: Option<crate::telemetry::AdminConfig>,
     /// The folder relative paths are resolved against (the pipeline file's).
     #[serde(skip)]
     base_dir: PathBuf,
@@ -295,7 +295,7 @@ impl PipelineConfig {
             ort.validate().map_err(|e| e.within("onnxruntime"))?;
         }
         for (name, model) in &self.models {
-            if !crate::inference::config::valid_model_name(name) {
+            if !crate::inference::valid_model_name(name) {
                 return Err(FieldError::new(
                     name,
                     "model names may only use letters, digits, '_', '-' and '.' (at most 64)",
@@ -314,7 +314,10 @@ impl PipelineConfig {
     fn check_distinct_files(&self) -> Result<(), FieldError> {
         let mut files: Vec<(PathBuf, String)> = Vec::new();
         if let Some(path) = self.source.file() {
-            files.push((resolve(&self.base_dir, path.written()), "source.path".to_owned()));
+            files.push((
+                resolve(&self.base_dir, path.written()),
+                "source.path".to_owned(),
+            ));
         }
         let sinks = self
             .outputs

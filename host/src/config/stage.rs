@@ -6,9 +6,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::params;
-use crate::pipeline::breaker::CircuitBreakerConfig;
-use crate::plugin::limits::LimitsConfig;
-use crate::plugin::sandbox::GrantsConfig;
+use crate::pipeline::CircuitBreakerConfig;
+use crate::plugin::GrantsConfig;
+use crate::plugin::LimitsConfig;
 use crate::validate::FieldError;
 
 /// The largest `batch.max_events`.

@@ -1,7 +1,7 @@
 use super::*;
-use crate::sink::jsonl::OutputFormat;
-use crate::source::generate::SchemaName;
-use crate::source::lines::LineFormat;
+use crate::sink::OutputFormat;
+use crate::source::LineFormat;
+use crate::source::SchemaName;
 
 const FULL: &str = r#"name = "quickstart"
 plugin_dir = "plugins"
@@ -113,7 +113,7 @@ fn minimal_pipeline_gets_defaults() {
     assert!(c.stages.is_empty() && c.dead_letter.is_none());
     assert_eq!(
         c.source,
-        SourceConfig::Stdin(crate::source::stdin::StdinSourceConfig {
+        SourceConfig::Stdin(crate::source::StdinSourceConfig {
             format: LineFormat::Json
         })
     );
@@ -361,11 +361,11 @@ headers = true
         panic!("kafka source expected")
     };
     assert_eq!(k.topics, ["in", "^logs-.*"]);
-    assert_eq!(k.start, crate::source::kafka::StartPosition::Latest);
+    assert_eq!(k.start, crate::source::StartPosition::Latest);
     assert_eq!(k.buffer_events, 10_000);
     assert_eq!(
         k.properties.get("fetch.min.bytes"),
-        Some(&crate::source::kafka::PropertyValue::Integer(10))
+        Some(&crate::source::PropertyValue::Integer(10))
     );
     let bad = src.replace("group_id = \"g\"", "group_id = \"g\"\ngroup = 1");
     let err = PipelineConfig::from_str(&bad, "/p").expect_err("unknown field");

@@ -13,7 +13,7 @@ use super::metrics::{Metrics, ModelMetrics};
 use super::model::Model;
 use super::{Infer, InferError, LoadError, Tensor};
 use crate::event::now_ms;
-use crate::telemetry::versions::{ModelEvent, ModelStatus, VersionBoard};
+use crate::telemetry::{ModelEvent, ModelStatus, VersionBoard};
 
 struct Entry {
     config: ModelConfig,

@@ -106,7 +106,7 @@ impl AckSet {
 }
 
 /// Creates the channel acks come back on.
-pub fn channel() -> (mpsc::UnboundedSender<Ack>, mpsc::UnboundedReceiver<Ack>) {
+pub fn ack_channel() -> (mpsc::UnboundedSender<Ack>, mpsc::UnboundedReceiver<Ack>) {
     mpsc::unbounded_channel()
 }
 
@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn delivered_when_last_holder_drops_after_reaching_sinks() {
-        let (tx, mut rx) = channel();
+        let (tx, mut rx) = ack_channel();
         let f = Finalizer::new(7, 3, tx);
         let set = AckSet::new(vec![f]);
         let a = set.clone();
@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn failed_when_any_sink_fails_or_never_reached() {
-        let (tx, mut rx) = channel();
+        let (tx, mut rx) = ack_channel();
         let set = AckSet::new(vec![Finalizer::new(1, 1, tx.clone())]);
         set.mark_reached_sinks();
         set.clone().fail();

@@ -1,9 +1,9 @@
 //! The unit of work that flows through the stages.
 
+use super::ack::AckSet;
+use super::dlq::DeadLetter;
+use super::route::Routed;
 use crate::event::Event;
-use crate::pipeline::ack::AckSet;
-use crate::pipeline::dlq::DeadLetter;
-use crate::pipeline::route::Routed;
 
 /// A micro-batch on its way through the stage chain. Outputs routed to named
 /// outputs and dead letters travel with the batch to the end of the chain, so

@@ -9,12 +9,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::stage::StageSpec;
+use super::swap::{Prepared, SwapSlot};
 use crate::event::{Event, now_ms};
-use crate::pipeline::stage::StageSpec;
-use crate::pipeline::swap::{Prepared, SwapSlot};
-use crate::plugin::watcher::Change;
+use crate::plugin::Change;
 use crate::plugin::{LoadedPlugin, PluginEngine, PluginError, PluginInstance};
-use crate::telemetry::versions::{ReloadEvent, VersionBoard};
+use crate::telemetry::{ReloadEvent, VersionBoard};
 
 /// What the reloader knows of a stage.
 pub struct StageHandle {

@@ -13,11 +13,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::ack::{AckSet, AckStatus, Finalizer, ack_channel};
+use super::batch::Batch;
+use super::route::Routes;
+use super::stage::Stage;
 use crate::event::Event;
-use crate::pipeline::ack::{self, AckSet, AckStatus, Finalizer};
-use crate::pipeline::batch::Batch;
-use crate::pipeline::route::Routes;
-use crate::pipeline::stage::Stage;
 use crate::sink::{Sink, SinkBatch};
 use crate::source::{Source, SourceError};
 use crate::telemetry::PipelineStats;
@@ -210,7 +210,7 @@ async fn drive_source(
     stats: Arc<PipelineStats>,
     drain_timeout: Duration,
 ) -> Result<u64, RunError> {
-    let (ack_tx, mut ack_rx) = ack::channel();
+    let (ack_tx, mut ack_rx) = ack_channel();
     let mut outstanding = 0u64;
     let mut seq = 0u64;
     let mut pending = Batch::default();

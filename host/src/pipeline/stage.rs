@@ -5,17 +5,17 @@
 
 use std::sync::Arc;
 
+use super::batch::Batch;
+use super::breaker::{Breaker, BreakerAction, CircuitBreakerConfig};
+use super::dlq::DeadLetter;
+use super::route::Routes;
+use super::swap::SwapSlot;
 use crate::event::Event;
-use crate::pipeline::batch::Batch;
-use crate::pipeline::breaker::{Breaker, BreakerAction, CircuitBreakerConfig};
-use crate::pipeline::dlq::DeadLetter;
-use crate::pipeline::route::Routes;
-use crate::pipeline::swap::SwapSlot;
 use crate::plugin::{
     InstanceConfig, LoadedPlugin, PluginEngine, PluginError, PluginInstance, Processed,
 };
 use crate::telemetry::StageStats;
-use crate::telemetry::versions::VersionBoard;
+use crate::telemetry::VersionBoard;
 
 /// What a stage is made of (built from the pipeline file).
 #[derive(Clone)]

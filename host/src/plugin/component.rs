@@ -14,7 +14,7 @@ pub struct LoadedPlugin {
     pub name: Arc<str>,
     /// Its version: the SHA-256 of the `.wasm` bytes.
     pub version: Arc<str>,
-    pub pre: TransformPre<StoreState>,
+    pub(crate) pre: TransformPre<StoreState>,
     pub cache: CacheOutcome,
 }
 

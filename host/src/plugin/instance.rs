@@ -181,11 +181,9 @@ impl PluginInstance {
                 CallError::Trap("the plugin panicked (unreachable executed)".into())
             }
             Some(trap) => CallError::Trap(trap.to_string()),
-            None if self.store.data_mut().limiter.take_memory_refused() => {
-                CallError::OutOfMemory {
-                    limit_mib: limits.max_memory_mib,
-                }
-            }
+            None if self.store.data_mut().limiter.take_memory_refused() => CallError::OutOfMemory {
+                limit_mib: limits.max_memory_mib,
+            },
             None => CallError::Trap(format!("{err:#}")),
         }
     }

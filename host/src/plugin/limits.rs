@@ -66,7 +66,7 @@ impl LimitsConfig {
     }
 
     /// The limiter of one instance's store.
-    pub fn limiter(&self) -> Limiter {
+    pub(crate) fn limiter(&self) -> Limiter {
         Limiter {
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.max_memory_bytes())
@@ -191,7 +191,11 @@ mod tests {
         assert_eq!(limiter.memory_bytes(), 1 << 16);
         assert!(!limiter.take_memory_refused());
         assert!(limiter.memory_growing(1 << 16, 2 << 20, None).is_err());
-        assert_eq!(limiter.memory_bytes(), 1 << 16, "a refused growth holds nothing");
+        assert_eq!(
+            limiter.memory_bytes(),
+            1 << 16,
+            "a refused growth holds nothing"
+        );
         assert!(limiter.take_memory_refused());
         assert!(!limiter.take_memory_refused(), "taken");
     }

@@ -25,9 +25,9 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 
 use super::{Sink, SinkBatch, SinkError};
+use crate::pipeline::AckSet;
+use crate::source::{Properties, client_config, validate_properties};
 use crate::validate::FieldError;
-use crate::pipeline::ack::AckSet;
-use crate::source::kafka::{Properties, client_config, validate_properties};
 
 /// `type = "kafka"`: every event becomes a record of `topic`, with its key,
 /// value, headers and timestamp. The partition is chosen by librdkafka's
@@ -123,7 +123,7 @@ pub struct LogContext;
 
 impl ClientContext for LogContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        crate::source::kafka::props::forward_log(level, fac, log_message);
+        crate::source::forward_log(level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {

@@ -6,11 +6,11 @@
 //! `[outputs.<name>]` or `[dead_letter]` table, only dispatches on `type`.
 //! Adding a sink is a module and a variant here.
 
-pub mod file;
-pub mod jsonl;
-pub mod kafka;
-pub mod stdout;
-pub mod writer;
+mod file;
+mod jsonl;
+mod kafka;
+mod stdout;
+mod writer;
 
 use std::path::Path;
 
@@ -18,13 +18,15 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use crate::event::Event;
-use crate::pipeline::ack::AckSet;
+use crate::paths::ConfigPath;
+use crate::pipeline::AckSet;
 use crate::validate::FieldError;
 
 pub use file::{FileSink, FileSinkConfig};
-pub use jsonl::{DecodedEvent, OutputFormat, decode_envelope, encode_envelope};
+pub use jsonl::{OutputFormat, encode_envelope};
+pub use kafka::{KafkaSink, KafkaSinkConfig};
 pub use stdout::{StderrSink, StdoutSink, StdoutSinkConfig};
-pub use writer::WriterSink;
+pub use writer::{AfterWrite, WriterSink};
 
 /// An output (`[outputs.<name>]`) or the dead-letter output (`[dead_letter]`).
 /// `type` selects the kind; the other fields are the kind's.
@@ -38,8 +40,8 @@ pub enum SinkConfig {
     Stderr(StdoutSinkConfig),
     /// A file ([`FileSinkConfig`]).
     File(FileSinkConfig),
-    /// A Kafka topic ([`kafka::KafkaSinkConfig`]).
-    Kafka(kafka::KafkaSinkConfig),
+    /// A Kafka topic ([`KafkaSinkConfig`]).
+    Kafka(KafkaSinkConfig),
 }
 
 impl SinkConfig {
@@ -62,7 +64,7 @@ impl SinkConfig {
 
     /// The file this sink writes, if it writes one (as resolved, and as
     /// written in the pipeline file).
-    pub fn file(&self) -> Option<&crate::paths::ConfigPath> {
+    pub fn file(&self) -> Option<&ConfigPath> {
         match self {
             SinkConfig::File(c) => Some(&c.path),
             SinkConfig::Stdout(_) | SinkConfig::Stderr(_) | SinkConfig::Kafka(_) => None,
@@ -85,7 +87,7 @@ impl SinkConfig {
         match ty {
             "stdout" | "stderr" => StdoutSinkConfig::deserialize(de).err(),
             "file" => FileSinkConfig::deserialize(de).err(),
-            "kafka" => kafka::KafkaSinkConfig::deserialize(de).err(),
+            "kafka" => KafkaSinkConfig::deserialize(de).err(),
             _ => None,
         }
     }

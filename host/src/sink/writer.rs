@@ -15,7 +15,7 @@ use async_trait::async_trait;
 
 use super::jsonl::OutputFormat;
 use super::{Sink, SinkBatch, SinkError};
-use crate::pipeline::ack::AckSet;
+use crate::pipeline::AckSet;
 
 /// What runs after each batch's write: flush, and fsync if asked.
 pub type AfterWrite<W> = fn(&mut W) -> std::io::Result<()>;

@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 
 use super::{AckCounts, ChunkIds, Read, Source, SourceError};
 use crate::event::{Event, Position, now_ms};
-use crate::pipeline::ack::Ack;
-use crate::pipeline::dlq::DeadLetter;
+use crate::pipeline::Ack;
+use crate::pipeline::DeadLetter;
 
 /// Bytes asked of the reader per `read` call.
 const BLOCK: usize = 64 * 1024;

@@ -11,11 +11,11 @@
 //! `[source]` table, only dispatches on `type`. Adding a source is a module
 //! and a variant here.
 
-pub mod file;
-pub mod generate;
-pub mod kafka;
-pub mod lines;
-pub mod stdin;
+mod file;
+mod generate;
+mod kafka;
+mod lines;
+mod stdin;
 
 use std::path::Path;
 
@@ -23,12 +23,18 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use crate::event::Event;
-use crate::pipeline::ack::Ack;
-use crate::pipeline::dlq::DeadLetter;
+use crate::pipeline::{Ack, AckStatus, DeadLetter};
 use crate::validate::FieldError;
 
 pub use file::FileSourceConfig;
-pub use generate::{GenerateSchema, GenerateSource, GenerateSourceConfig, generate_values};
+pub use generate::{
+    GenerateSchema, GenerateSource, GenerateSourceConfig, SchemaName, generate_values,
+};
+pub use kafka::{
+    KafkaSource, KafkaSourceConfig, KafkaStats, PartitionMetrics, Properties, PropertyValue,
+    StartPosition,
+};
+pub(crate) use kafka::{client_config, forward_log, validate_properties};
 pub use lines::{LineFormat, LinesSource};
 pub use stdin::StdinSourceConfig;
 
@@ -43,8 +49,8 @@ pub enum SourceConfig {
     File(FileSourceConfig),
     /// Lines on standard input ([`StdinSourceConfig`]).
     Stdin(StdinSourceConfig),
-    /// Kafka topics, as a consumer-group member ([`kafka::KafkaSourceConfig`]).
-    Kafka(kafka::KafkaSourceConfig),
+    /// Kafka topics, as a consumer-group member ([`KafkaSourceConfig`]).
+    Kafka(KafkaSourceConfig),
 }
 
 impl SourceConfig {
@@ -91,7 +97,7 @@ impl SourceConfig {
             "generate" => GenerateSourceConfig::deserialize(de).err(),
             "file" => FileSourceConfig::deserialize(de).err(),
             "stdin" => StdinSourceConfig::deserialize(de).err(),
-            "kafka" => kafka::KafkaSourceConfig::deserialize(de).err(),
+            "kafka" => KafkaSourceConfig::deserialize(de).err(),
             _ => None,
         }
     }
@@ -156,8 +162,8 @@ pub struct AckCounts {
 impl AckCounts {
     pub fn record(&mut self, ack: &Ack) {
         match ack.status {
-            crate::pipeline::ack::AckStatus::Delivered => self.delivered += ack.events as u64,
-            crate::pipeline::ack::AckStatus::Failed => self.failed += ack.events as u64,
+            AckStatus::Delivered => self.delivered += ack.events as u64,
+            AckStatus::Failed => self.failed += ack.events as u64,
         }
     }
 }
@@ -170,7 +176,7 @@ pub trait Source: Send {
     /// Per-partition consumer lag and committed offsets, for telemetry: a
     /// shared handle the source keeps up to date (`None`: the source has no
     /// partitions to report).
-    fn kafka_stats(&self) -> Option<std::sync::Arc<kafka::KafkaStats>> {
+    fn kafka_stats(&self) -> Option<std::sync::Arc<KafkaStats>> {
         None
     }
 

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::metrics::{Live, Metrics};
-use crate::validate::FieldError;
 use super::status::StatusDoc;
+use crate::validate::FieldError;
 
 /// `[admin]`: the admin HTTP endpoint.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -97,9 +97,7 @@ impl Admin {
     /// Listens and serves on a thread of its own; not ready until
     /// [`Admin::set_ready`].
     pub fn start(config: &AdminConfig) -> Result<Self, AdminError> {
-        let addr = config
-            .socket_addr()
-            .map_err(AdminError::Config)?;
+        let addr = config.socket_addr().map_err(AdminError::Config)?;
         let server = tiny_http::Server::http(addr).map_err(|e| AdminError::Bind {
             address: config.address.clone(),
             reason: e.to_string(),

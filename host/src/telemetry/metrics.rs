@@ -12,9 +12,9 @@ use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use super::{HistogramSnapshot, PipelineStats, StageStats};
 use super::versions::{VersionBoard, VersionsSnapshot};
-use crate::source::kafka::KafkaStats;
+use super::{HistogramSnapshot, PipelineStats, StageStats};
+use crate::source::KafkaStats;
 
 /// What the pipeline collector reads at each scrape.
 #[derive(Clone)]
@@ -147,7 +147,7 @@ fn gauge_i64(m: &mut MetricEncoder<'_>, v: i64) -> Result<(), std::fmt::Error> {
 }
 
 impl prometheus_client::collector::Collector for PipelineCollector {
-    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let Live {
             stats,
             status,

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::metrics::Live;
 use super::versions::VersionsSnapshot;
-use crate::source::kafka::PartitionMetrics;
+use crate::source::PartitionMetrics;
 
 #[derive(Debug, Serialize)]
 pub struct StatusDoc {

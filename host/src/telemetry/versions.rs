@@ -252,7 +252,10 @@ mod tests {
         });
         let json = read(&path);
         assert_eq!(json["stages"]["tag"]["version"], "v2", "{json:#}");
-        assert_eq!((json["swaps"].as_u64(), json["refusals"].as_u64()), (Some(1), Some(1)));
+        assert_eq!(
+            (json["swaps"].as_u64(), json["refusals"].as_u64()),
+            (Some(1), Some(1))
+        );
         assert_eq!(json["stages"]["tag"]["swaps"], 1);
         let outcomes: Vec<&str> = json["recent"]
             .as_array()
@@ -263,6 +266,10 @@ mod tests {
         assert_eq!(outcomes, ["loaded", "swapped", "refused"]);
         board.serving("tag", "tagger", "v3", true);
         drop(board);
-        assert_eq!(read(&path)["stages"]["tag"]["version"], "v3", "flushed when dropped");
+        assert_eq!(
+            read(&path)["stages"]["tag"]["version"],
+            "v3",
+            "flushed when dropped"
+        );
     }
 }

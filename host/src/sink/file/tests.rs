@@ -5,8 +5,8 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::event::{Event, Position};
-use crate::pipeline::ack::{self, Ack, AckSet, AckStatus, Finalizer};
-use crate::sink::jsonl::decode_envelope;
+use crate::pipeline::{Ack, AckSet, AckStatus, Finalizer, ack_channel};
+use crate::sink::jsonl::decode::decode_envelope;
 use crate::sink::{Sink, SinkBatch};
 
 fn events(n: usize, from: i64) -> Vec<Event> {
@@ -45,7 +45,7 @@ fn config(path: &Path, base_dir: &Path) -> FileSinkConfig {
 #[tokio::test]
 async fn writes_envelopes_then_acks_delivered() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (tx, mut rx) = ack::channel();
+    let (tx, mut rx) = ack_channel();
     let mut sink = config(Path::new("out/nested/a.jsonl"), dir.path())
         .build()
         .expect("build");
@@ -74,7 +74,7 @@ async fn truncates_unless_append_and_writes_values() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("v.txt");
     std::fs::write(&path, "old\n").expect("write");
-    let (tx, _rx) = ack::channel();
+    let (tx, _rx) = ack_channel();
     let mut c = config(&path, dir.path());
     c.format = OutputFormat::Value;
     let mut sink = c.build().expect("build");
@@ -112,7 +112,7 @@ impl std::io::Write for Probe {
 
 #[tokio::test]
 async fn acknowledges_only_after_the_write() {
-    let (tx, rx) = ack::channel();
+    let (tx, rx) = ack_channel();
     let rx = Arc::new(Mutex::new(rx));
     let seen = Arc::new(Mutex::new(None));
     let probe = Probe {
@@ -133,7 +133,7 @@ async fn acknowledges_only_after_the_write() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn write_failure_fails_the_acks() {
-    let (tx, mut rx) = ack::channel();
+    let (tx, mut rx) = ack_channel();
     let mut sink = config(Path::new("/dev/full"), Path::new("/"))
         .build()
         .expect("/dev/full opens");
@@ -172,7 +172,7 @@ impl std::io::Write for Slow {
 
 #[tokio::test]
 async fn a_dropped_send_fails_its_acks() {
-    let (tx, mut rx) = ack::channel();
+    let (tx, mut rx) = ack_channel();
     let mut sink = WriterSink::new("slow".into(), OutputFormat::Json, Slow, |w| w.flush());
     let send = sink.send(batch(3, events(2, 0), &tx));
     let timed_out = tokio::time::timeout(std::time::Duration::from_millis(20), send).await;

@@ -13,9 +13,9 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::{AckCounts, ChunkIds, Read, Source, SourceError};
-use crate::validate::FieldError;
 use crate::event::{Event, Position, now_ms};
-use crate::pipeline::ack::Ack;
+use crate::pipeline::Ack;
+use crate::validate::FieldError;
 use cards::CardGenerator;
 use rng::{Rng, fnv1a};
 

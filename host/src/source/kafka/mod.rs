@@ -19,9 +19,9 @@
 //! prefix is committed synchronously.
 
 mod consumer;
-pub(crate) mod props;
+mod props;
 mod stats;
-pub mod tracker;
+mod tracker;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
@@ -31,10 +31,12 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{ChunkIds, Read, Source, SourceError};
-use crate::validate::FieldError;
 use crate::event::Event;
-use crate::pipeline::ack::{Ack, AckStatus};
-pub use props::{Properties, PropertyValue, client_config, validate as validate_properties};
+use crate::pipeline::{Ack, AckStatus};
+use crate::validate::FieldError;
+pub use props::{
+    Properties, PropertyValue, client_config, forward_log, validate as validate_properties,
+};
 pub use stats::{KafkaStats, PartitionMetrics};
 use tracker::{OffsetTracker, TopicPartition};
 
