@@ -8,6 +8,7 @@
 pub mod app;
 pub mod commands;
 pub mod config;
+pub mod endpoint;
 pub mod event;
 mod host_api;
 pub mod inference;

@@ -8,7 +8,9 @@
 //! parsed back, so a nested key always renders as TOML writes it
 //! (`stages[0].grants.dirs[0].guest`).
 
+use std::ffi::OsStr;
 use std::fmt;
+use std::ops::RangeInclusive;
 
 /// One step of a field path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +76,58 @@ impl fmt::Display for FieldError {
 
 impl std::error::Error for FieldError {}
 
+/// `value` must not be empty ("must not be empty").
+pub fn not_empty(field: &str, value: impl AsRef<OsStr>) -> Result<(), FieldError> {
+    if value.as_ref().is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    Ok(())
+}
+
+/// `value` must hold more than white space ("must not be empty").
+pub fn not_blank(field: &str, value: &str) -> Result<(), FieldError> {
+    not_empty(field, value.trim())
+}
+
+/// A count or duration that 0 would disable ("must be at least 1").
+pub fn at_least_one(field: &str, value: u64) -> Result<(), FieldError> {
+    if value == 0 {
+        return Err(FieldError::new(field, "must be at least 1"));
+    }
+    Ok(())
+}
+
+/// `value` must lie in `range` ("must be between LOW and HIGH, got VALUE").
+pub fn in_range<T: PartialOrd + fmt::Display>(
+    field: &str,
+    value: T,
+    range: RangeInclusive<T>,
+) -> Result<(), FieldError> {
+    if !range.contains(&value) {
+        let (low, high) = range.into_inner();
+        return Err(FieldError::new(
+            field,
+            format!("must be between {low} and {high}, got {value}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `value` must not exceed `max` ("must be at most MAX, got VALUE").
+pub fn at_most<T: PartialOrd + fmt::Display>(
+    field: &str,
+    value: T,
+    max: T,
+) -> Result<(), FieldError> {
+    if value > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max}, got {value}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A path as TOML writes it: bare keys where they may be bare, quoted ones
 /// otherwise, `[i]` for array elements.
 fn render_path(path: &[PathSegment]) -> String {
@@ -120,5 +174,27 @@ mod tests {
             .within("stages");
         assert_eq!(e.field(), "stages[0].grants.dirs[0].guest");
         assert_eq!(FieldError::at_index("env", 2, "bad").field(), "env[2]");
+    }
+
+    #[test]
+    fn checks_name_the_field_and_the_bound() {
+        assert_eq!(
+            not_blank("brokers", " ").map_err(|e| e.to_string()),
+            Err("brokers: must not be empty".to_owned())
+        );
+        assert!(not_empty("path", std::path::Path::new("a")).is_ok());
+        assert_eq!(
+            at_least_one("max_faults", 0).map_err(|e| e.message),
+            Err("must be at least 1".to_owned())
+        );
+        assert_eq!(
+            in_range("max_batch", 0, 1..=256).map_err(|e| e.message),
+            Err("must be between 1 and 256, got 0".to_owned())
+        );
+        assert!(in_range("max_batch", 256, 1..=256).is_ok());
+        assert_eq!(
+            at_most("max_delay_ms", 5000, 1000).map_err(|e| e.to_string()),
+            Err("max_delay_ms: must be at most 1000, got 5000".to_owned())
+        );
     }
 }

@@ -63,10 +63,11 @@ pub use error::ConfigError;
 use error::Document;
 pub use stage::{BatchConfig, MAX_BATCH_EVENTS, StageConfig};
 
+use crate::endpoint::EndpointError;
 use crate::paths::resolve;
-use crate::sink::{Sink, SinkConfig, SinkError, StdoutSinkConfig};
-use crate::source::{Source, SourceConfig, SourceError};
-use crate::validate::{FieldError, PathSegment};
+use crate::sink::{Sink, SinkConfig, StdoutSinkConfig};
+use crate::source::{Source, SourceConfig};
+use crate::validate::{self, FieldError, PathSegment};
 
 /// A pipeline file.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -233,21 +234,15 @@ impl PipelineConfig {
 
     /// Checks what the types alone do not: names, ranges, references.
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.name.trim().is_empty() {
-            return Err(FieldError::new("name", "must not be empty"));
-        }
+        validate::not_blank("name", &self.name)?;
         if self.name.chars().any(char::is_control) {
             return Err(FieldError::new(
                 "name",
                 "must not contain control characters",
             ));
         }
-        if self.plugin_dir.as_os_str().is_empty() {
-            return Err(FieldError::new("plugin_dir", "must not be empty"));
-        }
-        if self.cache_dir.as_os_str().is_empty() {
-            return Err(FieldError::new("cache_dir", "must not be empty"));
-        }
+        validate::not_empty("plugin_dir", &self.plugin_dir)?;
+        validate::not_empty("cache_dir", &self.cache_dir)?;
         self.source.validate().map_err(|e| e.within("source"))?;
         self.batch.validate().map_err(|e| e.within("batch"))?;
         if let Some(admin) = &self.admin {
@@ -369,12 +364,12 @@ impl PipelineConfig {
         self.onnxruntime.as_ref().and_then(|o| o.library.as_deref())
     }
 
-    pub fn build_source(&self) -> Result<Box<dyn Source>, SourceError> {
+    pub fn build_source(&self) -> Result<Box<dyn Source>, EndpointError> {
         self.source.build()
     }
 
     /// Every output's sink, by name.
-    pub fn build_outputs(&self) -> Result<BTreeMap<String, Box<dyn Sink>>, SinkError> {
+    pub fn build_outputs(&self) -> Result<BTreeMap<String, Box<dyn Sink>>, EndpointError> {
         self.outputs
             .iter()
             .map(|(name, c)| Ok((name.clone(), c.build()?)))
@@ -383,7 +378,7 @@ impl PipelineConfig {
 
     /// The dead-letter sink: the configured one, or JSON lines on stderr (with
     /// a warning, since stderr is easily lost).
-    pub fn build_dead_letter(&self) -> Result<Box<dyn Sink>, SinkError> {
+    pub fn build_dead_letter(&self) -> Result<Box<dyn Sink>, EndpointError> {
         match &self.dead_letter {
             Some(c) => c.build(),
             None => {

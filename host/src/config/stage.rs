@@ -9,7 +9,7 @@ use super::params;
 use crate::pipeline::CircuitBreakerConfig;
 use crate::plugin::GrantsConfig;
 use crate::plugin::LimitsConfig;
-use crate::validate::FieldError;
+use crate::validate::{self, FieldError};
 
 /// The largest `batch.max_events`.
 pub const MAX_BATCH_EVENTS: usize = 65_536;
@@ -41,22 +41,8 @@ impl BatchConfig {
     }
 
     pub fn validate(&self) -> Result<(), FieldError> {
-        if !(1..=MAX_BATCH_EVENTS).contains(&self.max_events) {
-            return Err(FieldError::new(
-                "max_events",
-                format!(
-                    "must be between 1 and {MAX_BATCH_EVENTS}, got {}",
-                    self.max_events
-                ),
-            ));
-        }
-        if self.max_wait_ms > 60_000 {
-            return Err(FieldError::new(
-                "max_wait_ms",
-                format!("must be at most 60000, got {}", self.max_wait_ms),
-            ));
-        }
-        Ok(())
+        validate::in_range("max_events", self.max_events, 1..=MAX_BATCH_EVENTS)?;
+        validate::at_most("max_wait_ms", self.max_wait_ms, 60_000)
     }
 }
 
@@ -130,9 +116,7 @@ impl StageConfig {
             s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
         };
-        if self.name.is_empty() {
-            return Err(FieldError::new("name", "must not be empty"));
-        }
+        validate::not_empty("name", &self.name)?;
         if self.name.len() > 64 || !name_ok(&self.name) {
             return Err(FieldError::new(
                 "name",
@@ -142,9 +126,7 @@ impl StageConfig {
                 ),
             ));
         }
-        if self.plugin.is_empty() {
-            return Err(FieldError::new("plugin", "must not be empty"));
-        }
+        validate::not_empty("plugin", &self.plugin)?;
         if self.plugin_is_path() {
             if self.plugin.len() == ".wasm".len() {
                 return Err(FieldError::new("plugin", "\".wasm\" is not a file name"));

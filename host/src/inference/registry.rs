@@ -84,8 +84,8 @@ impl ModelRegistry {
                 version: model.version.clone(),
                 since_ms: now_ms(),
                 swaps: 0,
-                refusals: 0,
                 last_swap: None,
+                refusals: 0,
                 last_refusal: None,
                 file_deleted: false,
             };

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::validate::FieldError;
+use crate::validate::{self, FieldError};
 
 /// What happens once a stage's breaker trips.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -44,13 +44,8 @@ impl Default for CircuitBreakerConfig {
 
 impl CircuitBreakerConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.max_faults == 0 {
-            return Err(FieldError::new("max_faults", "must be at least 1"));
-        }
-        if self.window_secs == 0 {
-            return Err(FieldError::new("window_secs", "must be at least 1"));
-        }
-        Ok(())
+        validate::at_least_one("max_faults", u64::from(self.max_faults))?;
+        validate::at_least_one("window_secs", self.window_secs)
     }
 }
 

@@ -17,9 +17,10 @@ use super::ack::{AckSet, AckStatus, Finalizer, ack_channel};
 use super::batch::Batch;
 use super::route::Routes;
 use super::stage::Stage;
+use crate::endpoint::EndpointError;
 use crate::event::Event;
 use crate::sink::{Sink, SinkBatch};
-use crate::source::{Source, SourceError};
+use crate::source::Source;
 use crate::telemetry::PipelineStats;
 
 /// Batches in flight between two steps of the pipeline. With `max_events`
@@ -60,7 +61,7 @@ pub struct RunSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("source: {0}")]
-    Source(#[from] SourceError),
+    Source(#[from] EndpointError),
     #[error("output `{output}`: {message}")]
     Sink { output: String, message: String },
     #[error("{0}")]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 
-use crate::validate::FieldError;
+use crate::validate::{self, FieldError};
 
 /// How often the engine's epoch advances; a call's time limit is counted in
 /// these ticks.
@@ -82,17 +82,11 @@ impl LimitsConfig {
     }
 
     pub fn validate(&self) -> Result<(), FieldError> {
-        let at_least_one = [
-            ("max_memory_mib", u64::from(self.max_memory_mib)),
-            ("max_batch_ms", self.max_batch_ms),
-            ("max_instances", u64::from(self.max_instances)),
-            ("max_tables", u64::from(self.max_tables)),
-            ("max_output_mib", u64::from(self.max_output_mib)),
-        ];
-        match at_least_one.iter().find(|(_, v)| *v == 0) {
-            Some((field, _)) => Err(FieldError::new(field, "must be at least 1")),
-            None => Ok(()),
-        }
+        validate::at_least_one("max_memory_mib", u64::from(self.max_memory_mib))?;
+        validate::at_least_one("max_batch_ms", self.max_batch_ms)?;
+        validate::at_least_one("max_instances", u64::from(self.max_instances))?;
+        validate::at_least_one("max_tables", u64::from(self.max_tables))?;
+        validate::at_least_one("max_output_mib", u64::from(self.max_output_mib))
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use notify::{RecursiveMode, Watcher};
 use serde::Deserialize;
 
-use crate::validate::FieldError;
+use crate::validate::{self, FieldError};
 
 /// How to notice changes.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -54,10 +54,7 @@ impl Default for ReloadConfig {
 
 impl ReloadConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.poll_interval_ms == 0 {
-            return Err(FieldError::new("poll_interval_ms", "must be at least 1"));
-        }
-        Ok(())
+        validate::at_least_one("poll_interval_ms", self.poll_interval_ms)
     }
 }
 

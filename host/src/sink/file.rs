@@ -6,11 +6,11 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::SinkError;
 use super::jsonl::OutputFormat;
 use super::writer::WriterSink;
+use crate::endpoint::EndpointError;
 use crate::paths::ConfigPath;
-use crate::validate::FieldError;
+use crate::validate::{self, FieldError};
 
 pub type FileSink = WriterSink<File>;
 
@@ -41,22 +41,14 @@ pub struct FileSinkConfig {
 
 impl FileSinkConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.path.written().as_os_str().is_empty() {
-            return Err(FieldError::new("path", "must not be empty"));
-        }
-        Ok(())
-    }
-
-    /// Resolves `path` against the pipeline file's folder.
-    pub fn resolve_paths(&mut self, base_dir: &Path) {
-        self.path.resolve(base_dir);
+        validate::not_empty("path", self.path.written())
     }
 
     /// Creates the parent folders and opens the file (truncating it unless
     /// `append`): a path that cannot be written is an error now.
-    pub fn build(&self) -> Result<FileSink, SinkError> {
+    pub fn build(&self) -> Result<FileSink, EndpointError> {
         let path = self.path.resolved();
-        let io_error = |what: &str, source| SinkError::Io {
+        let io_error = |what: &str, source| EndpointError::Io {
             context: format!("{what} {}", path.display()),
             source,
         };
@@ -88,6 +80,11 @@ impl FileSinkConfig {
             |f| f.flush()
         };
         Ok(WriterSink::new(describe, self.format, file, after_write))
+    }
+
+    /// Resolves `path` against the pipeline file's folder.
+    pub fn resolve_paths(&mut self, base_dir: &Path) {
+        self.path.resolve(base_dir);
     }
 }
 

@@ -17,6 +17,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use serde::Deserialize;
 
+use crate::endpoint::EndpointError;
 use crate::event::Event;
 use crate::paths::ConfigPath;
 use crate::pipeline::AckSet;
@@ -72,7 +73,7 @@ impl SinkConfig {
     }
 
     /// Creates the sink.
-    pub fn build(&self) -> Result<Box<dyn Sink>, SinkError> {
+    pub fn build(&self) -> Result<Box<dyn Sink>, EndpointError> {
         Ok(match self {
             SinkConfig::Stdout(c) => Box::new(c.build_stdout()),
             SinkConfig::Stderr(c) => Box::new(c.build_stderr()),
@@ -100,18 +101,6 @@ pub struct SinkBatch {
     pub acks: AckSet,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Other(String),
-}
-
 #[async_trait]
 pub trait Sink: Send {
     fn describe(&self) -> String;
@@ -121,8 +110,8 @@ pub trait Sink: Send {
     /// broker) — after calling `batch.acks.fail()` if they could not be. A
     /// pipelined sink may return before that. An `Err` is fatal: the pipeline
     /// stops (at-least-once: unacknowledged input is read again on restart).
-    async fn send(&mut self, batch: SinkBatch) -> Result<(), SinkError>;
+    async fn send(&mut self, batch: SinkBatch) -> Result<(), EndpointError>;
 
     /// Waits until everything sent so far is acknowledged. Called at shutdown.
-    async fn flush(&mut self) -> Result<(), SinkError>;
+    async fn flush(&mut self) -> Result<(), EndpointError>;
 }

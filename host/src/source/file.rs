@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::SourceError;
 use super::lines::{LineFormat, LinesSource};
+use crate::endpoint::EndpointError;
 use crate::paths::ConfigPath;
-use crate::validate::FieldError;
+use crate::validate::{self, FieldError};
 
 /// `[source] type = "file"`: one event per non-empty line of a file, read
 /// from start to end (the file is streamed, never loaded whole). Positions:
@@ -28,10 +28,7 @@ pub struct FileSourceConfig {
 
 impl FileSourceConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.path.written().as_os_str().is_empty() {
-            return Err(FieldError::new("path", "must not be empty"));
-        }
-        Ok(())
+        validate::not_empty("path", self.path.written())
     }
 
     /// Resolves `path` against the pipeline file's folder.
@@ -40,9 +37,9 @@ impl FileSourceConfig {
     }
 
     /// Opens the file (an error now if it cannot be) and starts reading it.
-    pub fn build(&self) -> Result<LinesSource, SourceError> {
+    pub fn build(&self) -> Result<LinesSource, EndpointError> {
         let resolved = self.path.resolved();
-        let file = std::fs::File::open(resolved).map_err(|source| SourceError::Io {
+        let file = std::fs::File::open(resolved).map_err(|source| EndpointError::Io {
             context: format!("cannot open the source file {}", resolved.display()),
             source,
         })?;

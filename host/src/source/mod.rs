@@ -22,6 +22,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use serde::Deserialize;
 
+use crate::endpoint::EndpointError;
 use crate::event::Event;
 use crate::pipeline::{Ack, AckStatus, DeadLetter};
 use crate::validate::FieldError;
@@ -81,7 +82,7 @@ impl SourceConfig {
     }
 
     /// Creates the source.
-    pub fn build(&self) -> Result<Box<dyn Source>, SourceError> {
+    pub fn build(&self) -> Result<Box<dyn Source>, EndpointError> {
         Ok(match self {
             SourceConfig::Generate(c) => Box::new(c.build()?),
             SourceConfig::File(c) => Box::new(c.build()?),
@@ -139,18 +140,6 @@ impl ChunkIds {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Other(String),
-}
-
 /// Events acknowledged delivered / failed, as a source counts them for its
 /// closing log line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -165,6 +154,16 @@ impl AckCounts {
             AckStatus::Delivered => self.delivered += ack.events as u64,
             AckStatus::Failed => self.failed += ack.events as u64,
         }
+    }
+
+    /// The source's closing log line.
+    pub fn log_closed(&self, source: &str) {
+        tracing::info!(
+            source,
+            delivered = self.delivered,
+            failed = self.failed,
+            "source closed"
+        );
     }
 }
 
@@ -182,17 +181,17 @@ pub trait Source: Send {
 
     /// Reads up to `max` events (and rejects). `Ok(None)`: the input is
     /// exhausted. Must be cancel-safe: the driver drops the future at shutdown.
-    async fn read(&mut self, max: usize) -> Result<Option<Read>, SourceError>;
+    async fn read(&mut self, max: usize) -> Result<Option<Read>, EndpointError>;
 
     /// The outcome of a chunk this source returned (by the id it minted).
     /// Acks may arrive in any order.
-    async fn ack(&mut self, _ack: Ack) -> Result<(), SourceError> {
+    async fn ack(&mut self, _ack: Ack) -> Result<(), EndpointError> {
         Ok(())
     }
 
     /// Called once at shutdown after every outstanding chunk was acknowledged
     /// (or the drain deadline passed): commit what must be committed.
-    async fn close(&mut self) -> Result<(), SourceError> {
+    async fn close(&mut self) -> Result<(), EndpointError> {
         Ok(())
     }
 }

@@ -13,8 +13,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::versions::{VersionBoard, VersionsSnapshot};
-use super::{HistogramSnapshot, PipelineStats, StageStats};
-use crate::source::KafkaStats;
+use super::{AtomicHistogram, HistogramSnapshot, PipelineStats, StageStats};
+use crate::source::{KafkaStats, PartitionMetrics};
 
 /// What the pipeline collector reads at each scrape.
 #[derive(Clone)]
@@ -297,32 +297,28 @@ impl prometheus_client::collector::Collector for PipelineCollector {
             memory,
             gauge_i64,
         )?;
-        let lat: Vec<_> = stats
-            .stages
-            .iter()
-            .map(|(n, s)| (stage_labels(&snapshot, n), s.latency.snapshot()))
-            .collect();
-        family(
-            &mut enc,
-            "weir_stage_batch_latency_seconds",
-            "Time of one batch through the stage's plugin.",
-            Histogram,
-            lat.iter().map(|(l, h)| (l.clone(), h)),
-            histogram,
-        )?;
-        let sizes: Vec<_> = stats
-            .stages
-            .iter()
-            .map(|(n, s)| (stage_labels(&snapshot, n), s.batch_events.snapshot()))
-            .collect();
-        family(
-            &mut enc,
-            "weir_stage_batch_events",
-            "Events per batch handed to the stage's plugin.",
-            Histogram,
-            sizes.iter().map(|(l, h)| (l.clone(), h)),
-            histogram,
-        )?;
+        type StageHistogram = fn(&StageStats) -> &AtomicHistogram;
+        let histograms: [(&str, &str, StageHistogram); 2] = [
+            (
+                "weir_stage_batch_latency_seconds",
+                "Time of one batch through the stage's plugin.",
+                |s| &s.latency,
+            ),
+            (
+                "weir_stage_batch_events",
+                "Events per batch handed to the stage's plugin.",
+                |s| &s.batch_events,
+            ),
+        ];
+        for (name, help, of) in histograms {
+            let rows: Vec<_> = stats
+                .stages
+                .iter()
+                .map(|(n, s)| (stage_labels(&snapshot, n), of(s).snapshot()))
+                .collect();
+            let rows = rows.iter().map(|(l, h)| (l.clone(), h));
+            family(&mut enc, name, help, Histogram, rows, histogram)?;
+        }
 
         // Plugin versions and hot reload.
         family(
@@ -364,48 +360,37 @@ impl prometheus_client::collector::Collector for PipelineCollector {
             counter,
         )?;
 
-        // Kafka consumer positions.
+        // Kafka consumer positions, one gauge per partition.
         if let Some(kafka) = kafka {
             let parts = kafka.snapshot();
             let labelled: Vec<_> = parts
                 .iter()
                 .map(|p| (p.topic.as_str(), p.partition.to_string(), p))
                 .collect();
-            family(
-                &mut enc,
-                "weir_kafka_consumer_lag",
-                "Records of the partition not yet committed (high watermark - committed offset).",
-                Gauge,
-                labelled.iter().filter_map(|(t, n, p)| {
-                    p.lag
-                        .map(|lag| (vec![("topic", *t), ("partition", n.as_str())], lag))
-                }),
-                gauge_i64,
-            )?;
-            family(
-                &mut enc,
-                "weir_kafka_committed_offset",
-                "The last offset committed for the partition (the next to read).",
-                Gauge,
-                labelled.iter().filter_map(|(t, n, p)| {
-                    p.committed
-                        .map(|c| (vec![("topic", *t), ("partition", n.as_str())], c))
-                }),
-                gauge_i64,
-            )?;
-            family(
-                &mut enc,
-                "weir_kafka_partition_assigned",
-                "1 while this consumer owns the partition.",
-                Gauge,
-                labelled.iter().map(|(t, n, p)| {
-                    (
-                        vec![("topic", *t), ("partition", n.as_str())],
-                        i64::from(p.assigned),
-                    )
-                }),
-                gauge_i64,
-            )?;
+            type Value = fn(&PartitionMetrics) -> Option<i64>;
+            let gauges: [(&str, &str, Value); 3] = [
+                (
+                    "weir_kafka_consumer_lag",
+                    "Records of the partition not yet committed (high watermark - committed offset).",
+                    |p| p.lag,
+                ),
+                (
+                    "weir_kafka_committed_offset",
+                    "The last offset committed for the partition (the next to read).",
+                    |p| p.committed,
+                ),
+                (
+                    "weir_kafka_partition_assigned",
+                    "1 while this consumer owns the partition.",
+                    |p| Some(i64::from(p.assigned)),
+                ),
+            ];
+            for (name, help, value) in gauges {
+                let rows = labelled.iter().filter_map(|(t, n, p)| {
+                    Some((vec![("topic", *t), ("partition", n.as_str())], value(p)?))
+                });
+                family(&mut enc, name, help, Gauge, rows, gauge_i64)?;
+            }
         }
         Ok(())
     }

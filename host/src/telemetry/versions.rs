@@ -23,13 +23,13 @@ use crate::event::now_ms;
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct ReloadEvent {
     pub at_ms: i64,
-    pub plugin: String,
-    pub file: String,
     /// `loaded` (at start), `prepared` (ready, waiting for a batch boundary),
     /// `swapped` (serving), `refused`, `deleted`, `unchanged`.
     pub outcome: String,
-    pub version: Option<String>,
     pub stage: Option<String>,
+    pub plugin: String,
+    pub file: String,
+    pub version: Option<String>,
     pub reason: Option<String>,
 }
 
@@ -60,8 +60,8 @@ pub struct ModelStatus {
     pub version: String,
     pub since_ms: i64,
     pub swaps: u64,
-    pub refusals: u64,
     pub last_swap: Option<ModelEvent>,
+    pub refusals: u64,
     pub last_refusal: Option<ModelEvent>,
     /// The file was deleted; the last good version keeps serving.
     pub file_deleted: bool,

@@ -32,6 +32,22 @@ fn produce(brokers: &str, topic: &str, partitions: i32, n: usize) {
         .expect("flush produced records");
 }
 
+/// A mock cluster whose topic `in` has `partitions` partitions holding
+/// `records` records; its bootstrap servers.
+fn cluster_with(
+    partitions: i32,
+    records: usize,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+) {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("in", partitions, 1).expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    produce(&brokers, "in", partitions, records);
+    (cluster, brokers)
+}
+
 fn config(brokers: &str, topic: &str, group: &str) -> KafkaSourceConfig {
     KafkaSourceConfig {
         brokers: brokers.to_owned(),
@@ -88,10 +104,7 @@ async fn read_n(source: &mut KafkaSource, n: usize) -> Vec<Vec<Event>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_everything_in_partition_order_and_commits_after_acks() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    cluster.create_topic("in", 4, 1).expect("topic");
-    let brokers = cluster.bootstrap_servers();
-    produce(&brokers, "in", 4, 2000);
+    let (_cluster, brokers) = cluster_with(4, 2000);
 
     let mut source = config(&brokers, "in", "g1").build().expect("source");
     let stats = source.stats();
@@ -159,10 +172,7 @@ async fn reads_everything_in_partition_order_and_commits_after_acks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_ack_stops_the_source_and_commits_only_the_prefix() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    cluster.create_topic("in", 1, 1).expect("topic");
-    let brokers = cluster.bootstrap_servers();
-    produce(&brokers, "in", 1, 300);
+    let (_cluster, brokers) = cluster_with(1, 300);
 
     let mut source = config(&brokers, "in", "g2").build().expect("source");
     let chunks = read_n(&mut source, 300).await;
@@ -190,10 +200,7 @@ async fn a_failed_ack_stops_the_source_and_commits_only_the_prefix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backpressure_pauses_without_losing_records() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    cluster.create_topic("in", 2, 1).expect("topic");
-    let brokers = cluster.bootstrap_servers();
-    produce(&brokers, "in", 2, 5000);
+    let (_cluster, brokers) = cluster_with(2, 5000);
     let mut cfg = config(&brokers, "in", "g3");
     cfg.buffer_events = 50;
     let mut source = cfg.build().expect("source");
