@@ -159,7 +159,7 @@ impl AckCounts {
     /// The source's closing log line.
     pub fn log_closed(&self, source: &str) {
         tracing::info!(
-            source,
+            source = %source,
             delivered = self.delivered,
             failed = self.failed,
             "source closed"
