@@ -54,6 +54,7 @@
 extern crate self as weir_sdk;
 
 mod codec;
+mod drivers;
 mod error;
 mod event;
 pub mod infer;
