@@ -12,6 +12,7 @@ pub mod endpoint;
 pub mod event;
 mod host_api;
 pub mod inference;
+pub mod kafka;
 pub mod paths;
 pub mod pipeline;
 pub mod plugin;

@@ -281,7 +281,7 @@ headers = true
     assert_eq!(k.buffer_events, 10_000);
     assert_eq!(
         k.properties.get("fetch.min.bytes"),
-        Some(&crate::source::PropertyValue::Integer(10))
+        Some(&crate::kafka::PropertyValue::Integer(10))
     );
     let bad = src.replace("group_id = \"g\"", "group_id = \"g\"\ngroup = 1");
     let err = PipelineConfig::from_str(&bad, "/p").expect_err("unknown field");

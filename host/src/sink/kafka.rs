@@ -26,8 +26,8 @@ use tokio::sync::Notify;
 
 use super::{Sink, SinkBatch};
 use crate::endpoint::EndpointError;
+use crate::kafka::{Properties, client_config, forward_log, validate_properties};
 use crate::pipeline::AckSet;
-use crate::source::{Properties, client_config, validate_properties};
 use crate::validate::{self, FieldError};
 
 /// `type = "kafka"`: every event becomes a record of `topic`, with its key,
@@ -120,7 +120,7 @@ pub struct LogContext;
 
 impl ClientContext for LogContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        crate::source::forward_log(level, fac, log_message);
+        forward_log(level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {

@@ -31,11 +31,7 @@ pub use file::FileSourceConfig;
 pub use generate::{
     GenerateSchema, GenerateSource, GenerateSourceConfig, SchemaName, generate_values,
 };
-pub use kafka::{
-    KafkaSource, KafkaSourceConfig, KafkaStats, PartitionMetrics, Properties, PropertyValue,
-    StartPosition,
-};
-pub(crate) use kafka::{client_config, forward_log, validate_properties};
+pub use kafka::{KafkaSource, KafkaSourceConfig, KafkaStats, PartitionMetrics, StartPosition};
 pub use lines::{LineFormat, LinesSource};
 pub use stdin::StdinSourceConfig;
 

@@ -19,7 +19,6 @@
 //! prefix is committed synchronously.
 
 mod consumer;
-mod props;
 mod stats;
 mod tracker;
 
@@ -33,11 +32,9 @@ use serde::Deserialize;
 use super::{ChunkIds, Read, Source};
 use crate::endpoint::EndpointError;
 use crate::event::Event;
+use crate::kafka::{Properties, client_config, validate_properties};
 use crate::pipeline::{Ack, AckStatus};
 use crate::validate::{self, FieldError};
-pub use props::{
-    Properties, PropertyValue, client_config, forward_log, validate as validate_properties,
-};
 pub use stats::{KafkaStats, PartitionMetrics};
 use tracker::{OffsetTracker, TopicPartition};
 

@@ -9,6 +9,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::*;
+use crate::kafka::PropertyValue;
 use crate::pipeline::AckStatus;
 
 fn produce(brokers: &str, topic: &str, partitions: i32, n: usize) {
