@@ -2,8 +2,11 @@
 //! components and whose models run natively in the host.
 //!
 //! Layout: [`source`] → [`pipeline`] (micro-batcher, [`plugin`] stages, dead
-//! letters, acknowledgement) → [`sink`]. [`host_api`] holds what plugins
-//! import; [`telemetry`] the counters and progress line.
+//! letters, acknowledgement) → [`sink`], with [`inference`] for the models a
+//! plugin calls and [`telemetry`] for the counters and their exporters;
+//! [`config`] reads the pipeline file, [`app`] assembles, [`commands`] are the
+//! command line. The layers, what each may import, and one event's walk are
+//! in `docs/architecture.md`.
 
 pub mod app;
 pub mod commands;
