@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::metrics::{free_port, get, wait_for};
-use crate::support::{plugin_dir, weir_run, workspace};
+use crate::support::{Pipeline, plugin_dir, weir_run, workspace};
 
 /// The Chromium binary: `$WEIR_CHROMIUM` (exported by `scripts/setup.sh
 /// --tests`, which installs Debian's package before any test starts), else
@@ -64,33 +64,14 @@ fn status_page_renders_the_pipeline_and_its_numbers_move() {
     let dir = tmp.path();
     plugin_dir(dir, &["tagger"]);
     let port = free_port();
-    let toml = format!(
-        r#"
-name = "status-demo"
-cache_dir = "{cache}"
-[source]
-type = "generate"
-schema = "card-transactions"
-rate = 2000
-count = 100000000
-[[stages]]
-name = "tag"
-plugin = "tagger"
-[stages.params]
-tag = "t"
-[outputs.default]
-type = "file"
-path = "out.jsonl"
-[dead_letter]
-type = "file"
-path = "dlq.jsonl"
-[admin]
-address = "127.0.0.1:{port}"
-"#,
-        cache = dir.join("cache").display()
-    );
-    let pipeline = dir.join("pipeline.toml");
-    std::fs::write(&pipeline, toml).expect("write pipeline");
+    Pipeline::new(dir)
+        .top("name = \"status-demo\"")
+        .source(
+            "type = \"generate\"\nschema = \"card-transactions\"\nrate = 2000\ncount = 100000000\n",
+        )
+        .stage_with("tag", "tagger", "[stages.params]\ntag = \"t\"\n")
+        .tables(&format!("[admin]\naddress = \"127.0.0.1:{port}\"\n"))
+        .write(dir);
     let mut child = weir_run(dir)
         .stdout(Stdio::null())
         .spawn()

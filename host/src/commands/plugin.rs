@@ -2,16 +2,108 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use clap::Subcommand;
 use wasmtime::component::{Component, types::ComponentItem};
 
 use crate::event::{Event, Position};
 use crate::pipeline::{Batch, Stage, StageSpec};
 use crate::plugin::{ArtifactCache, EngineOptions, PluginEngine};
-use crate::sink::jsonl;
+use crate::sink::encode_envelope;
 use crate::telemetry::StageStats;
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Create a new plugin crate that builds as is.
+    New {
+        /// Crate name (lowercase letters, digits, `-`).
+        name: String,
+        /// Parent folder of the new crate.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Path to weir's plugin-sdk (default: the one this weir was built from).
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
+    /// Build a plugin crate for wasm32-wasip2 (release) and copy the
+    /// component to `--out/<crate-name>.wasm`.
+    Build {
+        /// The crate folder.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Where to put `<crate-name>.wasm` (a pipeline's plugin_dir).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Run a plugin over a JSON-lines file and print outputs, routed outputs
+    /// and errors.
+    Test {
+        plugin: PathBuf,
+        /// JSON lines, one event value per line.
+        #[arg(long)]
+        input: PathBuf,
+        /// A stage param, `key=value` (value parsed as JSON when it is JSON,
+        /// else taken as a string). Repeatable.
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// All params as one JSON object (merged under `--param`s).
+        #[arg(long, value_name = "JSON")]
+        params_json: Option<String>,
+        /// Events per call.
+        #[arg(long, default_value_t = 1024)]
+        batch: usize,
+        /// A model the plugin may call, `NAME=PATH.onnx` (as `[models.NAME]`
+        /// in a pipeline, with the defaults). Repeatable.
+        #[arg(long = "model", value_name = "NAME=PATH")]
+        models: Vec<String>,
+    },
+    /// Show a plugin's imports and exports, and whether this host can run it.
+    Inspect { plugin: PathBuf },
+}
+
+impl PluginCommand {
+    /// Runs the plugin subcommand.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            PluginCommand::New {
+                name,
+                dir,
+                sdk_path,
+            } => {
+                let root = new(&name, &dir, sdk_path.as_deref())?;
+                println!("created {}", root.display());
+                println!("next: weir plugin build {}", root.display());
+            }
+            PluginCommand::Build { dir, out } => {
+                let wasm = build(&dir, out.as_deref())?;
+                println!("{}", wasm.display());
+            }
+            PluginCommand::Test {
+                plugin,
+                input,
+                params,
+                params_json,
+                batch,
+                models,
+            } => {
+                let params = parse_params(&params, params_json.as_deref())?;
+                let models = load_models(&models)?;
+                let stdout = std::io::stdout();
+                test(&plugin, &input, &params, batch, models, &mut stdout.lock())?;
+            }
+            PluginCommand::Inspect { plugin } => {
+                let stdout = std::io::stdout();
+                if !inspect(&plugin, &mut stdout.lock())? {
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
 
 const CARGO_TOML_TEMPLATE: &str = include_str!("template/Cargo.toml.tmpl");
 const LIB_RS_TEMPLATE: &str = include_str!("template/lib.rs.tmpl");
@@ -22,7 +114,7 @@ fn default_sdk_path() -> PathBuf {
 }
 
 /// The per-user cache of compiled plugins used by the CLI.
-pub fn user_cache() -> ArtifactCache {
+fn user_cache() -> ArtifactCache {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
@@ -36,7 +128,7 @@ fn valid_crate_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-pub fn new(name: &str, dir: &Path, sdk_path: Option<&Path>) -> anyhow::Result<PathBuf> {
+fn new(name: &str, dir: &Path, sdk_path: Option<&Path>) -> anyhow::Result<PathBuf> {
     if !valid_crate_name(name) {
         bail!(
             "`{name}` is not a valid plugin name: use lowercase letters, digits and `-`, starting with a letter"
@@ -67,7 +159,7 @@ pub fn new(name: &str, dir: &Path, sdk_path: Option<&Path>) -> anyhow::Result<Pa
 }
 
 /// Makes sure the wasm32-wasip2 standard library is installed.
-pub fn ensure_wasm_target() -> anyhow::Result<()> {
+fn ensure_wasm_target() -> anyhow::Result<()> {
     let installed = std::process::Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output();
@@ -90,7 +182,7 @@ pub fn ensure_wasm_target() -> anyhow::Result<()> {
 
 /// Builds the crate in `dir`; returns the component's path (copied into
 /// `out` as `<crate-name>.wasm` when given).
-pub fn build(dir: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
+fn build(dir: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
     ensure_wasm_target()?;
     let manifest = dir.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest)
@@ -158,7 +250,7 @@ pub fn build(dir: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// Parses `--param k=v` pairs over an optional JSON object.
-pub fn params_json(params: &[String], base: Option<&str>) -> anyhow::Result<String> {
+fn parse_params(params: &[String], base: Option<&str>) -> anyhow::Result<String> {
     let mut obj = match base {
         Some(text) => match serde_json::from_str::<serde_json::Value>(text)
             .context("--params-json is not valid JSON")?
@@ -204,15 +296,15 @@ fn read_input(path: &Path) -> anyhow::Result<(Vec<Event>, Vec<String>)> {
     Ok((events, bad))
 }
 
-pub struct TestReport {
-    pub inputs: usize,
+struct TestReport {
+    inputs: usize,
     pub outputs: BTreeMap<String, usize>,
     pub errors: usize,
 }
 
 /// The models of `--model NAME=PATH` options, loaded (ONNX Runtime found as
 /// `weir run` finds it); `None` without options.
-pub fn models(specs: &[String]) -> anyhow::Result<Option<crate::inference::ModelRegistry>> {
+fn load_models(specs: &[String]) -> anyhow::Result<Option<crate::inference::ModelRegistry>> {
     if specs.is_empty() {
         return Ok(None);
     }
@@ -228,7 +320,7 @@ pub fn models(specs: &[String]) -> anyhow::Result<Option<crate::inference::Model
     Ok(Some(crate::inference::ModelRegistry::load(None, &configs)?))
 }
 
-pub fn test(
+fn test(
     plugin: &Path,
     input: &Path,
     params_json: &str,
@@ -247,7 +339,7 @@ pub fn test(
     if let Some(models) = &models {
         spec.instance.models = Some(Arc::new(models.clone()));
     }
-    let mut stage = Stage::start(spec, engine, None, Arc::new(StageStats::default()))?;
+    let mut stage = Stage::start(spec, engine, Arc::new(StageStats::default()))?;
     let (events, bad) = read_input(input)?;
     for b in &bad {
         writeln!(out, "rejected {b}")?;
@@ -264,11 +356,21 @@ pub fn test(
             ..Batch::default()
         };
         stage.process(&mut batch);
-        let routed = batch.routed.into_iter().map(|(r, e)| (r.to_string(), e));
+        let routes = stage.routes();
+        let routed = batch
+            .routed
+            .into_places()
+            .enumerate()
+            .flat_map(|(place, events)| {
+                let route = routes
+                    .name(place)
+                    .map_or_else(String::new, |r| r.to_string());
+                events.into_iter().map(move |e| (route.clone(), e))
+            });
         let default = batch.events.into_iter().map(|e| ("default".to_string(), e));
         for (route, event) in default.chain(routed) {
             line.clear();
-            jsonl::encode_envelope(&event, &mut line);
+            encode_envelope(&event, &mut line);
             writeln!(
                 out,
                 "line {} -> {route}: {}",
@@ -308,7 +410,7 @@ pub fn test(
     Ok(report)
 }
 
-pub fn inspect(path: &Path, out: &mut dyn std::io::Write) -> anyhow::Result<bool> {
+fn inspect(path: &Path, out: &mut dyn std::io::Write) -> anyhow::Result<bool> {
     let engine = PluginEngine::new(EngineOptions {
         pooling: false,
         cache: Some(user_cache()),
@@ -318,11 +420,7 @@ pub fn inspect(path: &Path, out: &mut dyn std::io::Write) -> anyhow::Result<bool
     let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     writeln!(out, "plugin:   {}", path.display())?;
     writeln!(out, "size:     {} bytes", wasm.len())?;
-    writeln!(
-        out,
-        "version:  {}",
-        crate::plugin::cache::content_hash(&wasm)
-    )?;
+    writeln!(out, "version:  {}", crate::plugin::content_hash(&wasm))?;
     // Show the interface even when the host cannot run it.
     let mut world = "transform";
     if let Ok(component) = Component::new(engine.engine(), &wasm) {

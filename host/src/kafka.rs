@@ -1,12 +1,13 @@
-//! librdkafka properties passed through from the pipeline file (shared by the
-//! Kafka source and sink).
+//! librdkafka client settings shared by the Kafka source and sink: the
+//! properties a pipeline file passes through, how weir's defaults and
+//! forced values combine with them, and librdkafka's log lines.
 
 use std::collections::BTreeMap;
 
 use rdkafka::ClientConfig;
 use serde::Deserialize;
 
-use crate::config::FieldError;
+use crate::validate::FieldError;
 
 /// A property value as written in TOML: a string, number or boolean, handed
 /// to librdkafka as text.
@@ -55,7 +56,7 @@ pub fn client_config(
 
 /// Rejects properties weir sets itself (`reserved`), then lets librdkafka
 /// check names and values (no connection is made).
-pub fn validate(
+pub fn validate_properties(
     properties: &Properties,
     reserved: &[(&str, &str)],
     config: &ClientConfig,
