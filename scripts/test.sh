@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace: unit tests, plugin tests, and the host's
-# integration tests (which build the test plugins for wasm32-wasip2 first,
-# and the Python and JavaScript ones with `weir plugin build`).
+# Runs every test of the workspace: unit tests, plugin tests, the Python and
+# JavaScript SDKs' and plugins' own tests, and the host's integration tests.
+# Everything the tests need is installed or built first (scripts/setup.sh
+# --tests: the Kafka broker, Chromium, the model files, the Python/JS plugin
+# toolchains; then the test plugins), so no test pays for an install inside
+# its timeout. The integration tests build the Python and JS test plugins
+# with `weir plugin build` (cached by content).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh
+source scripts/setup.sh --tests
+
+started=$SECONDS
+WEIR_TEST_PLUGINS=$(scripts/build-test-plugins.sh)
+export WEIR_TEST_PLUGINS
+echo "test: plugins built in $((SECONDS - started)) s ($WEIR_TEST_PLUGINS)" >&2
 
 # The Python and JavaScript SDKs and plugins, natively (fast; the
 # integration tests run their components).

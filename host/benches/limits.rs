@@ -41,7 +41,7 @@ fn stage(options: EngineOptions, fuel: u64, wasm: &Path) -> Stage {
         fuel,
         ..LimitsConfig::default()
     };
-    Stage::start(spec, engine, None, Arc::new(StageStats::default())).expect("stage")
+    Stage::start(spec, engine, Arc::new(StageStats::default())).expect("stage")
 }
 
 /// Events/s of `stage` over `input` for about `min`.

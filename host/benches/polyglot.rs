@@ -73,7 +73,7 @@ fn events(n: usize) -> Vec<Event> {
 fn stage(engine: &Arc<PluginEngine>, wasm: &Path, params: &str) -> Stage {
     let plugin = engine.load_file(wasm).expect("load plugin");
     let spec = StageSpec::new("bench", plugin, params);
-    Stage::start(spec, engine.clone(), None, Arc::new(StageStats::default())).expect("stage")
+    Stage::start(spec, engine.clone(), Arc::new(StageStats::default())).expect("stage")
 }
 
 /// Events/s through `stage` at `batch`, for at least `min`.

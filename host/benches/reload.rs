@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 use weir::app::{Built, build, start_reload, status_path};
 use weir::config::PipelineConfig;
-use weir::sink::{Sink, SinkBatch, SinkError};
+use weir::endpoint::EndpointError;
+use weir::sink::{Sink, SinkBatch};
 
 mod common;
 
@@ -26,7 +27,7 @@ impl Sink for Clock {
         "clock".into()
     }
 
-    async fn send(&mut self, batch: SinkBatch) -> Result<(), SinkError> {
+    async fn send(&mut self, batch: SinkBatch) -> Result<(), EndpointError> {
         if let Ok(mut t) = self.0.lock() {
             t.push(Instant::now());
         }
@@ -34,7 +35,7 @@ impl Sink for Clock {
         Ok(())
     }
 
-    async fn flush(&mut self) -> Result<(), SinkError> {
+    async fn flush(&mut self) -> Result<(), EndpointError> {
         Ok(())
     }
 }

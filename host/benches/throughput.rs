@@ -73,7 +73,7 @@ fn stage_for(engine: &Arc<PluginEngine>, dir: &Path, name: &str) -> Stage {
         .load_file(&dir.join(format!("{}.wasm", name.replace('-', "_"))))
         .expect("load plugin");
     let spec = StageSpec::new("bench", plugin, "{}");
-    Stage::start(spec, engine.clone(), None, Arc::new(StageStats::default())).expect("stage")
+    Stage::start(spec, engine.clone(), Arc::new(StageStats::default())).expect("stage")
 }
 
 /// Events/s through `stage` at `batch`.

@@ -82,12 +82,6 @@ impl Event {
             .find(|h| &*h.name == name)
             .map(|h| &h.value)
     }
-
-    /// Sets a header, replacing every header of the same name.
-    pub fn set_header(&mut self, name: &str, value: impl Into<Bytes>) {
-        self.headers.retain(|h| &*h.name != name);
-        self.headers.push(Header::new(name, value));
-    }
 }
 
 /// Milliseconds since the Unix epoch, now.

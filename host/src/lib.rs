@@ -2,17 +2,24 @@
 //! components and whose models run natively in the host.
 //!
 //! Layout: [`source`] → [`pipeline`] (micro-batcher, [`plugin`] stages, dead
-//! letters, acknowledgement) → [`sink`]. [`host_api`] holds what plugins
-//! import; [`telemetry`] the counters and progress line.
+//! letters, acknowledgement) → [`sink`], with [`inference`] for the models a
+//! plugin calls and [`telemetry`] for the counters and their exporters;
+//! [`config`] reads the pipeline file, [`app`] assembles, [`commands`] are the
+//! command line. The layers, what each may import, and one event's walk are
+//! in `docs/architecture.md`.
 
 pub mod app;
-pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod endpoint;
 pub mod event;
-pub mod host_api;
+mod host_api;
 pub mod inference;
+pub mod kafka;
+pub mod paths;
 pub mod pipeline;
 pub mod plugin;
 pub mod sink;
 pub mod source;
 pub mod telemetry;
+pub mod validate;

@@ -4,8 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use weir::app;
-use weir::cli::{Cli, LogFormat};
+use weir::commands::{Cli, LogFormat};
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| {
@@ -24,7 +23,7 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    match app::main(cli) {
+    match cli.run() {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");

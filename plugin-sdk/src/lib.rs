@@ -49,9 +49,12 @@
 //! are not affected. A panic traps the whole call: the host then isolates the
 //! event that caused it, at a much higher cost. Prefer `Err`.
 
+#![deny(missing_docs)]
+
 extern crate self as weir_sdk;
 
 mod codec;
+mod drivers;
 mod error;
 mod event;
 pub mod infer;

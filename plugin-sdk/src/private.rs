@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use serde::de::DeserializeOwned;
 
-pub use crate::codec::{fail_all, ok, run_batch, run_filter, run_flat_map, run_map};
+pub use crate::drivers::{fail_all, ok, run_batch, run_filter, run_flat_map, run_map};
 pub use wit_bindgen;
 
 /// The one set of guest bindings: the `weir:plugin/transform-with-inference`

@@ -7,12 +7,13 @@
 //! [`ConfigError::Invalid`] whose message reads
 //! `pipeline.toml:12: stages[1].plugin: <what is wrong>`.
 
-use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
 
 use toml::Spanned;
 use toml::de::{DeArray, DeTable, DeValue};
+
+use crate::validate::PathSegment;
 
 /// An error loading a pipeline file.
 #[derive(Debug, thiserror::Error)]
@@ -81,86 +82,6 @@ fn render_invalid(
         out.push_str(": ");
     }
     out.push_str(message);
-    out
-}
-
-/// One step of a field path.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PathSegment {
-    Key(String),
-    Index(usize),
-}
-
-/// A problem with one field of the configuration, found by a `validate()`.
-/// The path is relative to the struct that reported it; callers prepend their
-/// own position with [`FieldError::within`] / [`FieldError::within_index`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FieldError {
-    pub path: Vec<PathSegment>,
-    pub message: String,
-}
-
-impl FieldError {
-    /// An error about the field `key` (an empty key: the struct itself).
-    pub fn new(key: &str, message: impl Into<String>) -> Self {
-        let path = if key.is_empty() {
-            Vec::new()
-        } else {
-            vec![PathSegment::Key(key.to_owned())]
-        };
-        Self {
-            path,
-            message: message.into(),
-        }
-    }
-
-    /// The error, seen from the table that holds the reporting one under `key`.
-    pub fn within(mut self, key: &str) -> Self {
-        self.path.insert(0, PathSegment::Key(key.to_owned()));
-        self
-    }
-
-    /// The error, seen from the array that holds the reporting table at `index`.
-    pub fn within_index(mut self, index: usize) -> Self {
-        self.path.insert(0, PathSegment::Index(index));
-        self
-    }
-
-    /// The path as written in messages: `stages[1].params.fields`.
-    pub fn field(&self) -> String {
-        render_path(&self.path)
-    }
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field(), self.message)
-    }
-}
-
-impl std::error::Error for FieldError {}
-
-fn render_path(path: &[PathSegment]) -> String {
-    let mut out = String::new();
-    for seg in path {
-        match seg {
-            PathSegment::Key(key) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                let bare = !key.is_empty()
-                    && key
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-                if bare {
-                    out.push_str(key);
-                } else {
-                    out.push_str(&format!("{key:?}"));
-                }
-            }
-            PathSegment::Index(i) => out.push_str(&format!("[{i}]")),
-        }
-    }
     out
 }
 
@@ -302,16 +223,6 @@ mod tests {
 
     fn key(k: &str) -> PathSegment {
         PathSegment::Key(k.into())
-    }
-
-    #[test]
-    fn paths_render_like_toml() {
-        let e = FieldError::new("plugin", "bad")
-            .within_index(1)
-            .within("stages");
-        assert_eq!(e.field(), "stages[1].plugin");
-        let e = FieldError::new("a.b", "bad").within("outputs");
-        assert_eq!(e.field(), "outputs.\"a.b\"");
     }
 
     #[test]

@@ -37,16 +37,19 @@
 //! path = "models/fraud.onnx"     # see crate::inference::config
 //! ```
 //!
-//! Relative paths (`plugin_dir`, `cache_dir`, a stage's `*.wasm` plugin, file
-//! sources and sinks, model files, `onnxruntime.library`) are relative to the folder of the pipeline file.
+//! Relative paths (`plugin_dir`, `cache_dir`, a stage's `*.wasm` plugin and
+//! granted directories, smoke files, file sources and sinks, model files,
+//! `onnxruntime.library`) are relative to the folder of the pipeline file;
+//! they are resolved once, when the file is loaded.
 //!
-//! The structs here are the configuration reference: every field's doc comment
-//! says what it means. Each has a `validate()` (semantic checks, errors name the
-//! field) and sources/sinks a `build()` that creates the runtime object.
+//! The central structs here hold the pipeline's shape; each component owns
+//! its own table's struct (sources in `crate::source`, sinks in
+//! `crate::sink`, limits and grants in `crate::plugin`, the breaker in
+//! `crate::pipeline`, models in `crate::inference`, the admin endpoint in
+//! `crate::telemetry`), with a `validate()` whose errors name the field.
 //! Loading reports errors as `file:line: field.path: message`.
 
 mod error;
-mod io;
 mod params;
 mod stage;
 
@@ -56,14 +59,15 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use error::ConfigError;
 use error::Document;
-pub use error::{ConfigError, FieldError, PathSegment};
-pub use io::{SinkConfig, SourceConfig};
 pub use stage::{BatchConfig, MAX_BATCH_EVENTS, StageConfig};
 
-use crate::sink::stdout::StdoutSinkConfig;
-use crate::sink::{Sink, SinkError};
-use crate::source::{Source, SourceError};
+use crate::endpoint::EndpointError;
+use crate::paths::resolve;
+use crate::sink::{Sink, SinkConfig, StdoutSinkConfig};
+use crate::source::{Source, SourceConfig};
+use crate::validate::{self, FieldError, PathSegment};
 
 /// A pipeline file.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -102,7 +106,7 @@ pub struct PipelineConfig {
     /// Hot reload of plugins from `plugin_dir` while the pipeline runs
     /// (`[reload]`): on by default.
     #[serde(default)]
-    pub reload: crate::plugin::watcher::ReloadConfig,
+    pub reload: crate::plugin::ReloadConfig,
     /// Where ONNX Runtime's library is (`[onnxruntime]`); only read when
     /// `models` is not empty.
     #[serde(default)]
@@ -115,10 +119,15 @@ pub struct PipelineConfig {
     /// The admin HTTP endpoint (`[admin]`: `/metrics`, `/healthz`,
     /// `/readyz`, the status page). Absent: off.
     #[serde(default)]
-    pub admin: Option<crate::telemetry::admin::AdminConfig>,
+    pub admin: Option<crate::telemetry::AdminConfig>,
     /// The folder relative paths are resolved against (the pipeline file's).
     #[serde(skip)]
     base_dir: PathBuf,
+    /// `plugin_dir` and `cache_dir`, resolved.
+    #[serde(skip)]
+    plugin_dir_path: PathBuf,
+    #[serde(skip)]
+    cache_dir_path: PathBuf,
 }
 
 fn default_name() -> String {
@@ -131,14 +140,6 @@ fn default_plugin_dir() -> PathBuf {
 
 fn default_cache_dir() -> PathBuf {
     PathBuf::from(".weir-cache")
-}
-
-fn resolve(base_dir: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base_dir.join(path)
-    }
 }
 
 fn valid_output_name(name: &str) -> bool {
@@ -207,39 +208,47 @@ impl PipelineConfig {
                 message: e.message,
             });
         }
+        config.resolve_paths();
         Ok(config)
+    }
+
+    /// Resolves every relative path against `base_dir`, once.
+    fn resolve_paths(&mut self) {
+        let base = self.base_dir.clone();
+        self.plugin_dir_path = resolve(&base, &self.plugin_dir);
+        self.cache_dir_path = resolve(&base, &self.cache_dir);
+        self.source.resolve_paths(&base);
+        for sink in self.outputs.values_mut().chain(self.dead_letter.as_mut()) {
+            sink.resolve_paths(&base);
+        }
+        for stage in &mut self.stages {
+            stage.resolve_paths(&base, &self.plugin_dir_path);
+        }
+        if let Some(ort) = &mut self.onnxruntime {
+            ort.resolve_paths(&base);
+        }
+        for model in self.models.values_mut() {
+            model.resolve_paths(&base);
+        }
     }
 
     /// Checks what the types alone do not: names, ranges, references.
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.name.trim().is_empty() {
-            return Err(FieldError::new("name", "must not be empty"));
-        }
+        validate::not_blank("name", &self.name)?;
         if self.name.chars().any(char::is_control) {
             return Err(FieldError::new(
                 "name",
                 "must not contain control characters",
             ));
         }
-        if self.plugin_dir.as_os_str().is_empty() {
-            return Err(FieldError::new("plugin_dir", "must not be empty"));
-        }
-        if self.cache_dir.as_os_str().is_empty() {
-            return Err(FieldError::new("cache_dir", "must not be empty"));
-        }
+        validate::not_empty("plugin_dir", &self.plugin_dir)?;
+        validate::not_empty("cache_dir", &self.cache_dir)?;
         self.source.validate().map_err(|e| e.within("source"))?;
         self.batch.validate().map_err(|e| e.within("batch"))?;
         if let Some(admin) = &self.admin {
-            admin
-                .validate()
-                .map_err(|(field, msg)| FieldError::new(field, msg).within("admin"))?;
+            admin.validate().map_err(|e| e.within("admin"))?;
         }
-        self.reload
-            .validate()
-            .map_err(|m| match m.split_once(": ") {
-                Some((field, msg)) => FieldError::new(field, msg).within("reload"),
-                None => FieldError::new("reload", m),
-            })?;
+        self.reload.validate().map_err(|e| e.within("reload"))?;
 
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (i, stage) in self.stages.iter().enumerate() {
@@ -281,7 +290,7 @@ impl PipelineConfig {
             ort.validate().map_err(|e| e.within("onnxruntime"))?;
         }
         for (name, model) in &self.models {
-            if !crate::inference::config::valid_model_name(name) {
+            if !crate::inference::valid_model_name(name) {
                 return Err(FieldError::new(
                     name,
                     "model names may only use letters, digits, '_', '-' and '.' (at most 64)",
@@ -299,8 +308,11 @@ impl PipelineConfig {
     /// would lose events.
     fn check_distinct_files(&self) -> Result<(), FieldError> {
         let mut files: Vec<(PathBuf, String)> = Vec::new();
-        if let SourceConfig::File(c) = &self.source {
-            files.push((self.resolve(&c.path), "source.path".to_owned()));
+        if let Some(path) = self.source.file() {
+            files.push((
+                resolve(&self.base_dir, path.written()),
+                "source.path".to_owned(),
+            ));
         }
         let sinks = self
             .outputs
@@ -317,11 +329,13 @@ impl PipelineConfig {
                     .map(|s| (s, FieldError::new("path", "").within("dead_letter"))),
             );
         for (sink, at) in sinks {
-            let SinkConfig::File(c) = sink else { continue };
-            let path = self.resolve(&c.path);
+            let Some(written) = sink.file().map(|p| p.written()) else {
+                continue;
+            };
+            let path = resolve(&self.base_dir, written);
             if let Some((_, other)) = files.iter().find(|(p, _)| *p == path) {
                 return Err(FieldError {
-                    message: format!("{} is also used by {other}", c.path.display()),
+                    message: format!("{} is also used by {other}", written.display()),
                     ..at
                 });
             }
@@ -335,76 +349,44 @@ impl PipelineConfig {
         &self.base_dir
     }
 
-    pub fn set_base_dir(&mut self, base_dir: impl Into<PathBuf>) {
-        self.base_dir = base_dir.into();
+    /// `plugin_dir`, resolved.
+    pub fn plugin_dir_path(&self) -> &Path {
+        &self.plugin_dir_path
     }
 
-    /// `path` resolved against the pipeline file's folder.
-    pub fn resolve(&self, path: &Path) -> PathBuf {
-        resolve(&self.base_dir, path)
-    }
-
-    pub fn plugin_dir_path(&self) -> PathBuf {
-        self.resolve(&self.plugin_dir)
-    }
-
-    pub fn cache_dir_path(&self) -> PathBuf {
-        self.resolve(&self.cache_dir)
-    }
-
-    /// The component file of a stage's plugin.
-    pub fn plugin_path(&self, stage: &StageConfig) -> PathBuf {
-        if stage.plugin_is_path() {
-            self.resolve(Path::new(&stage.plugin))
-        } else {
-            self.plugin_dir_path()
-                .join(format!("{}.wasm", stage.plugin))
-        }
-    }
-
-    /// The `[models.*]` tables with their paths resolved.
-    pub fn model_configs(&self) -> BTreeMap<String, crate::inference::ModelConfig> {
-        self.models
-            .iter()
-            .map(|(name, m)| {
-                let mut m = m.clone();
-                m.path = self.resolve(&m.path);
-                (name.clone(), m)
-            })
-            .collect()
+    /// `cache_dir`, resolved.
+    pub fn cache_dir_path(&self) -> &Path {
+        &self.cache_dir_path
     }
 
     /// `[onnxruntime] library`, resolved.
-    pub fn onnxruntime_library(&self) -> Option<PathBuf> {
-        self.onnxruntime
-            .as_ref()
-            .and_then(|o| o.library.as_ref())
-            .map(|p| self.resolve(p))
+    pub fn onnxruntime_library(&self) -> Option<&Path> {
+        self.onnxruntime.as_ref().and_then(|o| o.library.as_deref())
     }
 
-    pub fn build_source(&self) -> Result<Box<dyn Source>, SourceError> {
-        self.source.build(&self.base_dir)
+    pub fn build_source(&self) -> Result<Box<dyn Source>, EndpointError> {
+        self.source.build()
     }
 
     /// Every output's sink, by name.
-    pub fn build_outputs(&self) -> Result<BTreeMap<String, Box<dyn Sink>>, SinkError> {
+    pub fn build_outputs(&self) -> Result<BTreeMap<String, Box<dyn Sink>>, EndpointError> {
         self.outputs
             .iter()
-            .map(|(name, c)| Ok((name.clone(), c.build(&self.base_dir)?)))
+            .map(|(name, c)| Ok((name.clone(), c.build()?)))
             .collect()
     }
 
     /// The dead-letter sink: the configured one, or JSON lines on stderr (with
     /// a warning, since stderr is easily lost).
-    pub fn build_dead_letter(&self) -> Result<Box<dyn Sink>, SinkError> {
+    pub fn build_dead_letter(&self) -> Result<Box<dyn Sink>, EndpointError> {
         match &self.dead_letter {
-            Some(c) => c.build(&self.base_dir),
+            Some(c) => c.build(),
             None => {
                 tracing::warn!(
                     pipeline = %self.name,
                     "no [dead_letter] output configured: dead letters go to stderr as JSON lines"
                 );
-                SinkConfig::Stderr(StdoutSinkConfig::default()).build(&self.base_dir)
+                SinkConfig::Stderr(StdoutSinkConfig::default()).build()
             }
         }
     }

@@ -4,7 +4,7 @@
 use serde_json::Value as Json;
 use toml::Value as Toml;
 
-use super::FieldError;
+use crate::validate::FieldError;
 
 /// Converts a TOML table to a JSON object. Datetimes become their RFC 3339
 /// text; a float JSON cannot represent (`nan`, `inf`) is an error naming the key.

@@ -1,13 +1,15 @@
 //! `[batch]` and `[[stages]]`.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{FieldError, params};
-use crate::pipeline::breaker::CircuitBreakerConfig;
-use crate::plugin::limits::LimitsConfig;
-use crate::plugin::sandbox::GrantsConfig;
+use super::params;
+use crate::pipeline::CircuitBreakerConfig;
+use crate::plugin::GrantsConfig;
+use crate::plugin::LimitsConfig;
+use crate::validate::{self, FieldError};
 
 /// The largest `batch.max_events`.
 pub const MAX_BATCH_EVENTS: usize = 65_536;
@@ -39,22 +41,8 @@ impl BatchConfig {
     }
 
     pub fn validate(&self) -> Result<(), FieldError> {
-        if !(1..=MAX_BATCH_EVENTS).contains(&self.max_events) {
-            return Err(FieldError::new(
-                "max_events",
-                format!(
-                    "must be between 1 and {MAX_BATCH_EVENTS}, got {}",
-                    self.max_events
-                ),
-            ));
-        }
-        if self.max_wait_ms > 60_000 {
-            return Err(FieldError::new(
-                "max_wait_ms",
-                format!("must be at most 60000, got {}", self.max_wait_ms),
-            ));
-        }
-        Ok(())
+        validate::in_range("max_events", self.max_events, 1..=MAX_BATCH_EVENTS)?;
+        validate::at_most("max_wait_ms", self.max_wait_ms, 60_000)
     }
 }
 
@@ -86,15 +74,10 @@ pub struct StageConfig {
     /// before it may serve (hot reload): a trap on them refuses the version.
     /// Relative to the pipeline file's folder.
     #[serde(default)]
-    pub smoke: Option<std::path::PathBuf>,
-}
-
-/// Maps a sub-table's "field: message" validation error to a `FieldError`.
-fn sub_error(table: &str, message: String) -> FieldError {
-    match message.split_once(": ") {
-        Some((field, msg)) if !field.contains(' ') => FieldError::new(field, msg).within(table),
-        _ => FieldError::new(table, message),
-    }
+    pub smoke: Option<PathBuf>,
+    /// The plugin's component file, resolved (at load).
+    #[serde(skip)]
+    plugin_file: PathBuf,
 }
 
 impl StageConfig {
@@ -108,14 +91,32 @@ impl StageConfig {
         self.plugin.ends_with(".wasm")
     }
 
+    /// The component file of the stage's plugin: `<plugin_dir>/<plugin>.wasm`,
+    /// or the `.wasm` path.
+    pub fn plugin_file(&self) -> &Path {
+        &self.plugin_file
+    }
+
+    /// Resolves the plugin file, granted directories and smoke file against
+    /// the pipeline file's folder (`plugin_dir` already resolved).
+    pub(super) fn resolve_paths(&mut self, base_dir: &Path, plugin_dir: &Path) {
+        self.plugin_file = if self.plugin_is_path() {
+            crate::paths::resolve(base_dir, Path::new(&self.plugin))
+        } else {
+            plugin_dir.join(format!("{}.wasm", self.plugin))
+        };
+        self.grants.resolve_paths(base_dir);
+        if let Some(smoke) = &mut self.smoke {
+            *smoke = crate::paths::resolve(base_dir, smoke);
+        }
+    }
+
     pub fn validate(&self) -> Result<(), FieldError> {
         let name_ok = |s: &str| {
             s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
         };
-        if self.name.is_empty() {
-            return Err(FieldError::new("name", "must not be empty"));
-        }
+        validate::not_empty("name", &self.name)?;
         if self.name.len() > 64 || !name_ok(&self.name) {
             return Err(FieldError::new(
                 "name",
@@ -125,9 +126,7 @@ impl StageConfig {
                 ),
             ));
         }
-        if self.plugin.is_empty() {
-            return Err(FieldError::new("plugin", "must not be empty"));
-        }
+        validate::not_empty("plugin", &self.plugin)?;
         if self.plugin_is_path() {
             if self.plugin.len() == ".wasm".len() {
                 return Err(FieldError::new("plugin", "\".wasm\" is not a file name"));
@@ -142,10 +141,10 @@ impl StageConfig {
             ));
         }
         self.params_json()?;
-        self.limits.validate().map_err(|m| sub_error("limits", m))?;
-        self.grants.validate().map_err(|m| sub_error("grants", m))?;
+        self.limits.validate().map_err(|e| e.within("limits"))?;
+        self.grants.validate().map_err(|e| e.within("grants"))?;
         self.circuit_breaker
             .validate()
-            .map_err(|m| sub_error("circuit_breaker", m))
+            .map_err(|e| e.within("circuit_breaker"))
     }
 }

@@ -1,7 +1,7 @@
 //! `weir:plugin/clock`.
 
-use crate::plugin::bindings::weir::plugin::clock::Host;
-use crate::plugin::instance::StoreState;
+use crate::plugin::StoreState;
+use crate::plugin::wit_clock::Host;
 
 impl Host for StoreState {
     fn now_ms(&mut self) -> i64 {

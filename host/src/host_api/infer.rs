@@ -3,8 +3,8 @@
 //! plugin, never a trap: a bad call fails that plugin's events, not the host.
 
 use crate::inference::{InferError, Tensor, TensorData};
-use crate::plugin::bindings::wit_inference as wit;
-use crate::plugin::instance::StoreState;
+use crate::plugin::StoreState;
+use crate::plugin::wit_inference as wit;
 
 impl wit::Host for StoreState {
     fn infer(

@@ -1,8 +1,8 @@
 //! `weir:plugin/log`: plugin log lines go to the host's log, tagged with the
 //! stage and the plugin.
 
-use crate::plugin::bindings::weir::plugin::log::{Host, Level};
-use crate::plugin::instance::StoreState;
+use crate::plugin::StoreState;
+use crate::plugin::wit_log::{Host, Level};
 
 /// Longest plugin log line kept; a longer one is cut (a plugin must not be
 /// able to flood the host's log with one call).

@@ -1,10 +1,10 @@
 //! What plugins import from the host, one module per WIT interface.
 
-pub mod clock;
-pub mod infer;
-pub mod log;
+mod clock;
+mod infer;
+mod log;
 
-use crate::plugin::instance::StoreState;
+use crate::plugin::StoreState;
 
 /// `weir:plugin/types` has only types; its (empty) host trait is required.
-impl crate::plugin::bindings::weir::plugin::types::Host for StoreState {}
+impl crate::plugin::wit_types::Host for StoreState {}

@@ -13,11 +13,11 @@
 //! max_delay_ms = 2               # wait for more callers after the first
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::FieldError;
+use crate::validate::{self, FieldError};
 
 /// The largest `max_batch`.
 pub const MAX_BATCH_ROWS: usize = 1 << 20;
@@ -36,15 +36,18 @@ pub struct OnnxRuntimeConfig {
 }
 
 impl OnnxRuntimeConfig {
-    pub fn validate(&self) -> Result<(), FieldError> {
-        if self
-            .library
-            .as_ref()
-            .is_some_and(|p| p.as_os_str().is_empty())
-        {
-            return Err(FieldError::new("library", "must not be empty"));
+    /// Resolves `library` against the pipeline file's folder.
+    pub fn resolve_paths(&mut self, base_dir: &Path) {
+        if let Some(library) = &mut self.library {
+            *library = crate::paths::resolve(base_dir, library);
         }
-        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), FieldError> {
+        match &self.library {
+            Some(library) => validate::not_empty("library", library),
+            None => Ok(()),
+        }
     }
 }
 
@@ -107,14 +110,17 @@ impl ModelConfig {
         }
     }
 
+    /// Resolves `path` against the pipeline file's folder.
+    pub fn resolve_paths(&mut self, base_dir: &Path) {
+        self.path = crate::paths::resolve(base_dir, &self.path);
+    }
+
     pub fn max_delay(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.max_delay_ms)
     }
 
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.path.as_os_str().is_empty() {
-            return Err(FieldError::new("path", "must not be empty"));
-        }
+        validate::not_empty("path", &self.path)?;
         for (field, names) in [("inputs", &self.inputs), ("outputs", &self.outputs)] {
             let Some(names) = names else { continue };
             if names.is_empty() {
@@ -132,33 +138,10 @@ impl ModelConfig {
                 }
             }
         }
-        for (field, n) in [
-            ("intra_threads", self.intra_threads),
-            ("inter_threads", self.inter_threads),
-        ] {
-            if !(1..=256).contains(&n) {
-                return Err(FieldError::new(
-                    field,
-                    format!("must be between 1 and 256, got {n}"),
-                ));
-            }
-        }
-        if !(1..=MAX_BATCH_ROWS).contains(&self.max_batch) {
-            return Err(FieldError::new(
-                "max_batch",
-                format!(
-                    "must be between 1 and {MAX_BATCH_ROWS}, got {}",
-                    self.max_batch
-                ),
-            ));
-        }
-        if self.max_delay_ms > 1000 {
-            return Err(FieldError::new(
-                "max_delay_ms",
-                format!("must be at most 1000, got {}", self.max_delay_ms),
-            ));
-        }
-        Ok(())
+        validate::in_range("intra_threads", self.intra_threads, 1..=256)?;
+        validate::in_range("inter_threads", self.inter_threads, 1..=256)?;
+        validate::in_range("max_batch", self.max_batch, 1..=MAX_BATCH_ROWS)?;
+        validate::at_most("max_delay_ms", self.max_delay_ms, 1000)
     }
 }
 

@@ -8,7 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModelLabel {
@@ -106,53 +106,23 @@ impl Metrics {
             .inc();
     }
 
+    #[rustfmt::skip]
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "weir_inference_calls",
-            "Inference calls by plugins",
-            self.calls.clone(),
-        );
-        registry.register(
-            "weir_inference_rows",
-            "Rows sent to models by plugins",
-            self.rows.clone(),
-        );
-        registry.register(
-            "weir_inference_errors",
-            "Failed inference calls, by kind",
-            self.errors.clone(),
-        );
-        registry.register(
-            "weir_inference_batch_rows",
-            "Rows per model run (after dynamic batching)",
-            self.batch_rows.clone(),
-        );
-        registry.register(
-            "weir_inference_latency_seconds",
-            "What a caller waits for a result: queue and run",
-            self.latency.clone(),
-        );
-        registry.register(
-            "weir_model_prediction",
-            "Values of the first column of the first output (drift)",
-            self.prediction.clone(),
-        );
-        registry.register(
-            "weir_model_swaps",
-            "New model versions swapped in while running",
-            self.swaps.clone(),
-        );
-        registry.register(
-            "weir_model_refusals",
-            "New model files refused (the old version kept serving)",
-            self.refusals.clone(),
-        );
-        registry.register(
-            "weir_model_info",
-            "The version (sha256) a model serves: 1",
-            self.info.clone(),
-        );
+        add(registry, "weir_inference_calls", "Inference calls by plugins", &self.calls);
+        add(registry, "weir_inference_rows", "Rows sent to models by plugins", &self.rows);
+        add(registry, "weir_inference_errors", "Failed inference calls, by kind", &self.errors);
+        add(registry, "weir_inference_batch_rows", "Rows per model run (after dynamic batching)", &self.batch_rows);
+        add(registry, "weir_inference_latency_seconds", "What a caller waits for a result: queue and run", &self.latency);
+        add(registry, "weir_model_prediction", "Values of the first column of the first output (drift)", &self.prediction);
+        add(registry, "weir_model_swaps", "New model versions swapped in while running", &self.swaps);
+        add(registry, "weir_model_refusals", "New model files refused (the old version kept serving)", &self.refusals);
+        add(registry, "weir_model_info", "The version (sha256) a model serves: 1", &self.info);
     }
+}
+
+/// Registers a clone of `metric` (the clone shares its values).
+fn add(registry: &mut Registry, name: &str, help: &str, metric: &(impl Metric + Clone)) {
+    registry.register(name, help, metric.clone());
 }
 
 /// One model's metric handles.

@@ -4,19 +4,21 @@
 //! Plugins reach it through the WIT `inference` interface
 //! ([`crate::host_api::infer`]); this module knows nothing of WebAssembly.
 
-pub mod batcher;
-pub mod config;
-pub mod metrics;
-pub mod model;
-pub mod registry;
-pub mod reload;
-pub mod runtime;
+mod batcher;
+mod config;
+mod metrics;
+mod model;
+mod registry;
+mod reload;
+mod runtime;
 
 use std::fmt;
 use std::path::PathBuf;
 
-pub use config::{ModelConfig, OnnxRuntimeConfig};
-pub use registry::{ModelRegistry, ModelStatus};
+pub use config::{ModelConfig, OnnxRuntimeConfig, valid_model_name};
+pub use metrics::ModelMetrics;
+pub use registry::ModelRegistry;
+pub use reload::start_model_watch;
 
 /// Why the models could not be loaded at start-up.
 #[derive(Debug, thiserror::Error)]

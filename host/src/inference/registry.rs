@@ -7,40 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use serde::Serialize;
-
 use super::batcher::{BatchPolicy, Batcher, ModelSlot};
 use super::config::ModelConfig;
 use super::metrics::{Metrics, ModelMetrics};
 use super::model::Model;
 use super::{Infer, InferError, LoadError, Tensor};
 use crate::event::now_ms;
-use crate::pipeline::reload::ReloadStatus;
-
-/// A swap or a refusal, for `weir status`.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct ModelEvent {
-    pub at_ms: i64,
-    /// The new file's version (sha256), when it could be read.
-    pub version: Option<String>,
-    /// Why it was refused; for a swap, the version it replaced.
-    pub detail: String,
-}
-
-/// One model as `weir status` shows it.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct ModelStatus {
-    pub file: String,
-    /// sha256 of the file being served.
-    pub version: String,
-    pub since_ms: i64,
-    pub swaps: u64,
-    pub refusals: u64,
-    pub last_swap: Option<ModelEvent>,
-    pub last_refusal: Option<ModelEvent>,
-    /// The file was deleted; the last good version keeps serving.
-    pub file_deleted: bool,
-}
+use crate::telemetry::{ModelEvent, ModelStatus, VersionBoard};
 
 struct Entry {
     config: ModelConfig,
@@ -54,7 +27,7 @@ struct Inner {
     models: BTreeMap<String, Entry>,
     metrics: Metrics,
     env: ort::environment::Environment,
-    status: RwLock<Option<Arc<ReloadStatus>>>,
+    status: RwLock<Option<Arc<VersionBoard>>>,
 }
 
 /// The models, shared by every stage (cheap to clone).
@@ -111,8 +84,8 @@ impl ModelRegistry {
                 version: model.version.clone(),
                 since_ms: now_ms(),
                 swaps: 0,
-                refusals: 0,
                 last_swap: None,
+                refusals: 0,
                 last_refusal: None,
                 file_deleted: false,
             };
@@ -191,7 +164,7 @@ impl ModelRegistry {
 
     /// Publishes the models' status in `status` (the file `weir status`
     /// prints), now and after every swap or refusal.
-    pub fn publish_to(&self, status: Arc<ReloadStatus>) {
+    pub fn publish_to(&self, status: Arc<VersionBoard>) {
         if let Ok(mut s) = self.inner.status.write() {
             *s = Some(status);
         }

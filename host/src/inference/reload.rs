@@ -10,11 +10,11 @@ use std::sync::{Arc, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::registry::ModelRegistry;
-use crate::plugin::watcher::{Change, ReloadConfig, watch_matching};
+use crate::plugin::{Change, ReloadConfig, watch_matching};
 
 /// Watches every model file until `stop`: one watcher thread per folder,
 /// one thread applying the changes.
-pub fn start_watch(
+pub fn start_model_watch(
     registry: &ModelRegistry,
     config: &ReloadConfig,
     stop: &CancellationToken,
@@ -48,7 +48,7 @@ pub fn start_watch(
         .spawn(move || {
             // Loading and dry-running a new version yields the CPU to the
             // data path.
-            crate::plugin::engine::lower_this_thread_priority();
+            crate::plugin::lower_this_thread_priority();
             while let Ok(change) = rx.recv() {
                 match change {
                     Change::Ready(path) => registry.file_changed(&path),

@@ -240,7 +240,7 @@ fn hot_swap_refuses_bad_files_and_keeps_serving() {
     let path = tmp.path().join("model.onnx");
     std::fs::copy(models_dir().join("linear.onnx"), &path).expect("copy");
     let reg = registry(&[("linear", ModelConfig::new(&path))]).expect("load");
-    let status = Arc::new(crate::pipeline::reload::ReloadStatus::new(Some(
+    let status = Arc::new(crate::telemetry::VersionBoard::new(Some(
         tmp.path().join("status.json"),
     )));
     reg.publish_to(status.clone());

@@ -1,6 +1,7 @@
 //! End-to-end delivery acknowledgement.
 //!
-//! A source hands out each chunk of events with a [`Finalizer`]. Every piece of
+//! The source driver makes a [`Finalizer`] for each chunk a source hands over,
+//! under the id the source minted for it. Every piece of
 //! work derived from the chunk (plugin outputs on their way to any sink, dead
 //! letters included) holds a clone of it through an [`AckSet`]. A sink that
 //! failed to deliver marks it failed; when the last clone is dropped, the
@@ -74,10 +75,6 @@ impl Finalizer {
         }))
     }
 
-    pub fn chunk(&self) -> u64 {
-        self.0.chunk
-    }
-
     pub fn fail(&self) {
         self.0.failed.store(true, Ordering::Release);
     }
@@ -106,18 +103,10 @@ impl AckSet {
     pub fn mark_reached_sinks(&self) {
         self.0.iter().for_each(Finalizer::mark_reached_sinks);
     }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// Creates the channel acks come back on.
-pub fn channel() -> (mpsc::UnboundedSender<Ack>, mpsc::UnboundedReceiver<Ack>) {
+pub fn ack_channel() -> (mpsc::UnboundedSender<Ack>, mpsc::UnboundedReceiver<Ack>) {
     mpsc::unbounded_channel()
 }
 
@@ -127,7 +116,7 @@ mod tests {
 
     #[test]
     fn delivered_when_last_holder_drops_after_reaching_sinks() {
-        let (tx, mut rx) = channel();
+        let (tx, mut rx) = ack_channel();
         let f = Finalizer::new(7, 3, tx);
         let set = AckSet::new(vec![f]);
         let a = set.clone();
@@ -150,7 +139,7 @@ mod tests {
 
     #[test]
     fn failed_when_any_sink_fails_or_never_reached() {
-        let (tx, mut rx) = channel();
+        let (tx, mut rx) = ack_channel();
         let set = AckSet::new(vec![Finalizer::new(1, 1, tx.clone())]);
         set.mark_reached_sinks();
         set.clone().fail();

@@ -1,10 +1,9 @@
 //! The unit of work that flows through the stages.
 
-use std::sync::Arc;
-
+use super::ack::AckSet;
+use super::dlq::DeadLetter;
+use super::route::Routed;
 use crate::event::Event;
-use crate::pipeline::ack::AckSet;
-use crate::pipeline::dlq::DeadLetter;
 
 /// A micro-batch on its way through the stage chain. Outputs routed to named
 /// outputs and dead letters travel with the batch to the end of the chain, so
@@ -17,7 +16,7 @@ pub struct Batch {
     /// Events for the next stage (after the last stage: the default output).
     pub events: Vec<Event>,
     /// Events sent to a named output by some stage, in emission order.
-    pub routed: Vec<(Arc<str>, Event)>,
+    pub routed: Routed,
     pub dead: Vec<DeadLetter>,
     /// The source chunks this batch holds events of.
     pub acks: AckSet,

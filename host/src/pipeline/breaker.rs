@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use crate::validate::{self, FieldError};
+
 /// What happens once a stage's breaker trips.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -41,14 +43,9 @@ impl Default for CircuitBreakerConfig {
 }
 
 impl CircuitBreakerConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.max_faults == 0 {
-            return Err("max_faults: must be at least 1".into());
-        }
-        if self.window_secs == 0 {
-            return Err("window_secs: must be at least 1".into());
-        }
-        Ok(())
+    pub fn validate(&self) -> Result<(), FieldError> {
+        validate::at_least_one("max_faults", u64::from(self.max_faults))?;
+        validate::at_least_one("window_secs", self.window_secs)
     }
 }
 

@@ -1,14 +1,21 @@
 //! The pipeline: acknowledgement, batches, stages, dead letters, the runner.
 
-pub mod ack;
-pub mod batch;
-pub mod breaker;
-pub mod dlq;
-pub mod reload;
-pub mod runner;
-pub mod stage;
+mod ack;
+mod batch;
+mod breaker;
+mod dlq;
+mod reload;
+mod route;
+mod runner;
+mod stage;
+mod swap;
 
+pub use ack::{Ack, AckSet, AckStatus, Finalizer, ack_channel};
 pub use batch::Batch;
+pub use breaker::{BreakerAction, CircuitBreakerConfig};
 pub use dlq::DeadLetter;
+pub use reload::{Reloader, StageHandle};
+pub use route::{Routed, Routes};
 pub use runner::{BatchPolicy, Pipeline, RunError, RunSummary};
 pub use stage::{Stage, StageSpec};
+pub use swap::{Prepared, SwapSlot};

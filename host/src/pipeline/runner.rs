@@ -13,12 +13,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::ack::{AckSet, AckStatus, Finalizer, ack_channel};
+use super::batch::Batch;
+use super::route::Routes;
+use super::stage::Stage;
+use crate::endpoint::EndpointError;
 use crate::event::Event;
-use crate::pipeline::ack::{self, AckSet, AckStatus, Finalizer};
-use crate::pipeline::batch::Batch;
-use crate::pipeline::stage::Stage;
 use crate::sink::{Sink, SinkBatch};
-use crate::source::{Source, SourceError};
+use crate::source::Source;
 use crate::telemetry::PipelineStats;
 
 /// Batches in flight between two steps of the pipeline. With `max_events`
@@ -59,7 +61,7 @@ pub struct RunSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("source: {0}")]
-    Source(#[from] SourceError),
+    Source(#[from] EndpointError),
     #[error("output `{output}`: {message}")]
     Sink { output: String, message: String },
     #[error("{0}")]
@@ -85,29 +87,42 @@ impl Pipeline {
         let stop = shutdown.child_token();
         let fatal: Arc<std::sync::Mutex<Option<RunError>>> = Arc::default();
 
-        // Sinks.
-        let mut sink_tx: BTreeMap<String, mpsc::Sender<SinkBatch>> = BTreeMap::new();
+        // Sinks: the outputs in name order (their places in the fan-out),
+        // then the dead-letter output.
+        let routes = Routes::only(outputs.keys().map(String::as_str));
+        let default = routes
+            .names()
+            .iter()
+            .position(|n| &**n == "default")
+            .ok_or_else(|| RunError::Internal("the pipeline has no default output".into()))?;
         let mut sink_tasks = Vec::new();
-        let named = outputs
-            .into_iter()
-            .chain(std::iter::once((DLQ.to_string(), dead_letter)));
-        for (name, sink) in named {
+        let mut spawn_sink = |role: SinkRole, sink: Box<dyn Sink>| {
             let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-            sink_tx.insert(name.clone(), tx);
             sink_tasks.push(tokio::spawn(run_sink(
-                name,
+                role,
                 sink,
                 rx,
                 stats.clone(),
                 stop.clone(),
                 fatal.clone(),
             )));
-        }
+            tx
+        };
+        let outputs: Vec<mpsc::Sender<SinkBatch>> = outputs
+            .into_iter()
+            .map(|(name, sink)| spawn_sink(SinkRole::Output(name), sink))
+            .collect();
+        let fan_out = FanOut {
+            outputs,
+            default,
+            dead_letter: spawn_sink(SinkRole::DeadLetter, dead_letter),
+        };
 
         // Stages, one thread each, chained.
         let (first_tx, mut rx) = mpsc::channel::<Batch>(QUEUE_DEPTH);
         let mut stage_threads = Vec::new();
         for mut stage in stages {
+            stage.route_to(routes.clone());
             let (tx, next_rx) = mpsc::channel::<Batch>(QUEUE_DEPTH);
             let mut input = rx;
             let name = format!("weir-stage-{}", stage.name());
@@ -142,7 +157,7 @@ impl Pipeline {
             rx = next_rx;
         }
 
-        let fan_out = tokio::spawn(fan_out(rx, sink_tx));
+        let fan_out = tokio::spawn(fan_out.run(rx));
         let driven = drive_source(
             source,
             batch,
@@ -184,9 +199,6 @@ impl Pipeline {
     }
 }
 
-/// The name of the dead-letter output among the sink channels.
-const DLQ: &str = "\0dead-letter";
-
 /// Reads the source into batches of at most `max_events`, cut early after
 /// `max_wait`; hands acknowledgements back to the source; on shutdown or
 /// end of input, flushes and waits for every outstanding chunk's ack.
@@ -199,8 +211,7 @@ async fn drive_source(
     stats: Arc<PipelineStats>,
     drain_timeout: Duration,
 ) -> Result<u64, RunError> {
-    let (ack_tx, mut ack_rx) = ack::channel();
-    let mut next_chunk = 0u64;
+    let (ack_tx, mut ack_rx) = ack_channel();
     let mut outstanding = 0u64;
     let mut seq = 0u64;
     let mut pending = Batch::default();
@@ -230,8 +241,7 @@ async fn drive_source(
                 Some(read) if !read.is_empty() => {
                     let n = read.len();
                     stats.events_in.fetch_add(n as u64, Relaxed);
-                    finalizers.push(Finalizer::new(next_chunk, n, ack_tx.clone()));
-                    next_chunk += 1;
+                    finalizers.push(Finalizer::new(read.chunk, n, ack_tx.clone()));
                     outstanding += 1;
                     pending.events.extend(read.events);
                     pending.dead.extend(read.rejects);
@@ -298,44 +308,61 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Sends each finished batch's outputs to their sinks, in batch order.
-async fn fan_out(mut rx: mpsc::Receiver<Batch>, sinks: BTreeMap<String, mpsc::Sender<SinkBatch>>) {
-    while let Some(batch) = rx.recv().await {
-        let Batch {
+/// Hands each finished batch to the sinks, in batch order: its default
+/// events and what stages routed, to each output at its place; its dead
+/// letters to the dead-letter output. Routes were checked by the stages.
+struct FanOut {
+    /// The outputs' sinks, at their places ([`Routes`] order).
+    outputs: Vec<mpsc::Sender<SinkBatch>>,
+    /// The place of the `default` output.
+    default: usize,
+    dead_letter: mpsc::Sender<SinkBatch>,
+}
+
+impl FanOut {
+    async fn run(self, mut rx: mpsc::Receiver<Batch>) {
+        while let Some(batch) = rx.recv().await {
+            let Batch {
+                events,
+                routed,
+                dead,
+                acks,
+                ..
+            } = batch;
+            acks.mark_reached_sinks();
+            let dead = dead.into_iter().map(|d| d.into_event()).collect();
+            send(&self.dead_letter, dead, &acks).await;
+            let mut routed = routed.into_places();
+            let mut unrouted = Some(events);
+            for (place, tx) in self.outputs.iter().enumerate() {
+                let mut events = routed.next().unwrap_or_default();
+                if place == self.default
+                    && let Some(mut first) = unrouted.take()
+                {
+                    first.append(&mut events);
+                    events = first;
+                }
+                send(tx, events, &acks).await;
+            }
+        }
+    }
+}
+
+/// Sends `events` (if any) to a sink, holding the batch's acknowledgements.
+async fn send(tx: &mpsc::Sender<SinkBatch>, events: Vec<Event>, acks: &AckSet) {
+    if events.is_empty() {
+        return;
+    }
+    let sent = tx
+        .send(SinkBatch {
             events,
-            routed,
-            dead,
-            acks,
-            ..
-        } = batch;
-        acks.mark_reached_sinks();
-        let mut per_output: BTreeMap<&str, Vec<Event>> = BTreeMap::new();
-        if !events.is_empty() {
-            per_output.insert("default", events);
-        }
-        for (route, event) in routed {
-            match sinks.get_key_value(&*route) {
-                Some((name, _)) => per_output.entry(name.as_str()).or_default().push(event),
-                None => tracing::error!(output = %route, "routed to an unknown output"),
-            }
-        }
-        if !dead.is_empty() {
-            per_output.insert(DLQ, dead.into_iter().map(|d| d.into_event()).collect());
-        }
-        for (name, events) in per_output {
-            let Some(tx) = sinks.get(name) else { continue };
-            let sent = tx
-                .send(SinkBatch {
-                    events,
-                    acks: acks.clone(),
-                })
-                .await;
-            if sent.is_err() {
-                // The sink stopped (fatal error already recorded): the acks
-                // dropped with the batch report the chunk failed.
-                acks.fail();
-            }
-        }
+            acks: acks.clone(),
+        })
+        .await;
+    if sent.is_err() {
+        // The sink stopped (fatal error already recorded): the acks
+        // dropped with the batch report the chunk failed.
+        acks.fail();
     }
 }
 
@@ -348,24 +375,33 @@ fn record_latency(histogram: &crate::telemetry::AtomicHistogram, stamps: &[i64])
     }
 }
 
+/// What a sink is to the pipeline: which counters its deliveries add to,
+/// and its name in errors.
+enum SinkRole {
+    Output(String),
+    DeadLetter,
+}
+
 async fn run_sink(
-    name: String,
+    role: SinkRole,
     mut sink: Box<dyn Sink>,
     mut rx: mpsc::Receiver<SinkBatch>,
     stats: Arc<PipelineStats>,
     stop: CancellationToken,
     fatal: Arc<std::sync::Mutex<Option<RunError>>>,
 ) {
-    let label = if name == DLQ {
-        "dead-letter".to_string()
-    } else {
-        name.clone()
+    let (label, counter, latency) = match &role {
+        SinkRole::Output(name) => (
+            name.clone(),
+            stats.outputs.get(name),
+            stats.end_to_end.get(name),
+        ),
+        SinkRole::DeadLetter => (
+            "dead-letter".to_string(),
+            Some(&stats.dead_letters),
+            Some(&stats.dead_letter_latency),
+        ),
     };
-    let counter = stats.outputs.get(&name);
-    let latency = stats
-        .end_to_end
-        .get(&name)
-        .unwrap_or(&stats.dead_letter_latency);
     let mut failed = false;
     let mut stamps: Vec<i64> = Vec::new();
     while let Some(batch) = rx.recv().await {
@@ -378,14 +414,11 @@ async fn run_sink(
         stamps.extend(batch.events.iter().map(|e| e.timestamp_ms));
         match sink.send(batch).await {
             Ok(()) => {
-                record_latency(latency, &stamps);
-                match counter {
-                    Some(c) => {
-                        c.fetch_add(n, Relaxed);
-                    }
-                    None => {
-                        stats.dead_letters.fetch_add(n, Relaxed);
-                    }
+                if let Some(latency) = latency {
+                    record_latency(latency, &stamps);
+                }
+                if let Some(counter) = counter {
+                    counter.fetch_add(n, Relaxed);
                 }
             }
             Err(err) => {

@@ -3,18 +3,19 @@
 //! make the plugin fault (trap, deadline, memory) by re-running the batch in
 //! halves on fresh instances.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use super::batch::Batch;
+use super::breaker::{Breaker, BreakerAction, CircuitBreakerConfig};
+use super::dlq::DeadLetter;
+use super::route::Routes;
+use super::swap::SwapSlot;
 use crate::event::Event;
-use crate::pipeline::batch::Batch;
-use crate::pipeline::breaker::{Breaker, BreakerAction, CircuitBreakerConfig};
-use crate::pipeline::dlq::DeadLetter;
-use crate::pipeline::reload::{ReloadStatus, SwapSlot};
 use crate::plugin::{
     InstanceConfig, LoadedPlugin, PluginEngine, PluginError, PluginInstance, Processed,
 };
 use crate::telemetry::StageStats;
+use crate::telemetry::VersionBoard;
 
 /// What a stage is made of (built from the pipeline file).
 #[derive(Clone)]
@@ -43,9 +44,9 @@ impl StageSpec {
 pub struct Stage {
     spec: StageSpec,
     engine: Arc<PluginEngine>,
-    /// Names of the pipeline's outputs a plugin may route to; `None`: any
-    /// (`weir plugin test`).
-    outputs: Option<Arc<BTreeSet<String>>>,
+    /// The outputs a plugin may route to (set by the pipeline's runner;
+    /// any name until then, as for `weir plugin test`).
+    routes: Routes,
     instance: Option<PluginInstance>,
     stats: Arc<StageStats>,
     breaker: Breaker,
@@ -53,7 +54,7 @@ pub struct Stage {
     fatal: Option<String>,
     /// Hot reload: new versions arrive here, taken at a batch boundary.
     slot: SwapSlot,
-    status: Option<Arc<ReloadStatus>>,
+    status: Option<Arc<VersionBoard>>,
 }
 
 impl Stage {
@@ -62,14 +63,13 @@ impl Stage {
     pub fn start(
         spec: StageSpec,
         engine: Arc<PluginEngine>,
-        outputs: Option<Arc<BTreeSet<String>>>,
         stats: Arc<StageStats>,
     ) -> Result<Self, PluginError> {
         let breaker = Breaker::new(spec.breaker.clone());
         let mut stage = Self {
             spec,
             engine,
-            outputs,
+            routes: Routes::any(),
             instance: None,
             stats,
             breaker,
@@ -82,14 +82,25 @@ impl Stage {
     }
 
     /// Takes new versions from `slot` and reports what it serves to `status`.
-    pub fn enable_reload(&mut self, slot: SwapSlot, status: Arc<ReloadStatus>) {
-        status.serving(&self.spec.name, &self.spec.plugin, false);
+    pub fn enable_reload(&mut self, slot: SwapSlot, status: Arc<VersionBoard>) {
+        let plugin = &self.spec.plugin;
+        status.serving(&self.spec.name, &plugin.name, &plugin.version, false);
         self.slot = slot;
         self.status = Some(status);
     }
 
     pub fn spec(&self) -> &StageSpec {
         &self.spec
+    }
+
+    /// Routes plugin outputs to these outputs only (the runner's fan-out).
+    pub fn route_to(&mut self, routes: Routes) {
+        self.routes = routes;
+    }
+
+    /// The outputs the plugin routed to, by place.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
     }
 
     /// Swaps in a prepared version, if one is waiting.
@@ -113,7 +124,8 @@ impl Stage {
         self.breaker = Breaker::new(self.spec.breaker.clone());
         tracing::info!(stage = %self.spec.name, plugin = %self.spec.plugin.name, from = %old, to = %self.spec.plugin.short_version(), "plugin swapped");
         if let Some(status) = &self.status {
-            status.serving(&self.spec.name, &self.spec.plugin, true);
+            let plugin = &self.spec.plugin;
+            status.serving(&self.spec.name, &plugin.name, &plugin.version, true);
         }
     }
 
@@ -242,19 +254,22 @@ impl Stage {
         }
     }
 
-    fn absorb(&self, inputs: &[Event], processed: Processed, batch: &mut Batch) {
+    fn absorb(&mut self, inputs: &[Event], processed: Processed, batch: &mut Batch) {
         let mut out = 0usize;
         for o in processed.outputs {
-            match o.route {
+            let Some(route) = o.route else {
+                batch.events.push(o.event);
+                out += 1;
+                continue;
+            };
+            // The one check of a route: a known output gets the event at its
+            // place in the fan-out, an unknown one makes it a dead letter.
+            match self.routes.resolve(&route) {
+                Some(place) => {
+                    batch.routed.push(place, o.event);
+                    out += 1;
+                }
                 None => {
-                    batch.events.push(o.event);
-                    out += 1;
-                }
-                Some(route) if self.outputs.as_ref().is_none_or(|o| o.contains(&*route)) => {
-                    batch.routed.push((route, o.event));
-                    out += 1;
-                }
-                Some(route) => {
                     let reason = format!(
                         "the plugin routed an output to `{route}`, which is not an output of this pipeline"
                     );

@@ -12,6 +12,8 @@ wasmtime::component::bindgen!({
 
 pub use self::TransformWithInference as Transform;
 pub use self::TransformWithInferencePre as TransformPre;
-pub use self::exports::weir::plugin::transformer as guest;
+pub use self::weir::plugin::clock as wit_clock;
 pub use self::weir::plugin::inference as wit_inference;
+pub use self::weir::plugin::log as wit_log;
 pub use self::weir::plugin::types as wit;
+pub use self::weir::plugin::types as wit_types;

@@ -6,18 +6,17 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
 use super::bindings::{Transform, TransformPre};
 use super::cache::{ArtifactCache, CacheOutcome, content_hash};
+use super::component::LoadedPlugin;
 use super::error::PluginError;
-use super::instance::{InstanceConfig, PluginInstance, StoreState};
-
-/// How often the epoch advances; a call's deadline is counted in these ticks.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+use super::instance::{InstanceConfig, PluginInstance};
+use super::limits::EPOCH_TICK;
+use super::state::StoreState;
 
 /// Engine-wide settings.
 #[derive(Clone, Debug)]
@@ -43,24 +42,6 @@ impl Default for EngineOptions {
             fuel: false,
             epoch_interruption: true,
         }
-    }
-}
-
-/// A compiled, linked plugin ready to instantiate. Cheap to clone.
-#[derive(Clone)]
-pub struct LoadedPlugin {
-    /// The plugin's name (its file stem).
-    pub name: Arc<str>,
-    /// Its version: the SHA-256 of the `.wasm` bytes.
-    pub version: Arc<str>,
-    pub pre: TransformPre<StoreState>,
-    pub cache: CacheOutcome,
-}
-
-impl LoadedPlugin {
-    /// The first 12 hex digits of the version, for logs.
-    pub fn short_version(&self) -> &str {
-        self.version.get(..12).unwrap_or(&self.version)
     }
 }
 

@@ -3,16 +3,15 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime::{Store, Trap};
 
 use super::bindings::Transform;
 use super::codec::{self, BatchEncoder, Processed};
-use super::engine::{EPOCH_TICK, LoadedPlugin};
+use super::component::LoadedPlugin;
 use super::error::{CallError, PluginError};
 use super::limits::LimitsConfig;
 use super::sandbox::Sandbox;
+use super::state::StoreState;
 use crate::event::{Event, Header};
 use crate::inference::Infer;
 
@@ -41,77 +40,6 @@ impl InstanceConfig {
     }
 }
 
-/// The data of a plugin's `Store`: WASI (with nothing granted), the limits,
-/// and who it is for the log.
-pub struct StoreState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limits: TrackedLimits,
-    pub(crate) stage: Arc<str>,
-    pub(crate) plugin: Arc<str>,
-    pub(crate) models: Option<Arc<dyn Infer>>,
-}
-
-impl WasiView for StoreState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-/// The store's limits, also counting the linear memory the instance holds
-/// (for the per-instance memory metric).
-struct TrackedLimits {
-    limits: StoreLimits,
-    memory_bytes: usize,
-}
-
-impl wasmtime::ResourceLimiter for TrackedLimits {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let allowed = self.limits.memory_growing(current, desired, maximum)?;
-        if allowed {
-            self.memory_bytes = self.memory_bytes.saturating_add(desired - current);
-        }
-        Ok(allowed)
-    }
-
-    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.limits.memory_grow_failed(error)
-    }
-
-    fn table_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        self.limits.table_growing(current, desired, maximum)
-    }
-
-    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.limits.table_grow_failed(error)
-    }
-
-    fn instances(&self) -> usize {
-        self.limits.instances()
-    }
-
-    fn tables(&self) -> usize {
-        self.limits.tables()
-    }
-
-    fn memories(&self) -> usize {
-        self.limits.memories()
-    }
-}
-
 /// A plugin instance serving one stage.
 pub struct PluginInstance {
     store: Store<StoreState>,
@@ -130,11 +58,6 @@ pub fn provenance_header(stage: &str) -> String {
     format!("weir.version.{stage}")
 }
 
-fn deadline_ticks(limits: &LimitsConfig) -> u64 {
-    let tick = EPOCH_TICK.as_millis().max(1) as u64;
-    limits.max_batch_ms.div_ceil(tick).max(1)
-}
-
 impl PluginInstance {
     pub(super) fn new(
         engine: &wasmtime::Engine,
@@ -143,27 +66,15 @@ impl PluginInstance {
         plugin: &LoadedPlugin,
         config: &InstanceConfig,
     ) -> Result<Self, PluginError> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(config.limits.max_memory_bytes())
-            .instances(config.limits.max_instances as usize)
-            .tables(config.limits.max_tables as usize)
-            .memories(8)
-            .table_elements(1 << 20)
-            .trap_on_grow_failure(true)
-            .build();
-        let state = StoreState {
-            wasi: config.sandbox.wasi_ctx(&config.stage, &plugin.name)?,
-            table: ResourceTable::new(),
-            limits: TrackedLimits {
-                limits,
-                memory_bytes: 0,
-            },
-            stage: config.stage.clone(),
-            plugin: plugin.name.clone(),
-            models: config.models.clone(),
-        };
+        let state = StoreState::new(
+            config.sandbox.wasi_ctx(&config.stage, &plugin.name)?,
+            config.limits.limiter(),
+            config.stage.clone(),
+            plugin.name.clone(),
+            config.models.clone(),
+        );
         let mut store = Store::new(engine, state);
-        store.limiter(|s| &mut s.limits);
+        store.limiter(|s| &mut s.limiter);
         if epoch {
             store.epoch_deadline_trap();
         }
@@ -192,7 +103,7 @@ impl PluginInstance {
 
     /// Linear memory the instance holds, in bytes.
     pub fn memory_bytes(&self) -> usize {
-        self.store.data().limits.memory_bytes
+        self.store.data().limiter.memory_bytes()
     }
 
     pub fn plugin(&self) -> &LoadedPlugin {
@@ -212,7 +123,7 @@ impl PluginInstance {
             Ok(Err(reason)) => Err(PluginError::InitRefused { name, reason }),
             Err(err) => Err(PluginError::InitFault {
                 name,
-                reason: classify(&err, &self.limits).to_string(),
+                reason: self.classify(&err).to_string(),
             }),
         }
     }
@@ -221,11 +132,14 @@ impl PluginInstance {
     pub fn process(&mut self, events: &[Event]) -> Result<Processed, CallError> {
         arm(&mut self.store, &self.limits, self.fueled);
         let batch = self.encoder.encode(events);
-        let out = self
+        let out = match self
             .transform
             .weir_plugin_transformer()
             .call_process(&mut self.store, batch)
-            .map_err(|err| classify(&err, &self.limits))?;
+        {
+            Ok(out) => out,
+            Err(err) => return Err(self.classify(&err)),
+        };
         codec::decode(
             out,
             events,
@@ -236,9 +150,10 @@ impl PluginInstance {
     }
 }
 
-/// Sets the CPU limits of the next call.
+/// Sets the limits of the next call.
 fn arm(store: &mut Store<StoreState>, limits: &LimitsConfig, fueled: bool) {
-    store.set_epoch_deadline(deadline_ticks(limits));
+    store.data_mut().limiter.take_memory_refused();
+    store.set_epoch_deadline(limits.deadline_ticks());
     if fueled {
         let fuel = if limits.fuel == 0 {
             u64::MAX
@@ -250,28 +165,26 @@ fn arm(store: &mut Store<StoreState>, limits: &LimitsConfig, fueled: bool) {
     }
 }
 
-/// Turns a wasmtime error from a guest call into a fault with a reason a
-/// person can act on.
-fn classify(err: &wasmtime::Error, limits: &LimitsConfig) -> CallError {
-    match err.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => CallError::Deadline {
-            limit_ms: limits.max_batch_ms,
-        },
-        Some(Trap::OutOfFuel) => CallError::OutOfFuel { fuel: limits.fuel },
-        Some(Trap::StackOverflow) => CallError::Trap("stack overflow".into()),
-        Some(Trap::UnreachableCodeReached) => {
-            CallError::Trap("the plugin panicked (unreachable executed)".into())
-        }
-        Some(trap) => CallError::Trap(trap.to_string()),
-        None => {
-            let text = format!("{err:#}");
-            if text.contains("grow") && text.contains("memory") {
-                CallError::OutOfMemory {
-                    limit_mib: limits.max_memory_mib,
-                }
-            } else {
-                CallError::Trap(text)
+impl PluginInstance {
+    /// Turns a wasmtime error from a guest call into a fault with a reason a
+    /// person can act on. A memory growth the limiter refused is the
+    /// limiter's flag, not a guess from the error's text.
+    fn classify(&mut self, err: &wasmtime::Error) -> CallError {
+        let limits = &self.limits;
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => CallError::Deadline {
+                limit_ms: limits.max_batch_ms,
+            },
+            Some(Trap::OutOfFuel) => CallError::OutOfFuel { fuel: limits.fuel },
+            Some(Trap::StackOverflow) => CallError::Trap("stack overflow".into()),
+            Some(Trap::UnreachableCodeReached) => {
+                CallError::Trap("the plugin panicked (unreachable executed)".into())
             }
+            Some(trap) => CallError::Trap(trap.to_string()),
+            None if self.store.data_mut().limiter.take_memory_refused() => CallError::OutOfMemory {
+                limit_mib: limits.max_memory_mib,
+            },
+            None => CallError::Trap(format!("{err:#}")),
         }
     }
 }

@@ -1,20 +1,26 @@
 //! WebAssembly plugins: the engine, compiled-artifact cache, instances and
 //! limits. Host functions the plugins import live in [`crate::host_api`].
 
-pub mod bindings;
-pub mod cache;
-pub mod codec;
-pub mod engine;
-pub mod error;
-pub mod instance;
-pub mod limits;
-pub mod sandbox;
-pub mod watcher;
+mod bindings;
+mod cache;
+mod codec;
+mod component;
+mod engine;
+mod error;
+mod instance;
+mod limits;
+mod sandbox;
+mod state;
+mod watcher;
 
-pub use cache::{ArtifactCache, CacheOutcome};
+pub(crate) use bindings::{wit_clock, wit_inference, wit_log, wit_types};
+pub use cache::{ArtifactCache, CacheOutcome, content_hash};
 pub use codec::{Output, Processed};
-pub use engine::{EngineOptions, LoadedPlugin, PluginEngine};
+pub use component::LoadedPlugin;
+pub use engine::{EngineOptions, PluginEngine, lower_this_thread_priority};
 pub use error::{CallError, PluginError};
 pub use instance::{InstanceConfig, PluginInstance};
 pub use limits::LimitsConfig;
-pub use sandbox::{GrantsConfig, Sandbox};
+pub use sandbox::{DirGrant, DirMode, GrantsConfig, Sandbox};
+pub(crate) use state::StoreState;
+pub use watcher::{Change, ReloadConfig, WatchMode, watch, watch_matching};

@@ -18,6 +18,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
 use super::error::PluginError;
+use crate::validate::FieldError;
 
 /// The `[stages.grants]` table.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -52,29 +53,44 @@ pub enum DirMode {
 }
 
 impl GrantsConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         for (i, d) in self.dirs.iter().enumerate() {
             if !d.guest.starts_with('/') {
-                return Err(format!(
-                    "dirs[{i}].guest: must be an absolute guest path like `/data`"
-                ));
+                return Err(FieldError::new(
+                    "guest",
+                    "must be an absolute guest path like `/data`",
+                )
+                .within_index(i)
+                .within("dirs"));
             }
         }
         for (i, name) in self.env.iter().enumerate() {
             if name.is_empty() || name.contains('=') {
-                return Err(format!("env[{i}]: `{name}` is not a variable name"));
+                return Err(FieldError::at_index(
+                    "env",
+                    i,
+                    format!("`{name}` is not a variable name"),
+                ));
             }
         }
         Ok(())
     }
 
-    /// Resolves paths against `base_dir` and reads the granted variables.
-    pub fn resolve(&self, base_dir: &Path) -> Sandbox {
+    /// Resolves the granted directories against the pipeline file's folder.
+    pub fn resolve_paths(&mut self, base_dir: &Path) {
+        for d in &mut self.dirs {
+            d.path = crate::paths::resolve(base_dir, &d.path);
+        }
+    }
+
+    /// The grants as a stage's instances get them: the directories (paths
+    /// resolved) and the granted variables' values, read now.
+    pub fn sandbox(&self) -> Sandbox {
         Sandbox {
             dirs: self
                 .dirs
                 .iter()
-                .map(|d| (base_dir.join(&d.path), d.guest.clone(), d.mode))
+                .map(|d| (d.path.clone(), d.guest.clone(), d.mode))
                 .collect(),
             env: self
                 .env
@@ -249,7 +265,7 @@ mod tests {
 
     #[test]
     fn relative_dirs_resolve_against_the_pipeline_folder_and_env_is_filtered() {
-        let grants = GrantsConfig {
+        let mut grants = GrantsConfig {
             dirs: vec![DirGrant {
                 path: "data".into(),
                 guest: "/data".into(),
@@ -258,7 +274,8 @@ mod tests {
             env: vec!["WEIR_SURELY_UNSET_VARIABLE".into()],
         };
         assert_eq!(grants.validate(), Ok(()));
-        let sandbox = grants.resolve(Path::new("/srv/pipe"));
+        grants.resolve_paths(Path::new("/srv/pipe"));
+        let sandbox = grants.sandbox();
         assert_eq!(sandbox.dirs[0].0, PathBuf::from("/srv/pipe/data"));
         assert!(sandbox.env.is_empty(), "unset variables are absent");
     }
@@ -273,10 +290,9 @@ mod tests {
             }],
             env: vec![],
         };
-        assert!(
-            grants
-                .validate()
-                .is_err_and(|e| e.contains("dirs[0].guest"))
+        assert_eq!(
+            grants.validate().map_err(|e| e.field()),
+            Err("dirs[0].guest".to_owned())
         );
     }
 

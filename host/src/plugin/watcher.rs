@@ -13,6 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 use notify::{RecursiveMode, Watcher};
 use serde::Deserialize;
 
+use crate::validate::{self, FieldError};
+
 /// How to notice changes.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -51,11 +53,8 @@ impl Default for ReloadConfig {
 }
 
 impl ReloadConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.poll_interval_ms == 0 {
-            return Err("poll_interval_ms: must be at least 1".into());
-        }
-        Ok(())
+    pub fn validate(&self) -> Result<(), FieldError> {
+        validate::at_least_one("poll_interval_ms", self.poll_interval_ms)
     }
 }
 

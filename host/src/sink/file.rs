@@ -2,14 +2,15 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
-use super::SinkError;
 use super::jsonl::OutputFormat;
 use super::writer::WriterSink;
-use crate::config::FieldError;
+use crate::endpoint::EndpointError;
+use crate::paths::ConfigPath;
+use crate::validate::{self, FieldError};
 
 pub type FileSink = WriterSink<File>;
 
@@ -23,7 +24,7 @@ pub type FileSink = WriterSink<File>;
 pub struct FileSinkConfig {
     /// The file, relative to the pipeline file's folder. Missing parent
     /// folders are created.
-    pub path: PathBuf,
+    pub path: ConfigPath,
     /// `false` (default): the file is emptied when the pipeline starts;
     /// `true`: lines are added at its end.
     #[serde(default)]
@@ -40,21 +41,14 @@ pub struct FileSinkConfig {
 
 impl FileSinkConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.path.as_os_str().is_empty() {
-            return Err(FieldError::new("path", "must not be empty"));
-        }
-        Ok(())
+        validate::not_empty("path", self.path.written())
     }
 
     /// Creates the parent folders and opens the file (truncating it unless
     /// `append`): a path that cannot be written is an error now.
-    pub fn build(&self, base_dir: &Path) -> Result<FileSink, SinkError> {
-        let path = if self.path.is_absolute() {
-            self.path.clone()
-        } else {
-            base_dir.join(&self.path)
-        };
-        let io_error = |what: &str, source| SinkError::Io {
+    pub fn build(&self) -> Result<FileSink, EndpointError> {
+        let path = self.path.resolved();
+        let io_error = |what: &str, source| EndpointError::Io {
             context: format!("{what} {}", path.display()),
             source,
         };
@@ -70,9 +64,13 @@ impl FileSinkConfig {
             options.write(true).truncate(true);
         }
         let file = options
-            .open(&path)
+            .open(path)
             .map_err(|e| io_error("cannot open the output file", e))?;
-        let describe = format!("file {} ({})", self.path.display(), self.format.name());
+        let describe = format!(
+            "file {} ({})",
+            self.path.written().display(),
+            self.format.name()
+        );
         let after_write: fn(&mut File) -> std::io::Result<()> = if self.fsync {
             |f| {
                 f.flush()?;
@@ -82,6 +80,11 @@ impl FileSinkConfig {
             |f| f.flush()
         };
         Ok(WriterSink::new(describe, self.format, file, after_write))
+    }
+
+    /// Resolves `path` against the pipeline file's folder.
+    pub fn resolve_paths(&mut self, base_dir: &Path) {
+        self.path.resolve(base_dir);
     }
 }
 

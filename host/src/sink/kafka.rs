@@ -24,10 +24,11 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedPro
 use serde::Deserialize;
 use tokio::sync::Notify;
 
-use super::{Sink, SinkBatch, SinkError};
-use crate::config::FieldError;
-use crate::pipeline::ack::AckSet;
-use crate::source::kafka::{Properties, client_config, validate_properties};
+use super::{Sink, SinkBatch};
+use crate::endpoint::EndpointError;
+use crate::kafka::{Properties, client_config, forward_log, validate_properties};
+use crate::pipeline::AckSet;
+use crate::validate::{self, FieldError};
 
 /// `type = "kafka"`: every event becomes a record of `topic`, with its key,
 /// value, headers and timestamp. The partition is chosen by librdkafka's
@@ -85,19 +86,15 @@ impl KafkaSinkConfig {
     }
 
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.brokers.trim().is_empty() {
-            return Err(FieldError::new("brokers", "must not be empty"));
-        }
-        if self.topic.trim().is_empty() {
-            return Err(FieldError::new("topic", "must not be empty"));
-        }
+        validate::not_blank("brokers", &self.brokers)?;
+        validate::not_blank("topic", &self.topic)?;
         validate_properties(&self.properties, RESERVED, &self.client_config())
     }
 
     /// Creates the producer (it connects in the background).
-    pub fn build(&self) -> Result<KafkaSink, SinkError> {
+    pub fn build(&self) -> Result<KafkaSink, EndpointError> {
         self.validate()
-            .map_err(|e| SinkError::Other(format!("kafka sink: {e}")))?;
+            .map_err(|e| EndpointError::Other(format!("kafka sink: {e}")))?;
         let shared = Arc::new(Shared {
             topic: self.topic.clone(),
             failure: Mutex::default(),
@@ -107,7 +104,7 @@ impl KafkaSinkConfig {
         let producer: ThreadedProducer<DeliveryContext> = self
             .client_config()
             .create_with_context(DeliveryContext)
-            .map_err(|e| SinkError::Other(format!("cannot create the Kafka producer: {e}")))?;
+            .map_err(|e| EndpointError::Other(format!("cannot create the Kafka producer: {e}")))?;
         Ok(KafkaSink {
             describe: format!("kafka {} ({})", self.topic, self.brokers),
             topic: self.topic.clone(),
@@ -123,7 +120,7 @@ pub struct LogContext;
 
 impl ClientContext for LogContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        crate::source::kafka::props::forward_log(level, fac, log_message);
+        forward_log(level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -202,19 +199,19 @@ pub struct KafkaSink {
 }
 
 impl KafkaSink {
-    fn failed(&self) -> Result<(), SinkError> {
+    fn failed(&self) -> Result<(), EndpointError> {
         match self.shared.failure.lock().ok().and_then(|f| f.clone()) {
-            Some(e) => Err(SinkError::Other(e)),
+            Some(e) => Err(EndpointError::Other(e)),
             None => Ok(()),
         }
     }
 
-    fn fail(&self, batch_acks: &AckSet, message: String) -> SinkError {
+    fn fail(&self, batch_acks: &AckSet, message: String) -> EndpointError {
         batch_acks.fail();
         if let Ok(mut f) = self.shared.failure.lock() {
             f.get_or_insert(message.clone());
         }
-        SinkError::Other(message)
+        EndpointError::Other(message)
     }
 }
 
@@ -224,7 +221,7 @@ impl Sink for KafkaSink {
         self.describe.clone()
     }
 
-    async fn send(&mut self, batch: SinkBatch) -> Result<(), SinkError> {
+    async fn send(&mut self, batch: SinkBatch) -> Result<(), EndpointError> {
         if let Err(e) = self.failed() {
             batch.acks.fail();
             return Err(e);
@@ -277,7 +274,7 @@ impl Sink for KafkaSink {
         Ok(())
     }
 
-    async fn flush(&mut self) -> Result<(), SinkError> {
+    async fn flush(&mut self) -> Result<(), EndpointError> {
         loop {
             let drained = self.shared.drained.notified();
             tokio::pin!(drained);

@@ -1,39 +1,104 @@
 //! Sinks: where events go. Each named output of a pipeline, and the
 //! dead-letter output, is a sink.
+//!
+//! Each kind of sink is one module that owns its configuration struct
+//! (`validate`, `resolve_paths`, `build`); [`SinkConfig`], an
+//! `[outputs.<name>]` or `[dead_letter]` table, only dispatches on `type`.
+//! Adding a sink is a module and a variant here.
 
-pub mod file;
-pub mod jsonl;
-pub mod kafka;
-pub mod stdout;
-pub mod writer;
+mod file;
+mod jsonl;
+mod kafka;
+mod stdout;
+mod writer;
+
+use std::path::Path;
 
 use async_trait::async_trait;
+use serde::Deserialize;
 
+use crate::endpoint::EndpointError;
 use crate::event::Event;
-use crate::pipeline::ack::AckSet;
+use crate::paths::ConfigPath;
+use crate::pipeline::AckSet;
+use crate::validate::FieldError;
 
 pub use file::{FileSink, FileSinkConfig};
-pub use jsonl::{DecodedEvent, OutputFormat, decode_envelope, encode_envelope};
+pub use jsonl::{OutputFormat, encode_envelope};
+pub use kafka::{KafkaSink, KafkaSinkConfig};
 pub use stdout::{StderrSink, StdoutSink, StdoutSinkConfig};
-pub use writer::WriterSink;
+pub use writer::{AfterWrite, WriterSink};
+
+/// An output (`[outputs.<name>]`) or the dead-letter output (`[dead_letter]`).
+/// `type` selects the kind; the other fields are the kind's.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SinkConfig {
+    /// JSON lines on standard output ([`StdoutSinkConfig`]).
+    Stdout(StdoutSinkConfig),
+    /// JSON lines on standard error ([`StdoutSinkConfig`]); the default
+    /// dead-letter output.
+    Stderr(StdoutSinkConfig),
+    /// A file ([`FileSinkConfig`]).
+    File(FileSinkConfig),
+    /// A Kafka topic ([`KafkaSinkConfig`]).
+    Kafka(KafkaSinkConfig),
+}
+
+impl SinkConfig {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        match self {
+            SinkConfig::Stdout(c) | SinkConfig::Stderr(c) => c.validate(),
+            SinkConfig::File(c) => c.validate(),
+            SinkConfig::Kafka(c) => c.validate(),
+        }
+    }
+
+    /// Resolves relative paths against the pipeline file's folder (once,
+    /// when the file is loaded).
+    pub fn resolve_paths(&mut self, base_dir: &Path) {
+        match self {
+            SinkConfig::File(c) => c.resolve_paths(base_dir),
+            SinkConfig::Stdout(_) | SinkConfig::Stderr(_) | SinkConfig::Kafka(_) => {}
+        }
+    }
+
+    /// The file this sink writes, if it writes one (as resolved, and as
+    /// written in the pipeline file).
+    pub fn file(&self) -> Option<&ConfigPath> {
+        match self {
+            SinkConfig::File(c) => Some(&c.path),
+            SinkConfig::Stdout(_) | SinkConfig::Stderr(_) | SinkConfig::Kafka(_) => None,
+        }
+    }
+
+    /// Creates the sink.
+    pub fn build(&self) -> Result<Box<dyn Sink>, EndpointError> {
+        Ok(match self {
+            SinkConfig::Stdout(c) => Box::new(c.build_stdout()),
+            SinkConfig::Stderr(c) => Box::new(c.build_stderr()),
+            SinkConfig::File(c) => Box::new(c.build()?),
+            SinkConfig::Kafka(c) => Box::new(c.build()?),
+        })
+    }
+
+    /// Deserializes the variant named `ty` on its own, for an error with the
+    /// precise position of the offending field (serde's tagged enums lose it).
+    pub fn variant_error(ty: &str, de: toml::de::Deserializer<'_>) -> Option<toml::de::Error> {
+        match ty {
+            "stdout" | "stderr" => StdoutSinkConfig::deserialize(de).err(),
+            "file" => FileSinkConfig::deserialize(de).err(),
+            "kafka" => KafkaSinkConfig::deserialize(de).err(),
+            _ => None,
+        }
+    }
+}
 
 /// Events for one sink, with the acknowledgement handles of the source chunks
 /// they derive from.
 pub struct SinkBatch {
     pub events: Vec<Event>,
     pub acks: AckSet,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Other(String),
 }
 
 #[async_trait]
@@ -45,8 +110,8 @@ pub trait Sink: Send {
     /// broker) — after calling `batch.acks.fail()` if they could not be. A
     /// pipelined sink may return before that. An `Err` is fatal: the pipeline
     /// stops (at-least-once: unacknowledged input is read again on restart).
-    async fn send(&mut self, batch: SinkBatch) -> Result<(), SinkError>;
+    async fn send(&mut self, batch: SinkBatch) -> Result<(), EndpointError>;
 
     /// Waits until everything sent so far is acknowledged. Called at shutdown.
-    async fn flush(&mut self) -> Result<(), SinkError>;
+    async fn flush(&mut self) -> Result<(), EndpointError>;
 }

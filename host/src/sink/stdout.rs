@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::jsonl::OutputFormat;
 use super::writer::WriterSink;
-use crate::config::FieldError;
+use crate::validate::FieldError;
 
 pub type StdoutSink = WriterSink<std::io::Stdout>;
 pub type StderrSink = WriterSink<std::io::Stderr>;

@@ -14,8 +14,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::jsonl::OutputFormat;
-use super::{Sink, SinkBatch, SinkError};
-use crate::pipeline::ack::AckSet;
+use super::{Sink, SinkBatch};
+use crate::endpoint::EndpointError;
+use crate::pipeline::AckSet;
 
 /// What runs after each batch's write: flush, and fsync if asked.
 pub type AfterWrite<W> = fn(&mut W) -> std::io::Result<()>;
@@ -65,8 +66,8 @@ impl<W: Write + Send + 'static> WriterSink<W> {
         .map_err(std::io::Error::other)?
     }
 
-    fn io_error(&self, source: std::io::Error) -> SinkError {
-        SinkError::Io {
+    fn io_error(&self, source: std::io::Error) -> EndpointError {
+        EndpointError::Io {
             context: format!("writing to {}", self.describe),
             source,
         }
@@ -79,7 +80,7 @@ impl<W: Write + Send + 'static> Sink for WriterSink<W> {
         self.describe.clone()
     }
 
-    async fn send(&mut self, batch: SinkBatch) -> Result<(), SinkError> {
+    async fn send(&mut self, batch: SinkBatch) -> Result<(), EndpointError> {
         let SinkBatch { events, acks } = batch;
         if events.is_empty() {
             return Ok(());
@@ -121,7 +122,7 @@ impl<W: Write + Send + 'static> Sink for WriterSink<W> {
         }
     }
 
-    async fn flush(&mut self) -> Result<(), SinkError> {
+    async fn flush(&mut self) -> Result<(), EndpointError> {
         let after_write = self.after_write;
         self.with_target(after_write)
             .await

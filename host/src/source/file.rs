@@ -1,13 +1,14 @@
 //! The `file` source: the lines of a file, read once from start to end.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::SourceError;
 use super::lines::{LineFormat, LinesSource};
-use crate::config::FieldError;
+use crate::endpoint::EndpointError;
+use crate::paths::ConfigPath;
+use crate::validate::{self, FieldError};
 
 /// `[source] type = "file"`: one event per non-empty line of a file, read
 /// from start to end (the file is streamed, never loaded whole). Positions:
@@ -17,7 +18,7 @@ use crate::config::FieldError;
 #[serde(deny_unknown_fields)]
 pub struct FileSourceConfig {
     /// The file to read, relative to the pipeline file's folder.
-    pub path: PathBuf,
+    pub path: ConfigPath,
     /// `json` (default): each non-empty line is a JSON document, and a line
     /// that is not goes to the dead-letter output with its line number;
     /// `text`: each non-empty line is the value as is.
@@ -27,25 +28,24 @@ pub struct FileSourceConfig {
 
 impl FileSourceConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.path.as_os_str().is_empty() {
-            return Err(FieldError::new("path", "must not be empty"));
-        }
-        Ok(())
+        validate::not_empty("path", self.path.written())
+    }
+
+    /// Resolves `path` against the pipeline file's folder.
+    pub fn resolve_paths(&mut self, base_dir: &Path) {
+        self.path.resolve(base_dir);
     }
 
     /// Opens the file (an error now if it cannot be) and starts reading it.
-    pub fn build(&self, base_dir: &Path) -> Result<LinesSource, SourceError> {
-        let resolved = if self.path.is_absolute() {
-            self.path.clone()
-        } else {
-            base_dir.join(&self.path)
-        };
-        let file = std::fs::File::open(&resolved).map_err(|source| SourceError::Io {
+    pub fn build(&self) -> Result<LinesSource, EndpointError> {
+        let resolved = self.path.resolved();
+        let file = std::fs::File::open(resolved).map_err(|source| EndpointError::Io {
             context: format!("cannot open the source file {}", resolved.display()),
             source,
         })?;
-        let stream: Arc<str> = Arc::from(self.path.to_string_lossy().as_ref());
-        let describe = format!("file {} ({})", self.path.display(), self.format.name());
+        let written = self.path.written();
+        let stream: Arc<str> = Arc::from(written.to_string_lossy().as_ref());
+        let describe = format!("file {} ({})", written.display(), self.format.name());
         LinesSource::spawn(describe, stream, self.format, file)
     }
 }
@@ -58,11 +58,14 @@ mod tests {
     use super::*;
     use crate::source::{Read, Source};
 
-    fn config(path: &Path, format: LineFormat) -> FileSourceConfig {
-        FileSourceConfig {
-            path: path.to_path_buf(),
+    /// `path` in a pipeline file in `base_dir`.
+    fn config(path: &Path, format: LineFormat, base_dir: &Path) -> FileSourceConfig {
+        let mut config = FileSourceConfig {
+            path: path.into(),
             format,
-        }
+        };
+        config.resolve_paths(base_dir);
+        config
     }
 
     async fn read_all(source: &mut LinesSource, max: usize) -> Vec<Read> {
@@ -82,8 +85,8 @@ mod tests {
             "{\"n\":0}\n\n{\"n\":2}\n{oops\n{\"n\":4}",
         )
         .expect("write");
-        let mut source = config(Path::new("in.jsonl"), LineFormat::Json)
-            .build(dir.path())
+        let mut source = config(Path::new("in.jsonl"), LineFormat::Json, dir.path())
+            .build()
             .expect("build");
         let reads = read_all(&mut source, 100).await;
         let events: Vec<_> = reads.iter().flat_map(|r| &r.events).collect();
@@ -118,8 +121,8 @@ mod tests {
             writeln!(f, "line {i} {}", "x".repeat(i % 300)).expect("write");
         }
         drop(f);
-        let mut source = config(&path, LineFormat::Text)
-            .build(dir.path())
+        let mut source = config(&path, LineFormat::Text, dir.path())
+            .build()
             .expect("build");
         let reads = read_all(&mut source, 777).await;
         let offsets: Vec<i64> = reads
@@ -141,8 +144,8 @@ mod tests {
     #[tokio::test]
     async fn missing_file_is_an_error_at_build() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let err = config(Path::new("nope.jsonl"), LineFormat::Json)
-            .build(dir.path())
+        let err = config(Path::new("nope.jsonl"), LineFormat::Json, dir.path())
+            .build()
             .err()
             .expect("error");
         assert!(err.to_string().contains("nope.jsonl"), "{err}");

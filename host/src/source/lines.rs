@@ -15,10 +15,11 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use tokio::sync::mpsc;
 
-use super::{AckCounts, Read, Source, SourceError};
+use super::{AckCounts, ChunkIds, Read, Source};
+use crate::endpoint::EndpointError;
 use crate::event::{Event, Position, now_ms};
-use crate::pipeline::ack::Ack;
-use crate::pipeline::dlq::DeadLetter;
+use crate::pipeline::Ack;
+use crate::pipeline::DeadLetter;
 
 /// Bytes asked of the reader per `read` call.
 const BLOCK: usize = 64 * 1024;
@@ -63,6 +64,7 @@ pub struct LinesSource {
     /// A read error, returned once `pending` is handed out.
     error: Option<std::io::Error>,
     exhausted: bool,
+    chunks: ChunkIds,
     acked: AckCounts,
 }
 
@@ -73,7 +75,7 @@ impl LinesSource {
         stream: Arc<str>,
         format: LineFormat,
         reader: R,
-    ) -> Result<Self, SourceError>
+    ) -> Result<Self, EndpointError>
     where
         R: std::io::Read + Send + 'static,
     {
@@ -81,7 +83,7 @@ impl LinesSource {
         std::thread::Builder::new()
             .name("weir-source-lines".into())
             .spawn(move || reader_thread(reader, stream, format, tx))
-            .map_err(|source| SourceError::Io {
+            .map_err(|source| EndpointError::Io {
                 context: format!("{describe}: cannot start the reader thread"),
                 source,
             })?;
@@ -91,12 +93,13 @@ impl LinesSource {
             pending: VecDeque::new(),
             error: None,
             exhausted: false,
+            chunks: ChunkIds::default(),
             acked: AckCounts::default(),
         })
     }
 
-    fn io_error(&self, source: std::io::Error) -> SourceError {
-        SourceError::Io {
+    fn io_error(&self, source: std::io::Error) -> EndpointError {
+        EndpointError::Io {
             context: format!("reading {}", self.describe),
             source,
         }
@@ -109,7 +112,7 @@ impl Source for LinesSource {
         self.describe.clone()
     }
 
-    async fn read(&mut self, max: usize) -> Result<Option<Read>, SourceError> {
+    async fn read(&mut self, max: usize) -> Result<Option<Read>, EndpointError> {
         let max = max.max(1);
         if self.pending.is_empty() {
             if let Some(source) = self.error.take() {
@@ -142,8 +145,13 @@ impl Source for LinesSource {
                 Err(_) => break,
             }
         }
+        // Not empty: the reader thread sends no empty chunk.
         let n = max.min(self.pending.len());
-        let mut read = Read::default();
+        let mut read = Read {
+            chunk: self.chunks.mint(),
+            events: Vec::new(),
+            rejects: Vec::new(),
+        };
         for item in self.pending.drain(..n) {
             match item {
                 Item::Event(e) => read.events.push(e),
@@ -153,20 +161,15 @@ impl Source for LinesSource {
         Ok(Some(read))
     }
 
-    async fn ack(&mut self, ack: Ack) -> Result<(), SourceError> {
+    async fn ack(&mut self, ack: Ack) -> Result<(), EndpointError> {
         self.acked.record(&ack);
         Ok(())
     }
 
-    async fn close(&mut self) -> Result<(), SourceError> {
+    async fn close(&mut self) -> Result<(), EndpointError> {
         // Dropping the receiver stops the reader thread at its next send.
         self.rx.close();
-        tracing::info!(
-            source = %self.describe,
-            delivered = self.acked.delivered,
-            failed = self.acked.failed,
-            "source closed"
-        );
+        self.acked.log_closed(&self.describe);
         Ok(())
     }
 }

@@ -1,29 +1,111 @@
 //! Sources: where events come from.
 //!
-//! A [`Source`] is pulled by the pipeline's source driver, which numbers the
-//! chunks it returns 0, 1, 2... in order and reports each chunk's outcome back
-//! through [`Source::ack`] once everything derived from it was delivered.
+//! A [`Source`] is pulled by the pipeline's source driver. Each chunk it
+//! hands over ([`Read`]) carries the id the source minted for it
+//! ([`ChunkIds`]: 0, 1, 2... in order); the driver reports each chunk's
+//! outcome back under that id through [`Source::ack`] once everything derived
+//! from it was delivered.
+//!
+//! Each kind of source is one module that owns its configuration struct
+//! (`validate`, `resolve_paths`, `build`); [`SourceConfig`], the
+//! `[source]` table, only dispatches on `type`. Adding a source is a module
+//! and a variant here.
 
-pub mod file;
-pub mod generate;
-pub mod kafka;
-pub mod lines;
-pub mod stdin;
+mod file;
+mod generate;
+mod kafka;
+mod lines;
+mod stdin;
+
+use std::path::Path;
 
 use async_trait::async_trait;
+use serde::Deserialize;
 
+use crate::endpoint::EndpointError;
 use crate::event::Event;
-use crate::pipeline::ack::Ack;
-use crate::pipeline::dlq::DeadLetter;
+use crate::pipeline::{Ack, AckStatus, DeadLetter};
+use crate::validate::FieldError;
 
 pub use file::FileSourceConfig;
-pub use generate::{GenerateSchema, GenerateSource, GenerateSourceConfig, generate_values};
+pub use generate::{
+    GenerateSchema, GenerateSource, GenerateSourceConfig, SchemaName, generate_values,
+};
+pub use kafka::{KafkaSource, KafkaSourceConfig, KafkaStats, PartitionMetrics, StartPosition};
 pub use lines::{LineFormat, LinesSource};
 pub use stdin::StdinSourceConfig;
 
-/// What one [`Source::read`] returns.
-#[derive(Debug, Default)]
+/// `[source]`: where events come from. `type` selects the kind; the other
+/// fields are the kind's (see each config struct).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceConfig {
+    /// Built-in synthetic events ([`GenerateSourceConfig`]).
+    Generate(GenerateSourceConfig),
+    /// A file of lines ([`FileSourceConfig`]).
+    File(FileSourceConfig),
+    /// Lines on standard input ([`StdinSourceConfig`]).
+    Stdin(StdinSourceConfig),
+    /// Kafka topics, as a consumer-group member ([`KafkaSourceConfig`]).
+    Kafka(KafkaSourceConfig),
+}
+
+impl SourceConfig {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        match self {
+            SourceConfig::Generate(c) => c.validate(),
+            SourceConfig::File(c) => c.validate(),
+            SourceConfig::Stdin(c) => c.validate(),
+            SourceConfig::Kafka(c) => c.validate(),
+        }
+    }
+
+    /// Resolves relative paths against the pipeline file's folder (once,
+    /// when the file is loaded).
+    pub fn resolve_paths(&mut self, base_dir: &Path) {
+        match self {
+            SourceConfig::File(c) => c.resolve_paths(base_dir),
+            SourceConfig::Generate(_) | SourceConfig::Stdin(_) | SourceConfig::Kafka(_) => {}
+        }
+    }
+
+    /// The file this source reads, if it reads one.
+    pub fn file(&self) -> Option<&crate::paths::ConfigPath> {
+        match self {
+            SourceConfig::File(c) => Some(&c.path),
+            SourceConfig::Generate(_) | SourceConfig::Stdin(_) | SourceConfig::Kafka(_) => None,
+        }
+    }
+
+    /// Creates the source.
+    pub fn build(&self) -> Result<Box<dyn Source>, EndpointError> {
+        Ok(match self {
+            SourceConfig::Generate(c) => Box::new(c.build()?),
+            SourceConfig::File(c) => Box::new(c.build()?),
+            SourceConfig::Stdin(c) => Box::new(c.build()?),
+            SourceConfig::Kafka(c) => Box::new(c.build()?),
+        })
+    }
+
+    /// Deserializes the variant named `ty` on its own, for an error with the
+    /// precise position of the offending field (serde's tagged enums lose it).
+    pub fn variant_error(ty: &str, de: toml::de::Deserializer<'_>) -> Option<toml::de::Error> {
+        match ty {
+            "generate" => GenerateSourceConfig::deserialize(de).err(),
+            "file" => FileSourceConfig::deserialize(de).err(),
+            "stdin" => StdinSourceConfig::deserialize(de).err(),
+            "kafka" => KafkaSourceConfig::deserialize(de).err(),
+            _ => None,
+        }
+    }
+}
+
+/// What one [`Source::read`] returns: one chunk, never empty.
+#[derive(Debug)]
 pub struct Read {
+    /// The chunk's id, minted by the source as it hands the chunk over
+    /// ([`ChunkIds`]); its [`Ack`] names it.
+    pub chunk: u64,
     pub events: Vec<Event>,
     /// Input that could not be turned into an event (a malformed line...): it
     /// goes to the dead-letter output with the reason. It belongs to the same
@@ -41,16 +123,17 @@ impl Read {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Other(String),
+/// A source's chunk ids: 0, 1, 2... one per chunk handed over.
+#[derive(Debug, Default)]
+pub struct ChunkIds(u64);
+
+impl ChunkIds {
+    /// The next chunk's id.
+    pub fn mint(&mut self) -> u64 {
+        let id = self.0;
+        self.0 += 1;
+        id
+    }
 }
 
 /// Events acknowledged delivered / failed, as a source counts them for its
@@ -64,9 +147,19 @@ pub struct AckCounts {
 impl AckCounts {
     pub fn record(&mut self, ack: &Ack) {
         match ack.status {
-            crate::pipeline::ack::AckStatus::Delivered => self.delivered += ack.events as u64,
-            crate::pipeline::ack::AckStatus::Failed => self.failed += ack.events as u64,
+            AckStatus::Delivered => self.delivered += ack.events as u64,
+            AckStatus::Failed => self.failed += ack.events as u64,
         }
+    }
+
+    /// The source's closing log line.
+    pub fn log_closed(&self, source: &str) {
+        tracing::info!(
+            source = %source,
+            delivered = self.delivered,
+            failed = self.failed,
+            "source closed"
+        );
     }
 }
 
@@ -78,23 +171,23 @@ pub trait Source: Send {
     /// Per-partition consumer lag and committed offsets, for telemetry: a
     /// shared handle the source keeps up to date (`None`: the source has no
     /// partitions to report).
-    fn kafka_stats(&self) -> Option<std::sync::Arc<kafka::KafkaStats>> {
+    fn kafka_stats(&self) -> Option<std::sync::Arc<KafkaStats>> {
         None
     }
 
     /// Reads up to `max` events (and rejects). `Ok(None)`: the input is
     /// exhausted. Must be cancel-safe: the driver drops the future at shutdown.
-    async fn read(&mut self, max: usize) -> Result<Option<Read>, SourceError>;
+    async fn read(&mut self, max: usize) -> Result<Option<Read>, EndpointError>;
 
-    /// The outcome of a chunk this source returned (numbered from 0 in order
-    /// of `read`). Acks may arrive in any order.
-    async fn ack(&mut self, _ack: Ack) -> Result<(), SourceError> {
+    /// The outcome of a chunk this source returned (by the id it minted).
+    /// Acks may arrive in any order.
+    async fn ack(&mut self, _ack: Ack) -> Result<(), EndpointError> {
         Ok(())
     }
 
     /// Called once at shutdown after every outstanding chunk was acknowledged
     /// (or the drain deadline passed): commit what must be committed.
-    async fn close(&mut self) -> Result<(), SourceError> {
+    async fn close(&mut self) -> Result<(), EndpointError> {
         Ok(())
     }
 }

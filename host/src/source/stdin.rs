@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::SourceError;
 use super::lines::{LineFormat, LinesSource};
-use crate::config::FieldError;
+use crate::endpoint::EndpointError;
+use crate::validate::FieldError;
 
 /// `[source] type = "stdin"`: one event per line of standard input, until
 /// end of input. Positions: stream `stdin`, partition 0, offset = the 0-based
@@ -27,7 +27,7 @@ impl StdinSourceConfig {
 
     /// Starts reading standard input. The reader thread blocks on stdin and
     /// cannot be interrupted; it ends with the input or the process.
-    pub fn build(&self) -> Result<LinesSource, SourceError> {
+    pub fn build(&self) -> Result<LinesSource, EndpointError> {
         let describe = format!("stdin ({})", self.format.name());
         LinesSource::spawn(describe, Arc::from("stdin"), self.format, std::io::stdin())
     }

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::metrics::{Live, Metrics};
 use super::status::StatusDoc;
+use crate::validate::FieldError;
 
 /// `[admin]`: the admin HTTP endpoint.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -33,17 +34,17 @@ pub struct AdminConfig {
 }
 
 impl AdminConfig {
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         self.socket_addr().map(|_| ())?;
         if self.linger_secs > 3600 {
-            return Err(("linger_secs", "must be at most 3600".into()));
+            return Err(FieldError::new("linger_secs", "must be at most 3600"));
         }
         Ok(())
     }
 
-    fn socket_addr(&self) -> Result<SocketAddr, (&'static str, String)> {
+    fn socket_addr(&self) -> Result<SocketAddr, FieldError> {
         self.address.parse().map_err(|e| {
-            (
+            FieldError::new(
                 "address",
                 format!("`{}` is not host:port ({e})", self.address),
             )
@@ -55,8 +56,8 @@ impl AdminConfig {
 pub enum AdminError {
     #[error("admin.address: cannot listen on {address}: {reason}")]
     Bind { address: String, reason: String },
-    #[error("admin.{0}: {1}")]
-    Config(&'static str, String),
+    #[error("admin.{0}")]
+    Config(FieldError),
     #[error("cannot start the admin thread: {0}")]
     Thread(#[from] std::io::Error),
 }
@@ -96,9 +97,7 @@ impl Admin {
     /// Listens and serves on a thread of its own; not ready until
     /// [`Admin::set_ready`].
     pub fn start(config: &AdminConfig) -> Result<Self, AdminError> {
-        let addr = config
-            .socket_addr()
-            .map_err(|(f, m)| AdminError::Config(f, m))?;
+        let addr = config.socket_addr().map_err(AdminError::Config)?;
         let server = tiny_http::Server::http(addr).map_err(|e| AdminError::Bind {
             address: config.address.clone(),
             reason: e.to_string(),
@@ -254,11 +253,17 @@ mod tests {
             address: "localhost".into(),
             ..ok.clone()
         };
-        assert_eq!(bad.validate().map_err(|e| e.0), Err("address"));
+        assert_eq!(
+            bad.validate().map_err(|e| e.field()),
+            Err("address".to_owned())
+        );
         let long = AdminConfig {
             linger_secs: 4000,
             ..ok
         };
-        assert_eq!(long.validate().map_err(|e| e.0), Err("linger_secs"));
+        assert_eq!(
+            long.validate().map_err(|e| e.field()),
+            Err("linger_secs".to_owned())
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! The Prometheus registry `/metrics` serves. The pipeline's own numbers are
-//! kept in plain atomics ([`PipelineStats`], [`ReloadStatus`], the Kafka
+//! kept in plain atomics ([`PipelineStats`], [`VersionBoard`], the Kafka
 //! source's [`KafkaStats`]) and encoded by one collector at scrape time, so
 //! the data path never touches prometheus-client. Other parts of the host
 //! (the model registry) register their metrics through
@@ -12,9 +12,9 @@ use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use super::{HistogramSnapshot, PipelineStats, StageStats};
-use crate::pipeline::reload::{ReloadStatus, StatusSnapshot};
-use crate::source::kafka::KafkaStats;
+use super::versions::{VersionBoard, VersionsSnapshot};
+use super::{AtomicHistogram, HistogramSnapshot, PipelineStats, StageStats};
+use crate::source::{KafkaStats, PartitionMetrics};
 
 /// What the pipeline collector reads at each scrape.
 #[derive(Clone)]
@@ -23,7 +23,7 @@ pub struct Live {
     /// The source's description ("stdin", "kafka topic …").
     pub source: String,
     pub stats: Arc<PipelineStats>,
-    pub status: Arc<ReloadStatus>,
+    pub status: Arc<VersionBoard>,
     /// The Kafka source's consumer metrics, when the source is Kafka.
     pub kafka: Option<Arc<KafkaStats>>,
 }
@@ -124,7 +124,7 @@ fn single<T>(
 }
 
 /// `stage` and `plugin` (the one the stage serves now).
-fn stage_labels<'a>(snapshot: &'a StatusSnapshot, stage: &'a str) -> Labels<'a> {
+fn stage_labels<'a>(snapshot: &'a VersionsSnapshot, stage: &'a str) -> Labels<'a> {
     let plugin = snapshot.stages.get(stage).map_or("", |v| v.plugin.as_str());
     vec![("stage", stage), ("plugin", plugin)]
 }
@@ -132,7 +132,7 @@ fn stage_labels<'a>(snapshot: &'a StatusSnapshot, stage: &'a str) -> Labels<'a> 
 /// One value per stage, labelled with [`stage_labels`].
 fn per_stage<'a>(
     stats: &'a PipelineStats,
-    snapshot: &'a StatusSnapshot,
+    snapshot: &'a VersionsSnapshot,
     f: fn(&StageStats) -> u64,
 ) -> Vec<(Labels<'a>, u64)> {
     stats
@@ -147,7 +147,7 @@ fn gauge_i64(m: &mut MetricEncoder<'_>, v: i64) -> Result<(), std::fmt::Error> {
 }
 
 impl prometheus_client::collector::Collector for PipelineCollector {
-    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let Live {
             stats,
             status,
@@ -297,32 +297,28 @@ impl prometheus_client::collector::Collector for PipelineCollector {
             memory,
             gauge_i64,
         )?;
-        let lat: Vec<_> = stats
-            .stages
-            .iter()
-            .map(|(n, s)| (stage_labels(&snapshot, n), s.latency.snapshot()))
-            .collect();
-        family(
-            &mut enc,
-            "weir_stage_batch_latency_seconds",
-            "Time of one batch through the stage's plugin.",
-            Histogram,
-            lat.iter().map(|(l, h)| (l.clone(), h)),
-            histogram,
-        )?;
-        let sizes: Vec<_> = stats
-            .stages
-            .iter()
-            .map(|(n, s)| (stage_labels(&snapshot, n), s.batch_events.snapshot()))
-            .collect();
-        family(
-            &mut enc,
-            "weir_stage_batch_events",
-            "Events per batch handed to the stage's plugin.",
-            Histogram,
-            sizes.iter().map(|(l, h)| (l.clone(), h)),
-            histogram,
-        )?;
+        type StageHistogram = fn(&StageStats) -> &AtomicHistogram;
+        let histograms: [(&str, &str, StageHistogram); 2] = [
+            (
+                "weir_stage_batch_latency_seconds",
+                "Time of one batch through the stage's plugin.",
+                |s| &s.latency,
+            ),
+            (
+                "weir_stage_batch_events",
+                "Events per batch handed to the stage's plugin.",
+                |s| &s.batch_events,
+            ),
+        ];
+        for (name, help, of) in histograms {
+            let rows: Vec<_> = stats
+                .stages
+                .iter()
+                .map(|(n, s)| (stage_labels(&snapshot, n), of(s).snapshot()))
+                .collect();
+            let rows = rows.iter().map(|(l, h)| (l.clone(), h));
+            family(&mut enc, name, help, Histogram, rows, histogram)?;
+        }
 
         // Plugin versions and hot reload.
         family(
@@ -364,48 +360,37 @@ impl prometheus_client::collector::Collector for PipelineCollector {
             counter,
         )?;
 
-        // Kafka consumer positions.
+        // Kafka consumer positions, one gauge per partition.
         if let Some(kafka) = kafka {
             let parts = kafka.snapshot();
             let labelled: Vec<_> = parts
                 .iter()
                 .map(|p| (p.topic.as_str(), p.partition.to_string(), p))
                 .collect();
-            family(
-                &mut enc,
-                "weir_kafka_consumer_lag",
-                "Records of the partition not yet committed (high watermark - committed offset).",
-                Gauge,
-                labelled.iter().filter_map(|(t, n, p)| {
-                    p.lag
-                        .map(|lag| (vec![("topic", *t), ("partition", n.as_str())], lag))
-                }),
-                gauge_i64,
-            )?;
-            family(
-                &mut enc,
-                "weir_kafka_committed_offset",
-                "The last offset committed for the partition (the next to read).",
-                Gauge,
-                labelled.iter().filter_map(|(t, n, p)| {
-                    p.committed
-                        .map(|c| (vec![("topic", *t), ("partition", n.as_str())], c))
-                }),
-                gauge_i64,
-            )?;
-            family(
-                &mut enc,
-                "weir_kafka_partition_assigned",
-                "1 while this consumer owns the partition.",
-                Gauge,
-                labelled.iter().map(|(t, n, p)| {
-                    (
-                        vec![("topic", *t), ("partition", n.as_str())],
-                        i64::from(p.assigned),
-                    )
-                }),
-                gauge_i64,
-            )?;
+            type Value = fn(&PartitionMetrics) -> Option<i64>;
+            let gauges: [(&str, &str, Value); 3] = [
+                (
+                    "weir_kafka_consumer_lag",
+                    "Records of the partition not yet committed (high watermark - committed offset).",
+                    |p| p.lag,
+                ),
+                (
+                    "weir_kafka_committed_offset",
+                    "The last offset committed for the partition (the next to read).",
+                    |p| p.committed,
+                ),
+                (
+                    "weir_kafka_partition_assigned",
+                    "1 while this consumer owns the partition.",
+                    |p| Some(i64::from(p.assigned)),
+                ),
+            ];
+            for (name, help, value) in gauges {
+                let rows = labelled.iter().filter_map(|(t, n, p)| {
+                    Some((vec![("topic", *t), ("partition", n.as_str())], value(p)?))
+                });
+                family(&mut enc, name, help, Gauge, rows, gauge_i64)?;
+            }
         }
         Ok(())
     }
@@ -434,7 +419,7 @@ mod tests {
             pipeline: "p".into(),
             source: "test".into(),
             stats,
-            status: Arc::new(ReloadStatus::new(None)),
+            status: Arc::new(VersionBoard::new(None)),
             kafka: Some(kafka),
         });
         let text = metrics.encode().expect("encode");

@@ -1,11 +1,12 @@
 //! Counters the pipeline keeps as it runs. Plain atomics: cheap on the data
 //! path, read by the progress line (and by the metrics exporter).
 
-pub mod admin;
-pub mod histogram;
-pub mod metrics;
-pub mod progress;
-pub mod status;
+mod admin;
+mod histogram;
+mod metrics;
+mod progress;
+mod status;
+mod versions;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +15,13 @@ use std::time::Duration;
 
 use crate::plugin::CallError;
 
+pub use admin::{Admin, AdminConfig, AdminError, Readiness};
 pub use histogram::{AtomicHistogram, HistogramSnapshot};
+pub use metrics::{Live, Metrics};
+pub use progress::report_progress;
+pub use versions::{
+    ModelEvent, ModelStatus, ReloadEvent, StageVersion, VersionBoard, VersionsSnapshot,
+};
 
 /// Counters of one stage.
 #[derive(Debug)]

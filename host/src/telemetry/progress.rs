@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use super::{HistogramSnapshot, PipelineStats};
-use crate::source::kafka::KafkaStats;
+use crate::source::KafkaStats;
 
 /// End-to-end latency over every output (dead letters excluded).
 fn end_to_end(stats: &PipelineStats) -> HistogramSnapshot {
@@ -45,7 +45,7 @@ pub fn line(
 
 /// Prints a progress line every `every` until `stop` resolves: one compact
 /// line rewritten in place on a terminal, plain log lines otherwise.
-pub async fn report(
+pub async fn report_progress(
     stats: Arc<PipelineStats>,
     kafka: Option<Arc<KafkaStats>>,
     every: Duration,

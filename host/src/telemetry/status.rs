@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use serde::Serialize;
 
 use super::metrics::Live;
-use crate::pipeline::reload::StatusSnapshot;
-use crate::source::kafka::PartitionMetrics;
+use super::versions::VersionsSnapshot;
+use crate::source::PartitionMetrics;
 
 #[derive(Debug, Serialize)]
 pub struct StatusDoc {
@@ -25,7 +25,7 @@ pub struct StatusDoc {
     pub stages: Vec<StageDoc>,
     pub kafka: Vec<PartitionMetrics>,
     /// What `weir status` prints.
-    pub reload: StatusSnapshot,
+    pub reload: VersionsSnapshot,
 }
 
 #[derive(Debug, Serialize)]

@@ -1,6 +1,6 @@
 //! Compiled plugins are cached on disk: a second start skips compilation.
 
-use crate::support::{plugin_dir, weir};
+use crate::support::{Pipeline, plugin_dir, weir};
 
 #[test]
 fn second_start_loads_the_compiled_plugin_from_the_cache() {
@@ -8,23 +8,15 @@ fn second_start_loads_the_compiled_plugin_from_the_cache() {
     let dir = tmp.path();
     plugin_dir(dir, &["upper"]);
     std::fs::write(dir.join("in.jsonl"), "{\"a\":\"b\"}\n").expect("write input");
-    std::fs::write(
-        dir.join("pipeline.toml"),
-        r#"
-cache_dir = "cache"
-[source]
-type = "file"
-path = "in.jsonl"
-[[stages]]
-name = "up"
-plugin = "upper"
-[outputs.default]
-type = "file"
-path = "out.jsonl"
-format = "value"
-"#,
-    )
-    .expect("write pipeline");
+    Pipeline::new(dir)
+        .file_source("in.jsonl")
+        .stage("up", "upper")
+        .output(
+            "default",
+            "type = \"file\"\npath = \"out.jsonl\"\nformat = \"value\"\n",
+        )
+        .dead_letter(None)
+        .write(dir);
     let run = || {
         let out = weir()
             .args(["run", "--quiet"])

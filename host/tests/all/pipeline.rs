@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{plugin_dir, read_jsonl, weir, weir_run};
+use crate::support::{Pipeline, file_table, plugin_dir, read_jsonl, weir, weir_run};
 
 /// Writes the input: 12 transactions with known amounts; #3 and #8 are
 /// poison; line 6 is not JSON at all.
@@ -25,38 +25,19 @@ fn write_input(path: &Path) {
     std::fs::write(path, lines.join("\n") + "\n").expect("write input");
 }
 
-fn pipeline_toml(dir: &Path, extra_stage: &str) -> String {
-    format!(
-        r#"
-name = "it"
-cache_dir = "{cache}"
-[source]
-type = "file"
-path = "in.jsonl"
-[batch]
-max_events = 4
-max_wait_ms = 20
-[[stages]]
-name = "guard"
-plugin = "fail-some"
-[[stages]]
-name = "route"
-plugin = "router"
-[stages.params]
-threshold = 1000
-{extra_stage}
-[outputs.default]
-type = "file"
-path = "out/default.jsonl"
-[outputs.alerts]
-type = "file"
-path = "out/alerts.jsonl"
-[dead_letter]
-type = "file"
-path = "out/dlq.jsonl"
-"#,
-        cache = dir.join("cache").display()
-    )
+/// `in.jsonl` → `guard` (fail-some) → `route` (router, threshold 1000) →
+/// `out/default.jsonl` and `out/alerts.jsonl`, dead letters in
+/// `out/dlq.jsonl`.
+fn pipeline(dir: &Path) -> Pipeline {
+    Pipeline::new(dir)
+        .top("name = \"it\"")
+        .file_source("in.jsonl")
+        .batch(4, 20)
+        .stage("guard", "fail-some")
+        .stage_with("route", "router", "[stages.params]\nthreshold = 1000\n")
+        .file_output("default", "out/default.jsonl")
+        .file_output("alerts", "out/alerts.jsonl")
+        .dead_letter(Some(&file_table("out/dlq.jsonl")))
 }
 
 fn ids(records: &[Value]) -> Vec<i64> {
@@ -72,7 +53,7 @@ fn routes_outputs_and_dead_letters_exactly() {
     let dir = tmp.path();
     plugin_dir(dir, &["fail-some", "router"]);
     write_input(&dir.join("in.jsonl"));
-    std::fs::write(dir.join("pipeline.toml"), pipeline_toml(dir, "")).expect("write pipeline");
+    pipeline(dir).write(dir);
 
     let out = weir()
         .arg("run")
@@ -149,11 +130,7 @@ fn an_unknown_route_is_a_dead_letter_not_a_loss() {
     write_input(&dir.join("in.jsonl"));
     // The same pipeline without an `alerts` output: the router's alerts
     // cannot be delivered anywhere, so they are dead letters with the reason.
-    let toml = pipeline_toml(dir, "").replace(
-        "[outputs.alerts]\ntype = \"file\"\npath = \"out/alerts.jsonl\"\n",
-        "",
-    );
-    std::fs::write(dir.join("pipeline.toml"), toml).expect("write pipeline");
+    pipeline(dir).without_output("alerts").write(dir);
     let out = weir()
         .args(["run", "--quiet"])
         .arg(dir.join("pipeline.toml"))
@@ -188,27 +165,10 @@ fn stdin_to_stdout_through_a_plugin() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     plugin_dir(dir, &["upper"]);
-    std::fs::write(
-        dir.join("pipeline.toml"),
-        format!(
-            r#"
-cache_dir = "{cache}"
-[source]
-type = "stdin"
-[[stages]]
-name = "up"
-plugin = "upper"
-[outputs.default]
-type = "stdout"
-format = "value"
-[dead_letter]
-type = "file"
-path = "dlq.jsonl"
-"#,
-            cache = dir.join("cache").display()
-        ),
-    )
-    .expect("write pipeline");
+    Pipeline::new(dir)
+        .stage("up", "upper")
+        .output("default", "type = \"stdout\"\nformat = \"value\"\n")
+        .write(dir);
     let mut child = weir()
         .args(["run", "--quiet"])
         .arg(dir.join("pipeline.toml"))
@@ -249,30 +209,11 @@ fn a_plugin_built_against_contract_0_1_0_still_runs() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     plugin_dir(dir, &["upper", "compat-v010"]);
-    std::fs::write(
-        dir.join("pipeline.toml"),
-        format!(
-            r#"
-cache_dir = "{cache}"
-[source]
-type = "stdin"
-[[stages]]
-name = "up"
-plugin = "upper"
-[[stages]]
-name = "old"
-plugin = "compat-v010"
-[outputs.default]
-type = "stdout"
-format = "value"
-[dead_letter]
-type = "file"
-path = "dlq.jsonl"
-"#,
-            cache = dir.join("cache").display()
-        ),
-    )
-    .expect("write pipeline");
+    Pipeline::new(dir)
+        .stage("up", "upper")
+        .stage("old", "compat-v010")
+        .output("default", "type = \"stdout\"\nformat = \"value\"\n")
+        .write(dir);
     let mut child = weir_run(dir)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -303,29 +244,9 @@ fn json_logs_carry_stage_plugin_version_and_partition() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     plugin_dir(dir, &["hostile"]);
-    std::fs::write(
-        dir.join("pipeline.toml"),
-        format!(
-            r#"
-cache_dir = "{cache}"
-[source]
-type = "stdin"
-[[stages]]
-name = "noisy"
-plugin = "hostile"
-[stages.params]
-mode = "stdio"
-[outputs.default]
-type = "file"
-path = "out.jsonl"
-[dead_letter]
-type = "file"
-path = "dlq.jsonl"
-"#,
-            cache = dir.join("cache").display()
-        ),
-    )
-    .expect("write pipeline");
+    Pipeline::new(dir)
+        .stage_with("noisy", "hostile", "[stages.params]\nmode = \"stdio\"\n")
+        .write(dir);
     let mut child = weir_run(dir)
         .args(["--log-format", "json"])
         .stdin(std::process::Stdio::piped())

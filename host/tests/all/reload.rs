@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{plugin, read_jsonl, weir};
+use crate::support::{Pipeline, plugin, read_jsonl, read_jsonl_or_empty, weir};
 
 /// `base` with a custom section naming generation `k`: the same behaviour,
 /// a different content hash (version).
@@ -60,38 +60,16 @@ impl Run {
         let plugins = dir.path().join("plugins");
         std::fs::create_dir_all(&plugins).expect("mkdir");
         std::fs::copy(plugin("tagger"), plugins.join("tagger.wasm")).expect("copy");
-        std::fs::write(
-            dir.path().join("pipeline.toml"),
-            format!(
-                r#"
-name = "swap"
-[source]
-type = "generate"
-schema = "sized"
-size = 120
-rate = {rate}
-partitions = 4
-[batch]
-max_events = 64
-max_wait_ms = 10
-[[stages]]
-name = "tag"
-plugin = "tagger"
-[stages.params]
-tag = "t"
-[reload]
-debounce_ms = 50
-poll_interval_ms = 20
-[outputs.default]
-type = "file"
-path = "out.jsonl"
-[dead_letter]
-type = "file"
-path = "dlq.jsonl"
-"#
-            ),
-        )
-        .expect("write pipeline");
+        Pipeline::new(dir.path())
+            .default_cache_dir()
+            .top("name = \"swap\"")
+            .source(&format!(
+                "type = \"generate\"\nschema = \"sized\"\nsize = 120\nrate = {rate}\npartitions = 4\n"
+            ))
+            .batch(64, 10)
+            .stage_with("tag", "tagger", "[stages.params]\ntag = \"t\"\n")
+            .tables("[reload]\ndebounce_ms = 50\npoll_interval_ms = 20\n")
+            .write(dir.path());
         // The log goes to a file: a pipe nobody reads would fill and block weir.
         let log = std::fs::File::create(dir.path().join("weir.log")).expect("log file");
         let child = weir()
@@ -326,12 +304,4 @@ fn bad_versions_are_refused_deletion_keeps_serving_partial_writes_never_load() {
     assert!(stderr.contains("refused"), "the refusal is logged");
     check_exactly_once(&dir.path().join("out.jsonl"));
     assert!(read_jsonl_or_empty(&dir.path().join("dlq.jsonl")).is_empty());
-}
-
-fn read_jsonl_or_empty(p: &Path) -> Vec<Value> {
-    if p.exists() {
-        read_jsonl(p)
-    } else {
-        Vec::new()
-    }
 }

@@ -6,40 +6,20 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{plugin_dir, read_jsonl, weir};
+use crate::support::{Pipeline, plugin_dir, read_jsonl, weir};
 
 #[test]
 fn sigterm_drains_everything_read_and_exits_zero() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     plugin_dir(dir, &["tagger"]);
-    let toml = format!(
-        r#"
-cache_dir = "{cache}"
-[source]
-type = "generate"
-schema = "sized"
-size = 200
-rate = 20000
-partitions = 4
-[batch]
-max_events = 256
-max_wait_ms = 20
-[[stages]]
-name = "tag"
-plugin = "tagger"
-[stages.params]
-tag = "t"
-[outputs.default]
-type = "file"
-path = "out.jsonl"
-[dead_letter]
-type = "file"
-path = "dlq.jsonl"
-"#,
-        cache = dir.join("cache").display()
-    );
-    std::fs::write(dir.join("pipeline.toml"), toml).expect("write pipeline");
+    Pipeline::new(dir)
+        .source(
+            "type = \"generate\"\nschema = \"sized\"\nsize = 200\nrate = 20000\npartitions = 4\n",
+        )
+        .batch(256, 20)
+        .stage_with("tag", "tagger", "[stages.params]\ntag = \"t\"\n")
+        .write(dir);
     let mut child = weir()
         .args(["run", "--quiet"])
         .arg(dir.join("pipeline.toml"))

@@ -1,5 +1,5 @@
 //! The live status page, in a real headless Chromium (Debian's package,
-//! installed by `scripts/setup.sh chromium` when missing): the rendered
+//! installed by `scripts/setup.sh --tests`): the rendered
 //! counters move between two loads, and a screenshot is saved to
 //! `target/test-artifacts/status-page.png`.
 
@@ -8,24 +8,23 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::metrics::{free_port, get, wait_for};
-use crate::support::{plugin_dir, weir_run, workspace};
+use crate::support::{Pipeline, plugin_dir, weir_run, workspace};
 
-/// The Chromium binary (installed if missing).
+/// The Chromium binary: `$WEIR_CHROMIUM` (exported by `scripts/setup.sh
+/// --tests`, which installs Debian's package before any test starts), else
+/// `chromium` on the PATH. The test never installs it.
 fn chromium() -> PathBuf {
-    let out = Command::new("bash")
-        .arg(workspace().join("scripts").join("setup.sh"))
-        .arg("chromium")
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("running scripts/setup.sh chromium");
-    assert!(out.status.success(), "scripts/setup.sh chromium failed");
-    let path = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .map(|l| PathBuf::from(l.trim()))
-        .expect("a chromium path");
-    assert!(path.is_file(), "no chromium at {}", path.display());
-    path
+    if let Some(path) = std::env::var_os("WEIR_CHROMIUM") {
+        return PathBuf::from(path);
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("no Chromium: run `source scripts/setup.sh --tests` (or scripts/test.sh) first")
+    })
 }
 
 fn headless(chromium: &Path, profile: &Path) -> Command {
@@ -65,33 +64,14 @@ fn status_page_renders_the_pipeline_and_its_numbers_move() {
     let dir = tmp.path();
     plugin_dir(dir, &["tagger"]);
     let port = free_port();
-    let toml = format!(
-        r#"
-name = "status-demo"
-cache_dir = "{cache}"
-[source]
-type = "generate"
-schema = "card-transactions"
-rate = 2000
-count = 100000000
-[[stages]]
-name = "tag"
-plugin = "tagger"
-[stages.params]
-tag = "t"
-[outputs.default]
-type = "file"
-path = "out.jsonl"
-[dead_letter]
-type = "file"
-path = "dlq.jsonl"
-[admin]
-address = "127.0.0.1:{port}"
-"#,
-        cache = dir.join("cache").display()
-    );
-    let pipeline = dir.join("pipeline.toml");
-    std::fs::write(&pipeline, toml).expect("write pipeline");
+    Pipeline::new(dir)
+        .top("name = \"status-demo\"")
+        .source(
+            "type = \"generate\"\nschema = \"card-transactions\"\nrate = 2000\ncount = 100000000\n",
+        )
+        .stage_with("tag", "tagger", "[stages.params]\ntag = \"t\"\n")
+        .tables(&format!("[admin]\naddress = \"127.0.0.1:{port}\"\n"))
+        .write(dir);
     let mut child = weir_run(dir)
         .stdout(Stdio::null())
         .spawn()

@@ -13,61 +13,30 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Plugins built for the tests: shipped ones and test fixtures.
-const PLUGINS: &[&str] = &[
-    "json-filter",
-    "pii-redact",
-    "upper",
-    "fail-some",
-    "router",
-    "tagger",
-    "batch-count",
-    "hostile",
-    "compat-v010",
-    "scorer",
-];
-
-fn target_dir() -> PathBuf {
-    workspace().join("target").join("test-plugins")
-}
-
-/// Builds every test plugin once per test process; returns the folder of
-/// the built `.wasm` files.
+/// The folder of the built test plugins: `$WEIR_TEST_PLUGINS` when
+/// `scripts/test.sh` built them before the tests started; otherwise
+/// (`cargo test` run directly) `scripts/build-test-plugins.sh` builds them
+/// once per test process.
 fn built() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.current_dir(workspace())
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
-            .env("CARGO_TARGET_DIR", target_dir());
-        for p in PLUGINS {
-            cmd.args(["-p", p]);
+        if let Some(dir) = std::env::var_os("WEIR_TEST_PLUGINS") {
+            return PathBuf::from(dir);
         }
-        let status = cmd
-            .status()
-            .expect("running cargo to build the test plugins");
-        assert!(status.success(), "building the test plugins failed");
-        target_dir().join("wasm32-wasip2").join("release")
+        let out = Command::new("bash")
+            .arg(workspace().join("scripts/build-test-plugins.sh"))
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("running scripts/build-test-plugins.sh");
+        assert!(out.status.success(), "building the test plugins failed");
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
     })
 }
 
-/// Builds one more plugin crate, not in the shared list (heavy, and needed by
-/// one test module only), into the test plugins' target folder; returns its
-/// component. Call it once per process (behind a `OnceLock`).
+/// The component of one plugin crate of the workspace (`plugins/*`,
+/// `tests/plugins/*`), built by `scripts/build-test-plugins.sh`.
 pub fn build_plugin(name: &str) -> PathBuf {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(workspace())
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
-        .args(["-p", name])
-        .env("CARGO_TARGET_DIR", target_dir())
-        .status()
-        .unwrap_or_else(|e| panic!("running cargo to build {name}: {e}"));
-    assert!(status.success(), "building {name} failed");
-    let wasm = target_dir()
-        .join("wasm32-wasip2/release")
-        .join(format!("{}.wasm", name.replace('-', "_")));
-    assert!(wasm.is_file(), "no plugin at {}", wasm.display());
-    wasm
+    plugin(name)
 }
 
 /// The built component of plugin `name` (crate name).
@@ -115,9 +84,10 @@ pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The tansu broker binary: `$WEIR_TANSU`, else what `scripts/tansu.sh path`
-/// finds (unpacking `../shared/bin/tansu.gz` into `~/.cache/weir/tansu/`, a
-/// `tansu` on the PATH, or building it with `cargo install`).
+/// The tansu broker binary: `$WEIR_TANSU` (exported by `scripts/setup.sh
+/// --tests`, which finds or builds it before any test starts), else what
+/// `scripts/tansu.sh find` finds. A test never builds the broker: without
+/// one it fails at once, saying how to get one.
 pub fn tansu() -> &'static Path {
     static TANSU: OnceLock<PathBuf> = OnceLock::new();
     TANSU.get_or_init(|| {
@@ -126,11 +96,15 @@ pub fn tansu() -> &'static Path {
         }
         let out = Command::new("bash")
             .arg(workspace().join("scripts").join("tansu.sh"))
-            .arg("path")
+            .arg("find")
             .stderr(std::process::Stdio::inherit())
             .output()
-            .expect("running scripts/tansu.sh path");
-        assert!(out.status.success(), "scripts/tansu.sh path failed");
+            .expect("running scripts/tansu.sh find");
+        assert!(
+            out.status.success(),
+            "no Kafka broker (tansu) installed: run `source scripts/setup.sh --tests` (or \
+             scripts/test.sh), which builds one once"
+        );
         let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         assert!(path.is_file(), "no tansu binary at {}", path.display());
         path
@@ -230,5 +204,226 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Reads a JSON-lines file into values; none if the file was never created.
+pub fn read_jsonl_or_empty(path: &Path) -> Vec<serde_json::Value> {
+    if path.exists() {
+        read_jsonl(path)
+    } else {
+        Vec::new()
+    }
+}
+
+/// `path` as a file output's table body (JSON envelopes).
+pub fn file_table(path: &str) -> String {
+    format!("type = \"file\"\npath = \"{path}\"\n")
+}
+
+/// A pipeline file for a test, built table by table. [`Pipeline::new`]
+/// starts from what nearly every test has: a stdin source, the compiled
+/// plugins cached in `<dir>/cache`, the default output `out.jsonl` and the
+/// dead letters `dlq.jsonl` (files, relative to the pipeline file); each
+/// method adds or replaces one part. [`Pipeline::write`] writes it as
+/// `<dir>/pipeline.toml`.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    top: Vec<String>,
+    source: String,
+    batch: Option<(usize, u64)>,
+    stages: Vec<String>,
+    outputs: std::collections::BTreeMap<String, String>,
+    dead_letter: Option<String>,
+    tables: Vec<String>,
+}
+
+impl Pipeline {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            top: vec![format!("cache_dir = \"{}\"", dir.join("cache").display())],
+            source: "type = \"stdin\"\n".into(),
+            batch: None,
+            stages: Vec::new(),
+            outputs: [("default".to_owned(), file_table("out.jsonl"))].into(),
+            dead_letter: Some(file_table("dlq.jsonl")),
+            tables: Vec::new(),
+        }
+    }
+
+    /// No `cache_dir`: the default `.weir-cache` beside the pipeline file
+    /// (where `weir status` finds the status file).
+    pub fn default_cache_dir(mut self) -> Self {
+        self.top.retain(|l| !l.starts_with("cache_dir"));
+        self
+    }
+
+    /// A top-level key, as written (`name = "it"`).
+    pub fn top(mut self, line: &str) -> Self {
+        self.top.push(line.to_owned());
+        self
+    }
+
+    /// The `[source]` table's body.
+    pub fn source(mut self, body: &str) -> Self {
+        self.source = body.to_owned();
+        self
+    }
+
+    /// A `file` source reading `path`.
+    pub fn file_source(self, path: &str) -> Self {
+        self.source(&file_table(path))
+    }
+
+    /// The `[batch]` table.
+    pub fn batch(mut self, max_events: usize, max_wait_ms: u64) -> Self {
+        self.batch = Some((max_events, max_wait_ms));
+        self
+    }
+
+    /// A `[[stages]]` entry with no params.
+    pub fn stage(self, name: &str, plugin: &str) -> Self {
+        self.stage_with(name, plugin, "")
+    }
+
+    /// A `[[stages]]` entry followed by `tables`: its sub-tables
+    /// (`[stages.params]`, `[stages.limits]`...).
+    pub fn stage_with(mut self, name: &str, plugin: &str, tables: &str) -> Self {
+        self.stages.push(format!(
+            "[[stages]]\nname = \"{name}\"\nplugin = \"{plugin}\"\n{tables}"
+        ));
+        self
+    }
+
+    /// `[outputs.<name>]` with this body (replacing one of that name).
+    pub fn output(mut self, name: &str, body: &str) -> Self {
+        self.outputs.insert(name.to_owned(), body.to_owned());
+        self
+    }
+
+    /// No `[outputs.<name>]`.
+    pub fn without_output(mut self, name: &str) -> Self {
+        self.outputs.remove(name);
+        self
+    }
+
+    /// `[outputs.<name>]`, a file of JSON envelopes at `path`.
+    pub fn file_output(self, name: &str, path: &str) -> Self {
+        self.output(name, &file_table(path))
+    }
+
+    /// The `[dead_letter]` table's body; `None`: no table (stderr).
+    pub fn dead_letter(mut self, body: Option<&str>) -> Self {
+        self.dead_letter = body.map(str::to_owned);
+        self
+    }
+
+    /// More whole tables (`[admin]`, `[reload]`, `[models.m]`...).
+    pub fn tables(mut self, toml: &str) -> Self {
+        self.tables.push(toml.to_owned());
+        self
+    }
+
+    pub fn to_toml(&self) -> String {
+        let mut out = self.top.join("\n") + "\n";
+        out.push_str(&format!("[source]\n{}", self.source));
+        if let Some((max_events, max_wait_ms)) = self.batch {
+            out.push_str(&format!(
+                "[batch]\nmax_events = {max_events}\nmax_wait_ms = {max_wait_ms}\n"
+            ));
+        }
+        for stage in &self.stages {
+            out.push_str(stage);
+        }
+        for (name, body) in &self.outputs {
+            out.push_str(&format!("[outputs.{name}]\n{body}"));
+        }
+        if let Some(body) = &self.dead_letter {
+            out.push_str(&format!("[dead_letter]\n{body}"));
+        }
+        for table in &self.tables {
+            out.push_str(table);
+        }
+        out
+    }
+
+    /// Writes `<dir>/pipeline.toml`; returns its path.
+    pub fn write(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("pipeline.toml");
+        std::fs::write(&path, self.to_toml()).expect("write pipeline");
+        path
+    }
+}
+
+/// How a watched `weir run` ended ([`run_watched`]).
+pub struct Outcome {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    /// The highest resident set size (`VmRSS`) seen while it ran, in bytes.
+    pub peak_rss: u64,
+    pub elapsed: std::time::Duration,
+}
+
+fn read_all(
+    stream: Option<impl std::io::Read + Send + 'static>,
+) -> std::thread::JoinHandle<String> {
+    let mut stream = stream.expect("piped stream");
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// `VmRSS` of process `pid`, in bytes (`None` once it has exited).
+fn vm_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Runs `weir run --quiet <dir>/pipeline.toml` with extra environment
+/// variables, sampling its RSS; kills it and fails the test if it has not
+/// exited after `timeout`.
+pub fn run_watched(dir: &Path, env: &[(&str, &str)], timeout: std::time::Duration) -> Outcome {
+    use std::process::Stdio;
+    let mut cmd = weir();
+    cmd.args(["run", "--quiet"])
+        .arg(dir.join("pipeline.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    let started = std::time::Instant::now();
+    let mut child = cmd.spawn().expect("start weir");
+    let pid = child.id();
+    let stdout = read_all(child.stdout.take());
+    let stderr = read_all(child.stderr.take());
+    let mut peak_rss = 0;
+    let status = loop {
+        if let Some(rss) = vm_rss(pid) {
+            peak_rss = peak_rss.max(rss);
+        }
+        if let Some(status) = child.try_wait().expect("poll weir") {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = stderr.join().unwrap_or_default();
+            panic!("weir did not finish within {timeout:?} (killed); stderr:\n{stderr}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    Outcome {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+        peak_rss,
+        elapsed: started.elapsed(),
     }
 }

@@ -5,8 +5,8 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::event::{Event, Position};
-use crate::pipeline::ack::{self, Ack, AckSet, AckStatus, Finalizer};
-use crate::sink::jsonl::decode_envelope;
+use crate::pipeline::{Ack, AckSet, AckStatus, Finalizer, ack_channel};
+use crate::sink::jsonl::decode::decode_envelope;
 use crate::sink::{Sink, SinkBatch};
 
 fn events(n: usize, from: i64) -> Vec<Event> {
@@ -30,21 +30,24 @@ fn batch(chunk: u64, events: Vec<Event>, tx: &mpsc::UnboundedSender<Ack>) -> Sin
     SinkBatch { events, acks }
 }
 
-fn config(path: &Path) -> FileSinkConfig {
-    FileSinkConfig {
-        path: path.to_path_buf(),
+/// `path` in a pipeline file in `base_dir`.
+fn config(path: &Path, base_dir: &Path) -> FileSinkConfig {
+    let mut config = FileSinkConfig {
+        path: path.into(),
         append: false,
         fsync: false,
         format: OutputFormat::Json,
-    }
+    };
+    config.resolve_paths(base_dir);
+    config
 }
 
 #[tokio::test]
 async fn writes_envelopes_then_acks_delivered() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (tx, mut rx) = ack::channel();
-    let mut sink = config(Path::new("out/nested/a.jsonl"))
-        .build(dir.path())
+    let (tx, mut rx) = ack_channel();
+    let mut sink = config(Path::new("out/nested/a.jsonl"), dir.path())
+        .build()
         .expect("build");
     let sent = events(5, 0);
     sink.send(batch(0, sent.clone(), &tx)).await.expect("send");
@@ -71,10 +74,10 @@ async fn truncates_unless_append_and_writes_values() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("v.txt");
     std::fs::write(&path, "old\n").expect("write");
-    let (tx, _rx) = ack::channel();
-    let mut c = config(&path);
+    let (tx, _rx) = ack_channel();
+    let mut c = config(&path, dir.path());
     c.format = OutputFormat::Value;
-    let mut sink = c.build(dir.path()).expect("build");
+    let mut sink = c.build().expect("build");
     sink.send(batch(0, events(2, 0), &tx)).await.expect("send");
     assert_eq!(
         std::fs::read_to_string(&path).expect("read"),
@@ -82,7 +85,7 @@ async fn truncates_unless_append_and_writes_values() {
     );
     c.append = true;
     c.fsync = true;
-    let mut sink = c.build(dir.path()).expect("build");
+    let mut sink = c.build().expect("build");
     sink.send(batch(1, events(1, 2), &tx)).await.expect("send");
     assert_eq!(
         std::fs::read_to_string(&path).expect("read"),
@@ -109,7 +112,7 @@ impl std::io::Write for Probe {
 
 #[tokio::test]
 async fn acknowledges_only_after_the_write() {
-    let (tx, rx) = ack::channel();
+    let (tx, rx) = ack_channel();
     let rx = Arc::new(Mutex::new(rx));
     let seen = Arc::new(Mutex::new(None));
     let probe = Probe {
@@ -130,9 +133,9 @@ async fn acknowledges_only_after_the_write() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn write_failure_fails_the_acks() {
-    let (tx, mut rx) = ack::channel();
-    let mut sink = config(Path::new("/dev/full"))
-        .build(Path::new("/"))
+    let (tx, mut rx) = ack_channel();
+    let mut sink = config(Path::new("/dev/full"), Path::new("/"))
+        .build()
         .expect("/dev/full opens");
     let err = sink
         .send(batch(9, events(3, 0), &tx))
@@ -148,8 +151,8 @@ async fn unwritable_path_fails_at_build() {
     let dir = tempfile::tempdir().expect("tempdir");
     let blocker = dir.path().join("not-a-dir");
     std::fs::write(&blocker, "").expect("write");
-    let err = config(&blocker.join("out.jsonl"))
-        .build(dir.path())
+    let err = config(&blocker.join("out.jsonl"), dir.path())
+        .build()
         .err()
         .expect("error");
     assert!(err.to_string().contains("not-a-dir"), "{err}");
@@ -169,7 +172,7 @@ impl std::io::Write for Slow {
 
 #[tokio::test]
 async fn a_dropped_send_fails_its_acks() {
-    let (tx, mut rx) = ack::channel();
+    let (tx, mut rx) = ack_channel();
     let mut sink = WriterSink::new("slow".into(), OutputFormat::Json, Slow, |w| w.flush());
     let send = sink.send(batch(3, events(2, 0), &tx));
     let timed_out = tokio::time::timeout(std::time::Duration::from_millis(20), send).await;

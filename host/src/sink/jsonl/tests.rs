@@ -1,4 +1,9 @@
+use super::decode::{DecodeError, decode_envelope};
 use super::*;
+use crate::event::{Header, Position};
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 fn event(key: Option<&[u8]>, value: &[u8]) -> Event {
     let mut e = Event::new(

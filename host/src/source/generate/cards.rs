@@ -76,13 +76,12 @@ struct Country {
     travel: f64,
 }
 
+/// A country; the weights are `[home, fraud, travel]`.
 const fn country(
     code: &'static str,
     currency: &'static str,
     utc_offset_h: i64,
-    home: f64,
-    fraud: f64,
-    travel: f64,
+    [home, fraud, travel]: [f64; 3],
 ) -> Country {
     Country {
         code,
@@ -94,23 +93,16 @@ const fn country(
     }
 }
 
+#[rustfmt::skip]
 const COUNTRIES: &[Country] = &[
-    country("US", "USD", -5, 30.0, 3.0, 8.0),
-    country("GB", "GBP", 0, 10.0, 2.0, 6.0),
-    country("DE", "EUR", 1, 10.0, 1.0, 3.0),
-    country("FR", "EUR", 1, 9.0, 1.0, 8.0),
-    country("ES", "EUR", 1, 6.0, 1.0, 9.0),
-    country("IT", "EUR", 1, 6.0, 1.0, 8.0),
-    country("NL", "EUR", 1, 4.0, 2.0, 3.0),
-    country("CA", "CAD", -5, 6.0, 1.0, 3.0),
-    country("MX", "MXN", -6, 3.0, 3.0, 5.0),
-    country("BR", "BRL", -3, 5.0, 8.0, 2.0),
-    country("IN", "INR", 5, 4.0, 4.0, 2.0),
-    country("JP", "JPY", 9, 3.0, 1.0, 4.0),
-    country("AU", "AUD", 10, 2.0, 1.0, 2.0),
-    country("SG", "SGD", 8, 1.0, 2.0, 2.0),
-    country("NG", "NGN", 1, 1.0, 10.0, 0.5),
-    country("RO", "RON", 2, 1.0, 8.0, 1.0),
+    country("US", "USD", -5, [30.0, 3.0, 8.0]), country("GB", "GBP", 0, [10.0, 2.0, 6.0]),
+    country("DE", "EUR", 1, [10.0, 1.0, 3.0]), country("FR", "EUR", 1, [9.0, 1.0, 8.0]),
+    country("ES", "EUR", 1, [6.0, 1.0, 9.0]), country("IT", "EUR", 1, [6.0, 1.0, 8.0]),
+    country("NL", "EUR", 1, [4.0, 2.0, 3.0]), country("CA", "CAD", -5, [6.0, 1.0, 3.0]),
+    country("MX", "MXN", -6, [3.0, 3.0, 5.0]), country("BR", "BRL", -3, [5.0, 8.0, 2.0]),
+    country("IN", "INR", 5, [4.0, 4.0, 2.0]), country("JP", "JPY", 9, [3.0, 1.0, 4.0]),
+    country("AU", "AUD", 10, [2.0, 1.0, 2.0]), country("SG", "SGD", 8, [1.0, 2.0, 2.0]),
+    country("NG", "NGN", 1, [1.0, 10.0, 0.5]), country("RO", "RON", 2, [1.0, 8.0, 1.0]),
 ];
 
 struct Category {
@@ -133,19 +125,14 @@ const fn category(name: &'static str, day: f64, night: f64, amount: f64, online:
     }
 }
 
+#[rustfmt::skip]
 const CATEGORIES: &[Category] = &[
-    category("grocery", 24.0, 2.0, 0.9, 0.08),
-    category("restaurant", 16.0, 3.0, 1.0, 0.05),
-    category("fuel", 11.0, 3.0, 1.1, 0.0),
-    category("retail", 10.0, 1.0, 1.6, 0.35),
-    category("pharmacy", 5.0, 2.0, 0.6, 0.1),
-    category("entertainment", 5.0, 3.0, 1.0, 0.5),
-    category("subscriptions", 5.0, 6.0, 0.4, 1.0),
-    category("home_improvement", 4.0, 0.3, 2.4, 0.2),
-    category("travel", 3.0, 2.0, 6.0, 0.75),
-    category("electronics", 4.0, 2.0, 3.5, 0.5),
-    category("gift_cards", 1.5, 1.0, 1.8, 0.5),
-    category("online_gaming", 2.0, 8.0, 0.7, 1.0),
+    category("grocery", 24.0, 2.0, 0.9, 0.08), category("restaurant", 16.0, 3.0, 1.0, 0.05),
+    category("fuel", 11.0, 3.0, 1.1, 0.0), category("retail", 10.0, 1.0, 1.6, 0.35),
+    category("pharmacy", 5.0, 2.0, 0.6, 0.1), category("entertainment", 5.0, 3.0, 1.0, 0.5),
+    category("subscriptions", 5.0, 6.0, 0.4, 1.0), category("home_improvement", 4.0, 0.3, 2.4, 0.2),
+    category("travel", 3.0, 2.0, 6.0, 0.75), category("electronics", 4.0, 2.0, 3.5, 0.5),
+    category("gift_cards", 1.5, 1.0, 1.8, 0.5), category("online_gaming", 2.0, 8.0, 0.7, 1.0),
 ];
 
 // Category indices used by the fraud patterns.
@@ -159,6 +146,20 @@ const TRAVEL: usize = 8;
 const ELECTRONICS: usize = 9;
 const GIFT_CARDS: usize = 10;
 const ONLINE_GAMING: usize = 11;
+
+/// Where an amount spike is spent, weighted.
+#[rustfmt::skip]
+const SPIKE_CATEGORIES: &[(usize, f64)] = &[
+    (ELECTRONICS, 35.0), (RETAIL, 20.0), (TRAVEL, 15.0), (HOME_IMPROVEMENT, 10.0),
+    (GIFT_CARDS, 10.0), (RESTAURANT, 5.0), (GROCERY, 5.0),
+];
+
+/// Where a velocity burst is spent, weighted.
+#[rustfmt::skip]
+const BURST_CATEGORIES: &[(usize, f64)] = &[
+    (ELECTRONICS, 20.0), (GIFT_CARDS, 25.0), (ONLINE_GAMING, 15.0), (RETAIL, 20.0),
+    (FUEL, 10.0), (GROCERY, 10.0),
+];
 
 /// Chance that a legitimate arrival at this local hour becomes a transaction.
 const ACTIVITY: [f64; 24] = [
@@ -360,18 +361,7 @@ impl CardGenerator {
                 (cat, online, scale)
             }
             Kind::Spike => {
-                let cat = pick(
-                    rng,
-                    &[
-                        (ELECTRONICS, 35.0),
-                        (RETAIL, 20.0),
-                        (TRAVEL, 15.0),
-                        (HOME_IMPROVEMENT, 10.0),
-                        (GIFT_CARDS, 10.0),
-                        (RESTAURANT, 5.0),
-                        (GROCERY, 5.0),
-                    ],
-                );
+                let cat = pick(rng, SPIKE_CATEGORIES);
                 if rng.chance(0.15) {
                     country = foreign(rng, c.home);
                 }
@@ -399,17 +389,7 @@ impl CardGenerator {
                 (cat, rng.chance(0.9), rng.range(1.0, 4.0))
             }
             Kind::Burst { left } => {
-                let cat = pick(
-                    rng,
-                    &[
-                        (ELECTRONICS, 20.0),
-                        (GIFT_CARDS, 25.0),
-                        (ONLINE_GAMING, 15.0),
-                        (RETAIL, 20.0),
-                        (FUEL, 10.0),
-                        (GROCERY, 10.0),
-                    ],
-                );
+                let cat = pick(rng, BURST_CATEGORIES);
                 if rng.chance(0.4) {
                     country = foreign(rng, c.home);
                 }

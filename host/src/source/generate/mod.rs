@@ -12,10 +12,11 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::{AckCounts, Read, Source, SourceError};
-use crate::config::FieldError;
+use super::{AckCounts, ChunkIds, Read, Source};
+use crate::endpoint::EndpointError;
 use crate::event::{Event, Position, now_ms};
-use crate::pipeline::ack::Ack;
+use crate::pipeline::Ack;
+use crate::validate::{self, FieldError};
 use cards::CardGenerator;
 use rng::{Rng, fnv1a};
 
@@ -137,13 +138,8 @@ impl GenerateSourceConfig {
             (SchemaName::CardTransactions, Some(_)) => {
                 return Err(FieldError::new("size", "only for schema = \"sized\""));
             }
-            (SchemaName::Sized, Some(size))
-                if !(MIN_SIZED_BYTES..=MAX_SIZED_BYTES).contains(&size) =>
-            {
-                return Err(FieldError::new(
-                    "size",
-                    format!("must be between {MIN_SIZED_BYTES} and {MAX_SIZED_BYTES}, got {size}"),
-                ));
+            (SchemaName::Sized, Some(size)) => {
+                validate::in_range("size", size, MIN_SIZED_BYTES..=MAX_SIZED_BYTES)?;
             }
             _ => {}
         }
@@ -155,18 +151,12 @@ impl GenerateSourceConfig {
                 format!("must be a number of events per second above 0, got {rate}"),
             ));
         }
-        if !(1..=65_536).contains(&self.partitions) {
-            return Err(FieldError::new(
-                "partitions",
-                format!("must be between 1 and 65536, got {}", self.partitions),
-            ));
-        }
-        Ok(())
+        validate::in_range("partitions", self.partitions, 1..=65_536)
     }
 
-    pub fn build(&self) -> Result<GenerateSource, SourceError> {
+    pub fn build(&self) -> Result<GenerateSource, EndpointError> {
         self.validate()
-            .map_err(|e| SourceError::Other(format!("generate source: {e}")))?;
+            .map_err(|e| EndpointError::Other(format!("generate source: {e}")))?;
         let schema = self.schema();
         let mut describe = format!("generate {} (seed {})", schema.name(), self.seed);
         if let Some(rate) = self.rate {
@@ -179,6 +169,7 @@ impl GenerateSourceConfig {
             pacer: self.rate.map(Pacer::new),
             offsets: vec![0; self.partitions as usize],
             stream: Arc::from("generate"),
+            chunks: ChunkIds::default(),
             acked: AckCounts::default(),
         })
     }
@@ -292,6 +283,7 @@ pub struct GenerateSource {
     pacer: Option<Pacer>,
     offsets: Vec<i64>,
     stream: Arc<str>,
+    chunks: ChunkIds,
     acked: AckCounts,
 }
 
@@ -301,7 +293,7 @@ impl Source for GenerateSource {
         self.describe.clone()
     }
 
-    async fn read(&mut self, max: usize) -> Result<Option<Read>, SourceError> {
+    async fn read(&mut self, max: usize) -> Result<Option<Read>, EndpointError> {
         let mut n = max.max(1) as u64;
         if let Some(remaining) = self.remaining {
             if remaining == 0 {
@@ -336,23 +328,19 @@ impl Source for GenerateSource {
             events.push(Event::new(Bytes::from(value), ts, position).with_key(key));
         }
         Ok(Some(Read {
+            chunk: self.chunks.mint(),
             events,
             rejects: Vec::new(),
         }))
     }
 
-    async fn ack(&mut self, ack: Ack) -> Result<(), SourceError> {
+    async fn ack(&mut self, ack: Ack) -> Result<(), EndpointError> {
         self.acked.record(&ack);
         Ok(())
     }
 
-    async fn close(&mut self) -> Result<(), SourceError> {
-        tracing::info!(
-            source = %self.describe,
-            delivered = self.acked.delivered,
-            failed = self.acked.failed,
-            "source closed"
-        );
+    async fn close(&mut self) -> Result<(), EndpointError> {
+        self.acked.log_closed(&self.describe);
         Ok(())
     }
 }

@@ -18,6 +18,13 @@ fn config(
     }
 }
 
+/// A started source of `count` events of `schema` (4 partitions).
+fn source(schema: SchemaName, rate: Option<f64>, count: u64, seed: u64) -> GenerateSource {
+    config(schema, rate, Some(count), seed)
+        .build()
+        .expect("build")
+}
+
 async fn drain(source: &mut GenerateSource, max: usize) -> Vec<Event> {
     let mut events = Vec::new();
     while let Some(read) = source.read(max).await.expect("read") {
@@ -39,13 +46,7 @@ async fn deterministic_by_seed_and_count_respected() {
         a.iter().map(strip).collect::<Vec<_>>(),
         b.iter().map(strip).collect::<Vec<_>>()
     );
-    let other = drain(
-        &mut config(SchemaName::CardTransactions, None, Some(10), 43)
-            .build()
-            .expect("build"),
-        100,
-    )
-    .await;
+    let other = drain(&mut source(SchemaName::CardTransactions, None, 10, 43), 100).await;
     assert_ne!(other[0].value, a[0].value);
     // The source emits what generate_values prints.
     let values: Vec<Vec<u8>> =
@@ -56,9 +57,7 @@ async fn deterministic_by_seed_and_count_respected() {
 #[tokio::test]
 async fn positions_partition_by_key_with_dense_offsets() {
     let events = drain(
-        &mut config(SchemaName::CardTransactions, None, Some(4_000), 1)
-            .build()
-            .expect("build"),
+        &mut source(SchemaName::CardTransactions, None, 4_000, 1),
         512,
     )
     .await;
@@ -79,11 +78,9 @@ async fn positions_partition_by_key_with_dense_offsets() {
 #[tokio::test]
 async fn rate_is_roughly_respected() {
     // 1500 events at 5000/s: ~0.3 s. Loose bounds, not to be flaky.
-    let mut source = config(SchemaName::Sized, Some(5_000.0), Some(1_500), 0)
-        .build()
-        .expect("build");
+    let mut paced = source(SchemaName::Sized, Some(5_000.0), 1_500, 0);
     let start = std::time::Instant::now();
-    let events = drain(&mut source, 1024).await;
+    let events = drain(&mut paced, 1024).await;
     let took = start.elapsed();
     assert_eq!(events.len(), 1_500);
     assert!(took >= Duration::from_millis(250), "too fast: {took:?}");
@@ -93,12 +90,10 @@ async fn rate_is_roughly_respected() {
 #[tokio::test]
 async fn high_rates_are_paced_per_batch_not_per_event() {
     // 50k events/s for 0.4 s must not take one sleep per event.
-    let mut source = config(SchemaName::Sized, Some(50_000.0), Some(20_000), 0)
-        .build()
-        .expect("build");
+    let mut paced = source(SchemaName::Sized, Some(50_000.0), 20_000, 0);
     let start = std::time::Instant::now();
     let mut reads = 0;
-    while let Some(read) = source.read(1024).await.expect("read") {
+    while let Some(read) = paced.read(1024).await.expect("read") {
         assert!(!read.is_empty());
         reads += 1;
     }
@@ -123,18 +118,16 @@ fn pacer_allows_the_first_event_at_once_and_caps_backlog() {
 
 #[tokio::test]
 async fn cancelled_paced_read_loses_nothing() {
-    let mut source = config(SchemaName::Sized, Some(20.0), Some(3), 0)
-        .build()
-        .expect("build");
-    let first = source.read(10).await.expect("read").expect("some");
+    let mut paced = source(SchemaName::Sized, Some(20.0), 3, 0);
+    let first = paced.read(10).await.expect("read").expect("some");
     assert_eq!(first.len(), 1);
     // The next event is 50 ms away: cancel the wait.
     assert!(
-        tokio::time::timeout(Duration::from_millis(5), source.read(10))
+        tokio::time::timeout(Duration::from_millis(5), paced.read(10))
             .await
             .is_err()
     );
-    let rest = drain(&mut source, 10).await;
+    let rest = drain(&mut paced, 10).await;
     let ids: Vec<_> = rest.iter().map(|e| e.key.clone().expect("key")).collect();
     assert_eq!(ids, [Bytes::from("1"), Bytes::from("2")]);
 }

@@ -17,8 +17,8 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::tracker::TopicPartition;
 use super::{Buffered, Shared};
+use crate::endpoint::EndpointError;
 use crate::event::{Event, Header, Position, now_ms};
-use crate::source::SourceError;
 
 /// Records taken per poll round (under one lock).
 pub(super) const POLL_BATCH: usize = 512;
@@ -36,7 +36,7 @@ impl ClientContext for Context {
     }
 
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        crate::source::kafka::props::forward_log(level, fac, log_message);
+        crate::kafka::forward_log(level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -162,19 +162,19 @@ pub(super) fn spawn(
     config: ClientConfig,
     topics: &[&str],
     shared: Arc<Shared>,
-) -> Result<std::thread::JoinHandle<()>, SourceError> {
+) -> Result<std::thread::JoinHandle<()>, EndpointError> {
     let consumer: BaseConsumer<Context> = config
         .create_with_context(Context {
             shared: shared.clone(),
         })
-        .map_err(|e| SourceError::Other(format!("cannot create the Kafka consumer: {e}")))?;
+        .map_err(|e| EndpointError::Other(format!("cannot create the Kafka consumer: {e}")))?;
     consumer
         .subscribe(topics)
-        .map_err(|e| SourceError::Other(format!("cannot subscribe to {topics:?}: {e}")))?;
+        .map_err(|e| EndpointError::Other(format!("cannot subscribe to {topics:?}: {e}")))?;
     std::thread::Builder::new()
         .name("weir-kafka-consumer".into())
         .spawn(move || run(consumer, shared))
-        .map_err(|e| SourceError::Io {
+        .map_err(|e| EndpointError::Io {
             context: "cannot start the Kafka consumer thread".into(),
             source: e,
         })

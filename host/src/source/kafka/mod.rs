@@ -19,9 +19,8 @@
 //! prefix is committed synchronously.
 
 mod consumer;
-pub(crate) mod props;
 mod stats;
-pub mod tracker;
+mod tracker;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
@@ -30,11 +29,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{Read, Source, SourceError};
-use crate::config::FieldError;
+use super::{ChunkIds, Read, Source};
+use crate::endpoint::EndpointError;
 use crate::event::Event;
-use crate::pipeline::ack::{Ack, AckStatus};
-pub use props::{Properties, PropertyValue, client_config, validate as validate_properties};
+use crate::kafka::{Properties, client_config, validate_properties};
+use crate::pipeline::{Ack, AckStatus};
+use crate::validate::{self, FieldError};
 pub use stats::{KafkaStats, PartitionMetrics};
 use tracker::{OffsetTracker, TopicPartition};
 
@@ -153,29 +153,23 @@ impl KafkaSourceConfig {
     }
 
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.brokers.trim().is_empty() {
-            return Err(FieldError::new("brokers", "must not be empty"));
-        }
+        validate::not_blank("brokers", &self.brokers)?;
         if self.topics.is_empty() {
             return Err(FieldError::new("topics", "name at least one topic"));
         }
         if let Some(i) = self.topics.iter().position(|t| t.trim().is_empty()) {
             return Err(FieldError::new("topics", format!("entry {i} is empty")));
         }
-        if self.group_id.trim().is_empty() {
-            return Err(FieldError::new("group_id", "must not be empty"));
-        }
-        if self.buffer_events == 0 {
-            return Err(FieldError::new("buffer_events", "must be at least 1"));
-        }
+        validate::not_blank("group_id", &self.group_id)?;
+        validate::at_least_one("buffer_events", self.buffer_events as u64)?;
         validate_properties(&self.properties, RESERVED, &self.client_config())
     }
 
     /// Creates the consumer and subscribes; records flow once the group
     /// assigned partitions.
-    pub fn build(&self) -> Result<KafkaSource, SourceError> {
+    pub fn build(&self) -> Result<KafkaSource, EndpointError> {
         self.validate()
-            .map_err(|e| SourceError::Other(format!("kafka source: {e}")))?;
+            .map_err(|e| EndpointError::Other(format!("kafka source: {e}")))?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             acked: Condvar::new(),
@@ -194,7 +188,7 @@ impl KafkaSourceConfig {
                 self.brokers
             ),
             shared,
-            next_chunk: 0,
+            chunks: ChunkIds::default(),
             thread: Some(thread),
         })
     }
@@ -244,7 +238,7 @@ impl Shared {
 pub struct KafkaSource {
     describe: String,
     shared: Arc<Shared>,
-    next_chunk: u64,
+    chunks: ChunkIds,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -254,11 +248,12 @@ impl KafkaSource {
         self.shared.stats.clone()
     }
 
-    /// Takes up to `max` buffered records of owned partitions as one chunk.
-    fn take(&mut self, max: usize) -> Result<Option<Vec<Event>>, SourceError> {
+    /// Takes up to `max` buffered records of owned partitions as one chunk,
+    /// registered with the offset tracker under the id it is handed over with.
+    fn take(&mut self, max: usize) -> Result<Option<Read>, EndpointError> {
         let mut st = self.shared.lock();
         if let Some(error) = st.error.take() {
-            return Err(SourceError::Other(error));
+            return Err(EndpointError::Other(error));
         }
         let mut events = Vec::with_capacity(max.min(st.buffer.len()));
         let mut last: BTreeMap<TopicPartition, i64> = BTreeMap::new();
@@ -275,10 +270,13 @@ impl KafkaSource {
         if events.is_empty() {
             return Ok(None);
         }
-        let chunk = self.next_chunk;
-        self.next_chunk += 1;
+        let chunk = self.chunks.mint();
         st.tracker.register(chunk, &last);
-        Ok(Some(events))
+        Ok(Some(Read {
+            chunk,
+            events,
+            rejects: Vec::new(),
+        }))
     }
 
     fn stop_thread(&mut self) {
@@ -297,17 +295,14 @@ impl Source for KafkaSource {
         Some(self.stats())
     }
 
-    async fn read(&mut self, max: usize) -> Result<Option<Read>, SourceError> {
+    async fn read(&mut self, max: usize) -> Result<Option<Read>, EndpointError> {
         let max = max.max(1);
         loop {
-            if let Some(events) = self.take(max)? {
-                return Ok(Some(Read {
-                    events,
-                    rejects: Vec::new(),
-                }));
+            if let Some(read) = self.take(max)? {
+                return Ok(Some(read));
             }
             if self.shared.lock().done {
-                return Err(SourceError::Other(
+                return Err(EndpointError::Other(
                     "the Kafka consumer stopped unexpectedly".into(),
                 ));
             }
@@ -317,7 +312,7 @@ impl Source for KafkaSource {
         }
     }
 
-    async fn ack(&mut self, ack: Ack) -> Result<(), SourceError> {
+    async fn ack(&mut self, ack: Ack) -> Result<(), EndpointError> {
         let outcome = {
             let mut st = self.shared.lock();
             st.tracker
@@ -332,13 +327,13 @@ impl Source for KafkaSource {
             .iter()
             .map(|(t, p)| format!("{t}[{p}]"))
             .collect();
-        Err(SourceError::Other(format!(
+        Err(EndpointError::Other(format!(
             "events of {} could not be delivered: offsets are committed up to the last delivered one (they will be read again)",
             list.join(", ")
         )))
     }
 
-    async fn close(&mut self) -> Result<(), SourceError> {
+    async fn close(&mut self) -> Result<(), EndpointError> {
         self.stop_thread();
         let Some(thread) = self.thread.take() else {
             return Ok(());
@@ -347,10 +342,10 @@ impl Source for KafkaSource {
         let joined = tokio::task::spawn_blocking(move || thread.join());
         match tokio::time::timeout(Duration::from_secs(30), joined).await {
             Ok(Ok(Ok(()))) => Ok(()),
-            Ok(_) => Err(SourceError::Other(
+            Ok(_) => Err(EndpointError::Other(
                 "the Kafka consumer thread panicked".into(),
             )),
-            Err(_) => Err(SourceError::Other(
+            Err(_) => Err(EndpointError::Other(
                 "closing the Kafka consumer took more than 30 s".into(),
             )),
         }

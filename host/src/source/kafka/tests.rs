@@ -9,7 +9,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::*;
-use crate::pipeline::ack::AckStatus;
+use crate::kafka::PropertyValue;
+use crate::pipeline::AckStatus;
 
 fn produce(brokers: &str, topic: &str, partitions: i32, n: usize) {
     let producer: BaseProducer = ClientConfig::new()
@@ -30,6 +31,22 @@ fn produce(brokers: &str, topic: &str, partitions: i32, n: usize) {
     producer
         .flush(Duration::from_secs(10))
         .expect("flush produced records");
+}
+
+/// A mock cluster whose topic `in` has `partitions` partitions holding
+/// `records` records; its bootstrap servers.
+fn cluster_with(
+    partitions: i32,
+    records: usize,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+) {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("in", partitions, 1).expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    produce(&brokers, "in", partitions, records);
+    (cluster, brokers)
 }
 
 fn config(brokers: &str, topic: &str, group: &str) -> KafkaSourceConfig {
@@ -88,10 +105,7 @@ async fn read_n(source: &mut KafkaSource, n: usize) -> Vec<Vec<Event>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_everything_in_partition_order_and_commits_after_acks() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    cluster.create_topic("in", 4, 1).expect("topic");
-    let brokers = cluster.bootstrap_servers();
-    produce(&brokers, "in", 4, 2000);
+    let (_cluster, brokers) = cluster_with(4, 2000);
 
     let mut source = config(&brokers, "in", "g1").build().expect("source");
     let stats = source.stats();
@@ -159,10 +173,7 @@ async fn reads_everything_in_partition_order_and_commits_after_acks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_ack_stops_the_source_and_commits_only_the_prefix() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    cluster.create_topic("in", 1, 1).expect("topic");
-    let brokers = cluster.bootstrap_servers();
-    produce(&brokers, "in", 1, 300);
+    let (_cluster, brokers) = cluster_with(1, 300);
 
     let mut source = config(&brokers, "in", "g2").build().expect("source");
     let chunks = read_n(&mut source, 300).await;
@@ -190,10 +201,7 @@ async fn a_failed_ack_stops_the_source_and_commits_only_the_prefix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backpressure_pauses_without_losing_records() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    cluster.create_topic("in", 2, 1).expect("topic");
-    let brokers = cluster.bootstrap_servers();
-    produce(&brokers, "in", 2, 5000);
+    let (_cluster, brokers) = cluster_with(2, 5000);
     let mut cfg = config(&brokers, "in", "g3");
     cfg.buffer_events = 50;
     let mut source = cfg.build().expect("source");
@@ -235,44 +243,4 @@ fn config_checks_name_the_field() {
     let mut c = config("b:9092", "t", "g");
     c.topics.clear();
     assert_eq!(c.validate().expect_err("no topics").field(), "topics");
-}
-
-#[test]
-fn pipeline_files_parse_kafka_sources_and_sinks() {
-    let src = r#"
-[source]
-type = "kafka"
-brokers = "b:9092"
-topics = ["in", "^logs-.*"]
-group_id = "g"
-start = "latest"
-[source.properties]
-"fetch.min.bytes" = 10
-[outputs.default]
-type = "kafka"
-brokers = "b:9092"
-topic = "out"
-[dead_letter]
-type = "kafka"
-brokers = "b:9092"
-topic = "dlq"
-headers = true
-"#;
-    let c = crate::config::PipelineConfig::from_str(src, "/p").expect("valid");
-    let crate::config::SourceConfig::Kafka(k) = &c.source else {
-        panic!("kafka source expected")
-    };
-    assert_eq!(k.topics, ["in", "^logs-.*"]);
-    assert_eq!(k.start, StartPosition::Latest);
-    assert_eq!(k.buffer_events, 10_000);
-    assert_eq!(
-        k.properties.get("fetch.min.bytes"),
-        Some(&PropertyValue::Integer(10))
-    );
-    let bad = src.replace("group_id = \"g\"", "group_id = \"g\"\ngroup = 1");
-    let err = crate::config::PipelineConfig::from_str(&bad, "/p").expect_err("unknown field");
-    assert_eq!(err.line(), Some(7), "{err}");
-    let bad = src.replace("topic = \"dlq\"", "topic = \"\"");
-    let err = crate::config::PipelineConfig::from_str(&bad, "/p").expect_err("empty topic");
-    assert_eq!(err.field(), "dead_letter.topic", "{err}");
 }

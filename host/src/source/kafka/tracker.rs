@@ -56,10 +56,6 @@ pub struct OffsetTracker {
 }
 
 impl OffsetTracker {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// The partitions were assigned to this consumer (a fresh ownership).
     pub fn assign(&mut self, tps: impl IntoIterator<Item = TopicPartition>) {
         for tp in tps {
@@ -194,7 +190,7 @@ mod tests {
 
     #[test]
     fn stores_only_the_contiguous_delivered_prefix() {
-        let mut t = OffsetTracker::new();
+        let mut t = OffsetTracker::default();
         t.assign([tp(0), tp(1)]);
         t.register(0, &offsets(&[(0, 9), (1, 4)]));
         t.register(1, &offsets(&[(0, 19)]));
@@ -220,7 +216,7 @@ mod tests {
 
     #[test]
     fn a_failed_chunk_freezes_its_partitions_only() {
-        let mut t = OffsetTracker::new();
+        let mut t = OffsetTracker::default();
         t.assign([tp(0), tp(1)]);
         t.register(0, &offsets(&[(0, 9)]));
         t.register(1, &offsets(&[(0, 19), (1, 3)]));
@@ -242,7 +238,7 @@ mod tests {
 
     #[test]
     fn acks_of_a_revoked_or_reassigned_partition_are_ignored() {
-        let mut t = OffsetTracker::new();
+        let mut t = OffsetTracker::default();
         t.assign([tp(0)]);
         let g1 = t.generation(&tp(0)).expect("owned");
         t.register(0, &offsets(&[(0, 9)]));
@@ -263,7 +259,7 @@ mod tests {
 
     #[test]
     fn many_out_of_order_acks_end_at_the_last_offset() {
-        let mut t = OffsetTracker::new();
+        let mut t = OffsetTracker::default();
         t.assign((0..4).map(tp));
         let n = 1000u64;
         for c in 0..n {

@@ -1,0 +1,143 @@
+//! What the language builds share: the language, the build plan, the
+//! manifest checks, and where this weir's SDKs and WIT live.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+
+use super::super::home::repo;
+
+/// A plugin language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Lang {
+    Rust,
+    Python,
+    Js,
+}
+
+impl Lang {
+    /// `rust`, `python` or `js` (as `--lang` spells it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Lang::Rust => "rust",
+            Lang::Python => "python",
+            Lang::Js => "js",
+        }
+    }
+
+    /// This weir's SDK for the language, relative to the source tree.
+    fn sdk_folder(self) -> &'static str {
+        match self {
+            Lang::Rust => "plugin-sdk",
+            Lang::Python => "plugin-sdk/python",
+            Lang::Js => "plugin-sdk/js",
+        }
+    }
+}
+
+/// The WIT folder this weir links (`wit/`).
+pub fn default_wit() -> PathBuf {
+    repo().join("wit")
+}
+
+/// A toolchain run: writes the component to the given path.
+pub type BuildFn = dyn Fn(&Path) -> anyhow::Result<()>;
+
+/// How to build one guest-language plugin.
+pub struct BuildPlan {
+    /// The plugin's name: `<name>.wasm`.
+    pub name: String,
+    pub lang: Lang,
+    /// `transform` or `transform-with-inference`.
+    pub world: String,
+    /// Every input of the build, hashed into the cache key: (label, folder).
+    pub inputs: Vec<(String, PathBuf)>,
+    /// The toolchain and its version, also in the key.
+    pub toolchain: String,
+    /// Runs the build, writing the component to the given path.
+    pub run: Box<BuildFn>,
+}
+
+/// Checks a plugin name (also the `.wasm` file name).
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// The two worlds a plugin may target.
+pub(super) fn check_world(world: &str, manifest: &Path) -> anyhow::Result<()> {
+    match world {
+        "transform" | "transform-with-inference" => Ok(()),
+        other => bail!(
+            "{}: world `{other}` is not a weir world: use \"transform\" or \"transform-with-inference\"",
+            manifest.display()
+        ),
+    }
+}
+
+/// The files of a new plugin: (path in its folder, template). A template's
+/// `{{name}}` becomes the plugin's name, `{{sdk_path}}` the SDK's folder.
+pub type Scaffold = [(&'static str, &'static str)];
+
+/// `weir plugin new`: the folder `dir/name` holding `files`, refusing a bad
+/// name, an existing folder or a missing SDK before writing anything.
+pub(super) fn scaffold(
+    name: &str,
+    dir: &Path,
+    lang: Lang,
+    sdk: Option<&Path>,
+    files: &Scaffold,
+) -> anyhow::Result<PathBuf> {
+    if !valid_name(name) {
+        bail!(
+            "`{name}` is not a valid plugin name: use lowercase letters, digits and `-`, starting with a letter"
+        );
+    }
+    let root = dir.join(name);
+    if root.exists() {
+        bail!("{} already exists", root.display());
+    }
+    let sdk = sdk_dir(sdk, lang)?.display().to_string();
+    for (path, template) in files {
+        let path = root.join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let text = template
+            .replace("{{name}}", name)
+            .replace("{{sdk_path}}", &sdk);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(root)
+}
+
+/// This weir's SDK for `lang` (under `plugin-sdk/`), or the one given.
+pub(super) fn sdk_dir(given: Option<&Path>, lang: Lang) -> anyhow::Result<PathBuf> {
+    let sdk = given
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| repo().join(lang.sdk_folder()));
+    sdk.canonicalize().with_context(|| {
+        format!(
+            "the weir {} SDK was not found at {} (pass --sdk-path)",
+            lang.name(),
+            sdk.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worlds_are_checked() {
+        assert!(check_world("transform", Path::new("p")).is_ok());
+        assert!(check_world("transform-with-inference", Path::new("p")).is_ok());
+        let err = check_world("command", Path::new("p"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a weir world"), "{err}");
+    }
+}

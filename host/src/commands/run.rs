@@ -1,0 +1,184 @@
+//! `weir run`: a pipeline, until its source ends or Ctrl-C / SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{Built, build, start_reload};
+use crate::config::PipelineConfig;
+use crate::pipeline::RunSummary;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pipeline file (TOML).
+    pub pipeline: PathBuf,
+    /// No live progress line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+fn on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = ctrl_c => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("signal received: stopping");
+        token.cancel();
+    });
+}
+
+impl RunArgs {
+    /// Builds the pipeline, serves the admin endpoint and hot reload, runs
+    /// until the source ends or a signal, then drains.
+    pub fn run(&self) -> anyhow::Result<ExitCode> {
+        let config = PipelineConfig::from_file(&self.pipeline)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        // Up before the plugins compile: /healthz answers, /readyz says not yet.
+        let admin = config
+            .admin
+            .as_ref()
+            .map(crate::telemetry::Admin::start)
+            .transpose()?;
+        let Built {
+            pipeline,
+            reloader,
+            models,
+            status,
+        } = build(&config)?;
+        let kafka = pipeline.source.kafka_stats();
+        if let Some(admin) = &admin {
+            let live = crate::telemetry::Live {
+                pipeline: config.name.clone(),
+                source: pipeline.source.describe(),
+                stats: pipeline.stats.clone(),
+                status,
+                kafka: kafka.clone(),
+            };
+            let mut metrics = crate::telemetry::Metrics::new(live.clone());
+            // The models' metrics (calls, batch rows, latency, predictions, swaps).
+            if let Some(models) = &models {
+                models.register_metrics(metrics.registry_mut());
+            }
+            admin.publish(metrics, live);
+        }
+        let readiness = admin.as_ref().map(|a| a.readiness());
+        let summary = runtime.block_on(async {
+            let reload_stop = CancellationToken::new();
+            let _stop_reload_on_exit = reload_stop.clone().drop_guard();
+            if config.reload.enabled {
+                start_reload(&config, reloader, reload_stop.clone());
+                if let Some(models) = &models {
+                    match crate::inference::start_model_watch(models, &config.reload, &reload_stop) {
+                        Ok(()) => tracing::info!("watching the model files for new versions"),
+                        Err(e) => tracing::error!(error = %e, "cannot start model hot swap"),
+                    }
+                }
+            }
+            tracing::info!(pipeline = %config.name, stages = pipeline.stages.len(), "pipeline started");
+            let shutdown = CancellationToken::new();
+            on_signals(shutdown.clone());
+            let run_done = CancellationToken::new();
+            if let Some(ready) = readiness.clone() {
+                // Plugins are loaded and the source is built: ready once the
+                // source is connected (a Kafka consumer has joined its group),
+                // until a signal starts the shutdown.
+                let stopping = shutdown.clone();
+                let done = run_done.clone();
+                let kafka = kafka.clone();
+                tokio::spawn(async move {
+                    let connected = async {
+                        while !kafka.as_ref().is_none_or(|k| k.joined()) {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = stopping.cancelled() => return,
+                        _ = done.cancelled() => return,
+                        _ = connected => ready.set(true),
+                    }
+                    tokio::select! {
+                        _ = stopping.cancelled() => ready.set(false),
+                        _ = done.cancelled() => {}
+                    }
+                });
+            }
+            let progress_stop = CancellationToken::new();
+            let progress = (!self.quiet).then(|| {
+                tokio::spawn(crate::telemetry::report_progress(
+                    pipeline.stats.clone(),
+                    kafka.clone(),
+                    Duration::from_secs(1),
+                    progress_stop.clone(),
+                ))
+            });
+            let result = pipeline.run(shutdown).await;
+            run_done.cancel();
+            progress_stop.cancel();
+            if let Some(p) = progress {
+                let _ = p.await;
+            }
+            if let Some(ready) = &readiness {
+                ready.set(false);
+            }
+            result.map_err(anyhow::Error::from)
+        });
+        let summary: RunSummary = match summary {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(admin) = admin {
+                    admin.finish();
+                }
+                return Err(e);
+            }
+        };
+        // The source's reader thread may be blocked on stdin: don't wait for it.
+        runtime.shutdown_timeout(Duration::from_millis(100));
+        if let Some(models) = &models {
+            models.shutdown();
+        }
+        tracing::info!(
+            events_in = summary.events_in,
+            events_out = summary.events_out,
+            dead_letters = summary.dead_letters,
+            "pipeline finished"
+        );
+        if summary.chunks_failed > 0 || summary.chunks_unacked > 0 {
+            tracing::error!(
+                failed = summary.chunks_failed,
+                unacknowledged = summary.chunks_unacked,
+                "some events were not delivered"
+            );
+            if let Some(admin) = admin {
+                admin.finish();
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+        if let Some(admin) = admin {
+            admin.finish();
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

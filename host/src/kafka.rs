@@ -1,0 +1,95 @@
+//! librdkafka client settings shared by the Kafka source and sink: the
+//! properties a pipeline file passes through, how weir's defaults and
+//! forced values combine with them, and librdkafka's log lines.
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+use serde::Deserialize;
+
+use crate::validate::FieldError;
+
+/// A property value as written in TOML: a string, number or boolean, handed
+/// to librdkafka as text.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum PropertyValue {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl std::fmt::Display for PropertyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Text(s) => f.write_str(s),
+            Self::Integer(i) => write!(f, "{i}"),
+            Self::Float(x) => write!(f, "{x}"),
+            Self::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// `[... .properties]`: any librdkafka property, by its librdkafka name.
+pub type Properties = BTreeMap<String, PropertyValue>;
+
+/// Builds a client configuration: weir's `defaults` first, then the user's
+/// `properties` (which win), then `forced` (which the user may not change).
+pub fn client_config(
+    defaults: &[(&str, &str)],
+    properties: &Properties,
+    forced: &[(&str, String)],
+) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    for (k, v) in defaults {
+        config.set(*k, *v);
+    }
+    for (k, v) in properties {
+        config.set(k, v.to_string());
+    }
+    for (k, v) in forced {
+        config.set(*k, v);
+    }
+    config
+}
+
+/// Rejects properties weir sets itself (`reserved`), then lets librdkafka
+/// check names and values (no connection is made).
+pub fn validate_properties(
+    properties: &Properties,
+    reserved: &[(&str, &str)],
+    config: &ClientConfig,
+) -> Result<(), FieldError> {
+    for key in properties.keys() {
+        if let Some((_, why)) = reserved.iter().find(|(k, _)| k == key) {
+            return Err(FieldError::new(key, *why).within("properties"));
+        }
+    }
+    if let Err(e) = config.create_native_config() {
+        let key = match &e {
+            rdkafka::error::KafkaError::ClientConfig(_, _, key, _) => key.clone(),
+            _ => String::new(),
+        };
+        let err = if key.is_empty() || !properties.contains_key(&key) {
+            FieldError::new("properties", e.to_string())
+        } else {
+            FieldError::new(&key, e.to_string()).within("properties")
+        };
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Forwards one librdkafka log line to `tracing` at the matching level.
+pub fn forward_log(level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+    use rdkafka::config::RDKafkaLogLevel as L;
+    match level {
+        L::Emerg | L::Alert | L::Critical | L::Error => {
+            tracing::error!(target: "librdkafka", fac, "{log_message}")
+        }
+        L::Warning => tracing::warn!(target: "librdkafka", fac, "{log_message}"),
+        L::Notice | L::Info => tracing::info!(target: "librdkafka", fac, "{log_message}"),
+        L::Debug => tracing::debug!(target: "librdkafka", fac, "{log_message}"),
+    }
+}
