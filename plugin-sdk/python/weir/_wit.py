@@ -1,7 +1,8 @@
 """The WIT types of `weir:plugin/types`, from the generated bindings.
 
 Inside a component, `wit_world` is the package componentize-py generates from
-`wit/weir.wit` at build time. Outside one (the SDK's and a plugin's native
+the contract at build time (`wit/released/0.1.1`, `weir plugin build`'s
+default). Outside one (the SDK's and a plugin's native
 unit tests) the same records are defined here as plain dataclasses, so the
 batch code runs unchanged.
 """

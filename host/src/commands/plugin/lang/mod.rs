@@ -5,10 +5,11 @@
 //! folder with a `pyproject.toml` (`[tool.weir]`, `python.rs`), a JS plugin
 //! one with a `package.json` (`"weir": {...}`, `js.rs`). Python and JS are
 //! built by a pinned toolchain (`scripts/toolchains.sh` installs it into
-//! `~/.cache/weir/toolchains` on first use), and the built component is
-//! cached by the hash of everything that goes into it (plugin sources, SDK,
-//! WIT, world, toolchain version): building an unchanged plugin again is a
-//! copy.
+//! `~/.cache/weir/toolchains` on first use) against the 0.1.1 contract
+//! (`wit/released/0.1.1`, see [`plan::GUEST_CONTRACT`]), and the built
+//! component is cached by the hash of everything that goes into it (plugin
+//! sources, SDK, WIT, world, toolchain version): building an unchanged plugin
+//! again is a copy.
 
 mod build_cache;
 mod js;
@@ -54,8 +55,9 @@ pub fn detect(dir: &Path) -> anyhow::Result<Lang> {
 pub struct BuildOptions {
     /// Where `<name>.wasm` goes (default: `DIR/target/`).
     pub out: Option<PathBuf>,
-    /// The WIT folder to build against (default: this weir's `wit/`; e.g.
-    /// `wit/released/0.1.0` for a plugin that must run on older hosts).
+    /// The WIT folder to build against (default: this weir's
+    /// `wit/released/0.1.1`; e.g. `wit/released/0.1.0` for a plugin that must
+    /// run on older hosts).
     pub wit: Option<PathBuf>,
     /// The SDK folder (default: this weir's `plugin-sdk/python` or `/js`).
     pub sdk: Option<PathBuf>,

@@ -1,5 +1,6 @@
 //! What the language builds share: the language, the build plan, the
-//! manifest checks, and where this weir's SDKs and WIT live.
+//! manifest checks, and where this weir's SDKs and the contract Python and
+//! JavaScript plugins build against live.
 
 use std::path::{Path, PathBuf};
 
@@ -36,9 +37,15 @@ impl Lang {
     }
 }
 
-/// The WIT folder this weir links (`wit/`).
+/// The contract Python and JavaScript plugins are built against by default:
+/// `weir:plugin@0.1.1`, frozen in `wit/released/0.1.1` (`wit/weir.wit` moves
+/// on to the next contract; the Python and JS SDKs speak 0.1.1's batch
+/// layout).
+pub const GUEST_CONTRACT: &str = "wit/released/0.1.1";
+
+/// The WIT folder of [`GUEST_CONTRACT`] in this weir's source tree.
 pub fn default_wit() -> PathBuf {
-    repo().join("wit")
+    repo().join(GUEST_CONTRACT)
 }
 
 /// A toolchain run: writes the component to the given path.
@@ -130,6 +137,14 @@ pub(super) fn sdk_dir(given: Option<&Path>, lang: Lang) -> anyhow::Result<PathBu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn python_and_js_build_against_the_frozen_0_1_1_contract() {
+        assert!(default_wit().ends_with("wit/released/0.1.1"));
+        let wit = std::fs::read_to_string(default_wit().join("weir.wit")).unwrap();
+        assert!(wit.contains("package weir:plugin@0.1.1;"), "{wit}");
+        assert!(wit.contains("world transform-with-inference"));
+    }
 
     #[test]
     fn worlds_are_checked() {
