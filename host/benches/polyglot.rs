@@ -269,51 +269,33 @@ fn startup(guests: &[Guest]) {
     println!();
 }
 
-/// `weir run` of the fraud pipeline over `input` with the plugin `wasm`;
-/// returns the elapsed time of the run (the component is compiled first, in
-/// a warm-up run, so this is a cached start).
+/// `weir run` of `examples/fraud/pipeline.toml` reading `input` (instead of
+/// generating) with the plugin `wasm` as its `fraud-features` stage; returns
+/// the elapsed time of the run (the component is compiled first, in a
+/// warm-up run, so this is a cached start).
 fn fraud_run(dir: &Path, wasm: &Path, input: &Path, events: usize) -> f64 {
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).expect("mkdir");
-    std::fs::copy(wasm, plugins.join("scorer.wasm")).expect("copy");
-    let model = workspace().join("examples/fraud/model/fraud.onnx");
+    std::fs::copy(wasm, plugins.join("fraud-features.wasm")).expect("copy");
+    let example = workspace().join("examples/fraud");
+    let text = std::fs::read_to_string(example.join("pipeline.toml")).expect("read example");
+    let mut config: toml::Table = toml::from_str(&text).expect("example is TOML");
+    config.insert("name".into(), "fraud-bench".into());
+    let source: toml::Table = [
+        ("type".to_owned(), "file".into()),
+        ("path".to_owned(), input.display().to_string().into()),
+    ]
+    .into_iter()
+    .collect();
+    config.insert("source".into(), source.into());
+    let model = example.join("model/fraud.onnx");
+    config["models"]["fraud"]
+        .as_table_mut()
+        .expect("[models.fraud]")
+        .insert("path".into(), model.display().to_string().into());
     std::fs::write(
         dir.join("pipeline.toml"),
-        format!(
-            r#"name = "fraud-bench"
-[source]
-type = "file"
-path = "{input}"
-[batch]
-max_events = 256
-max_wait_ms = 20
-[models.fraud]
-path = "{model}"
-inputs = ["features"]
-outputs = ["score"]
-intra_threads = 1
-max_batch = 512
-max_delay_ms = 2
-[[stages]]
-name = "score"
-plugin = "scorer"
-[stages.params]
-threshold = 0.3
-[outputs.default]
-type = "file"
-path = "out/scores.jsonl"
-format = "value"
-[outputs.alerts]
-type = "file"
-path = "out/alerts.jsonl"
-format = "value"
-[dead_letter]
-type = "file"
-path = "out/dlq.jsonl"
-"#,
-            input = input.display(),
-            model = model.display()
-        ),
+        toml::to_string(&config).expect("toml"),
     )
     .expect("write pipeline");
     let _ = std::fs::remove_dir_all(dir.join("out"));

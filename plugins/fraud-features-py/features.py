@@ -1,6 +1,8 @@
-"""The fraud model's feature vector: the same code as
-examples/fraud/features.py (which trained the model), so Python plugin and
-training agree by construction; the Rust plugin computes the same vector."""
+"""The fraud model's feature vector: the computation of
+examples/fraud/features.py (which trained the model), plus the field checks a
+plugin needs to dead-letter a malformed event with its reason. The Rust plugin
+computes the same vector; the integration tests compare the two plugins'
+scores on the same events."""
 
 import math
 

@@ -1,15 +1,6 @@
 //! `weir plugin new | build | test | inspect` on good and bad files.
 
-use crate::support::{plugin, weir, workspace};
-
-fn stdout_of(cmd: &mut std::process::Command) -> (bool, String, String) {
-    let out = cmd.output().expect("run weir");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::support::{output_of, plugin, weir, workspace};
 
 #[test]
 fn plugin_test_prints_outputs_routes_and_errors() {
@@ -21,7 +12,7 @@ fn plugin_test_prints_outputs_routes_and_errors() {
     )
     .expect("write input");
 
-    let (ok, out, err) = stdout_of(
+    let (ok, out, err) = output_of(
         weir()
             .args(["plugin", "test"])
             .arg(plugin("router"))
@@ -40,7 +31,7 @@ fn plugin_test_prints_outputs_routes_and_errors() {
         "{out}"
     );
 
-    let (ok, out, err) = stdout_of(
+    let (ok, out, err) = output_of(
         weir()
             .args(["plugin", "test"])
             .arg(plugin("fail-some"))
@@ -62,7 +53,7 @@ fn plugin_test_on_a_bad_file_fails_clearly() {
     std::fs::write(&bad, b"not a plugin").expect("write");
     let input = tmp.path().join("events.jsonl");
     std::fs::write(&input, "{}\n").expect("write");
-    let (ok, _, err) = stdout_of(
+    let (ok, _, err) = output_of(
         weir()
             .args(["plugin", "test"])
             .arg(&bad)
@@ -75,7 +66,7 @@ fn plugin_test_on_a_bad_file_fails_clearly() {
 
 #[test]
 fn inspect_shows_the_interface_and_verdict() {
-    let (ok, out, err) = stdout_of(weir().args(["plugin", "inspect"]).arg(plugin("upper")));
+    let (ok, out, err) = output_of(weir().args(["plugin", "inspect"]).arg(plugin("upper")));
     assert!(ok, "{err}");
     assert!(
         out.contains("exports:\n  weir:plugin/transformer@0.1.1"),
@@ -91,7 +82,7 @@ fn inspect_shows_the_interface_and_verdict() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let empty = tmp.path().join("empty.wasm");
     std::fs::write(&empty, b"\0asm\x0d\0\x01\0").expect("write");
-    let (ok, out, _) = stdout_of(weir().args(["plugin", "inspect"]).arg(&empty));
+    let (ok, out, _) = output_of(weir().args(["plugin", "inspect"]).arg(&empty));
     assert!(!ok, "an empty component cannot run");
     assert!(out.contains("runs on this host: no"), "{out}");
     assert!(
@@ -101,7 +92,7 @@ fn inspect_shows_the_interface_and_verdict() {
 
     let core = tmp.path().join("core.wasm");
     std::fs::write(&core, b"\0asm\x01\0\0\0").expect("write");
-    let (ok, out, _) = stdout_of(weir().args(["plugin", "inspect"]).arg(&core));
+    let (ok, out, _) = output_of(weir().args(["plugin", "inspect"]).arg(&core));
     assert!(!ok);
     assert!(out.contains("core WebAssembly module"), "{out}");
 }
@@ -109,7 +100,7 @@ fn inspect_shows_the_interface_and_verdict() {
 #[test]
 fn new_scaffolds_a_plugin_that_builds_and_runs() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (ok, out, err) = stdout_of(
+    let (ok, out, err) = output_of(
         weir()
             .args(["plugin", "new", "my-enricher", "--dir"])
             .arg(tmp.path()),
@@ -120,13 +111,13 @@ fn new_scaffolds_a_plugin_that_builds_and_runs() {
     assert!(crate_dir.join("Cargo.toml").is_file());
 
     // Refuses to overwrite, and refuses bad names.
-    let (ok, _, err) = stdout_of(
+    let (ok, _, err) = output_of(
         weir()
             .args(["plugin", "new", "my-enricher", "--dir"])
             .arg(tmp.path()),
     );
     assert!(!ok && err.contains("already exists"), "{err}");
-    let (ok, _, err) = stdout_of(
+    let (ok, _, err) = output_of(
         weir()
             .args(["plugin", "new", "Bad Name", "--dir"])
             .arg(tmp.path()),
@@ -134,7 +125,7 @@ fn new_scaffolds_a_plugin_that_builds_and_runs() {
     assert!(!ok && err.contains("not a valid plugin name"), "{err}");
 
     let out_dir = tmp.path().join("plugins");
-    let (ok, out, err) = stdout_of(
+    let (ok, out, err) = output_of(
         weir()
             .args(["plugin", "build"])
             .arg(&crate_dir)
@@ -148,13 +139,13 @@ fn new_scaffolds_a_plugin_that_builds_and_runs() {
     assert!(out.trim().ends_with("my-enricher.wasm"), "{out}");
     assert!(wasm.is_file());
 
-    let (ok, out, err) = stdout_of(weir().args(["plugin", "inspect"]).arg(&wasm));
+    let (ok, out, err) = output_of(weir().args(["plugin", "inspect"]).arg(&wasm));
     assert!(ok, "{err}");
     assert!(out.contains("runs on this host: yes"), "{out}");
 
     let input = tmp.path().join("events.jsonl");
     std::fs::write(&input, "{\"amount\": 5}\n").expect("write");
-    let (ok, out, err) = stdout_of(
+    let (ok, out, err) = output_of(
         weir()
             .args(["plugin", "test"])
             .arg(&wasm)
@@ -173,7 +164,7 @@ fn plugin_test_runs_a_plugin_that_calls_a_model() {
     let input = tmp.path().join("events.jsonl");
     std::fs::write(&input, "{\"x\": [1, 0, 0, 0]}\n{\"x\": [0, 0, 0, 0]}\n").expect("write");
     let model = workspace().join("tests/models/linear.onnx");
-    let (ok, out, err) = stdout_of(
+    let (ok, out, err) = output_of(
         weir()
             .args(["plugin", "test"])
             .arg(plugin("scorer"))
@@ -199,7 +190,7 @@ fn plugin_test_runs_a_plugin_that_calls_a_model() {
         assert!((got - want).abs() < 1e-5, "line {line}: {got} vs {want}");
     }
     // Without the model, the call fails: each event is an error, not a crash.
-    let (ok, out, err) = stdout_of(
+    let (ok, out, err) = output_of(
         weir()
             .args(["plugin", "test"])
             .arg(plugin("scorer"))

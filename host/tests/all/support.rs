@@ -74,6 +74,16 @@ pub fn weir() -> Command {
     cmd
 }
 
+/// Runs `cmd` to the end: (success, stdout, stderr).
+pub fn output_of(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().expect("run weir");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Reads a JSON-lines file into values.
 pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
     let text =
@@ -255,6 +265,14 @@ impl Pipeline {
     /// (where `weir status` finds the status file).
     pub fn default_cache_dir(mut self) -> Self {
         self.top.retain(|l| !l.starts_with("cache_dir"));
+        self
+    }
+
+    /// Compiled plugins cached in `path` instead (a cache shared by several
+    /// tests, so that each component is compiled once).
+    pub fn cache_dir(mut self, path: &Path) -> Self {
+        self.top.retain(|l| !l.starts_with("cache_dir"));
+        self.top.push(format!("cache_dir = \"{}\"", path.display()));
         self
     }
 

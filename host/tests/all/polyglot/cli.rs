@@ -6,19 +6,15 @@ use std::path::Path;
 use std::process::Command;
 
 use super::{build_guest, json_filter_js, py_modes, weir_plugin};
-use crate::support::{weir, workspace};
+use crate::support::{output_of, weir, workspace};
 
 fn new_plugin(dir: &Path, name: &str, lang: &str) -> std::path::PathBuf {
-    let out = weir()
-        .args(["plugin", "new", name, "--lang", lang, "--dir"])
-        .arg(dir)
-        .output()
-        .expect("run weir plugin new");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (ok, _, err) = output_of(
+        weir()
+            .args(["plugin", "new", name, "--lang", lang, "--dir"])
+            .arg(dir),
     );
+    assert!(ok, "{err}");
     dir.join(name)
 }
 
@@ -92,16 +88,13 @@ fn python_and_js_scaffolds_build_as_is_and_their_tests_pass() {
     assert_component(&wasm);
 
     // A folder that is no plugin, and a bad name, are refused clearly.
-    let (ok, _, err) = weir_plugin(&["build".as_ref(), dir.as_os_str()]);
+    let (ok, _, err) = output_of(weir_plugin().arg("build").arg(dir));
     assert!(!ok && err.contains("is not a plugin folder"), "{err}");
-    let (ok, _, err) = weir_plugin(&[
-        "new".as_ref(),
-        "Bad Name".as_ref(),
-        "--lang".as_ref(),
-        "python".as_ref(),
-        "--dir".as_ref(),
-        dir.as_os_str(),
-    ]);
+    let (ok, _, err) = output_of(
+        weir_plugin()
+            .args(["new", "Bad Name", "--lang", "python", "--dir"])
+            .arg(dir),
+    );
     assert!(!ok && err.contains("not a valid plugin name"), "{err}");
 }
 
@@ -114,16 +107,14 @@ fn weir_plugin_test_and_inspect_work_on_a_python_component() {
         "{\"amount\": 5}\n{\"amount\": 5000}\nnot json\n{\"amount\": \"x\"}\n{\"drop\": true}\n",
     )
     .expect("write input");
-    let (ok, out, err) = weir_plugin(&[
-        "test".as_ref(),
-        py_modes().as_os_str(),
-        "--input".as_ref(),
-        input.as_os_str(),
-        "--param".as_ref(),
-        "mode=route".as_ref(),
-        "--param".as_ref(),
-        "threshold=100".as_ref(),
-    ]);
+    let (ok, out, err) = output_of(
+        weir_plugin()
+            .arg("test")
+            .arg(py_modes())
+            .arg("--input")
+            .arg(&input)
+            .args(["--param", "mode=route", "--param", "threshold=100"]),
+    );
     assert!(ok, "{err}");
     assert!(out.contains("line 1 -> default"), "{out}");
     assert!(out.contains("line 2 -> alerts"), "{out}");
@@ -139,7 +130,7 @@ fn weir_plugin_test_and_inspect_work_on_a_python_component() {
         "{out}"
     );
 
-    let (ok, out, err) = weir_plugin(&["inspect".as_ref(), py_modes().as_os_str()]);
+    let (ok, out, err) = output_of(weir_plugin().arg("inspect").arg(py_modes()));
     assert!(ok, "{err}");
     assert!(out.contains("weir:plugin/transformer@0.1.1"), "{out}");
     assert!(
@@ -148,14 +139,14 @@ fn weir_plugin_test_and_inspect_work_on_a_python_component() {
     );
 
     // Bad params refuse the plugin with the field named.
-    let (ok, _, err) = weir_plugin(&[
-        "test".as_ref(),
-        py_modes().as_os_str(),
-        "--input".as_ref(),
-        input.as_os_str(),
-        "--param".as_ref(),
-        "mode=dance".as_ref(),
-    ]);
+    let (ok, _, err) = output_of(
+        weir_plugin()
+            .arg("test")
+            .arg(py_modes())
+            .arg("--input")
+            .arg(&input)
+            .args(["--param", "mode=dance"]),
+    );
     assert!(!ok, "bad params must fail");
     assert!(
         err.contains("invalid params: `mode`: expected one of"),
@@ -165,7 +156,7 @@ fn weir_plugin_test_and_inspect_work_on_a_python_component() {
 
 #[test]
 fn weir_plugin_test_and_inspect_work_on_a_js_component() {
-    let (ok, out, err) = weir_plugin(&["inspect".as_ref(), json_filter_js().as_os_str()]);
+    let (ok, out, err) = output_of(weir_plugin().arg("inspect").arg(json_filter_js()));
     assert!(ok, "{err}");
     assert!(
         out.contains("runs on this host: yes (world weir:plugin/transform)"),
@@ -192,14 +183,15 @@ fn weir_plugin_test_and_inspect_work_on_a_js_component() {
         "{\"id\": 1, \"amount\": 5}\n{\"id\": 2, \"amount\": 5000}\n[1, 2]\n",
     )
     .expect("write input");
-    let (ok, out, err) = weir_plugin(&[
-        "test".as_ref(),
-        json_filter_js().as_os_str(),
-        "--input".as_ref(),
-        input.as_os_str(),
-        "--params-json".as_ref(),
-        r#"{"where": [{"field": "amount", "op": "gt", "value": 100}], "keep": ["id"], "route": "alerts"}"#.as_ref(),
-    ]);
+    let (ok, out, err) = output_of(
+        weir_plugin()
+            .arg("test")
+            .arg(json_filter_js())
+            .arg("--input")
+            .arg(&input)
+            .arg("--params-json")
+            .arg(r#"{"where": [{"field": "amount", "op": "gt", "value": 100}], "keep": ["id"], "route": "alerts"}"#),
+    );
     assert!(ok, "{err}");
     assert!(out.contains("line 1 -> default"), "{out}");
     assert!(

@@ -1,11 +1,10 @@
 //! JavaScript plugins in a real pipeline: a routed and projected stream
 //! through `json-filter-js`, and its dead letters (thrown errors), exactly.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
-use super::{cache_line, json_filter_js, plugins, records, run_to_end};
+use super::{json_filter_js, pipeline, plugins, run_to_end};
+use crate::support::read_jsonl_or_empty;
 
 #[test]
 fn js_outputs_routes_and_dead_letters_are_exact() {
@@ -23,51 +22,32 @@ fn js_outputs_routes_and_dead_letters_are_exact() {
         .collect();
     let text: String = inputs.iter().map(|v| format!("{v}\n")).collect();
     std::fs::write(dir.join("in.jsonl"), text).expect("write input");
-    std::fs::write(
-        dir.join("pipeline.toml"),
-        format!(
-            r#"name = "js-route"
-{cache}
-[source]
-type = "file"
-path = "in.jsonl"
-[batch]
-max_events = 50
-max_wait_ms = 1000
-[[stages]]
-name = "js"
-plugin = "jf"
-[stages.params]
+    pipeline(dir, "js-route")
+        .file_source("in.jsonl")
+        .batch(50, 1000)
+        .stage_with(
+            "js",
+            "jf",
+            r#"[stages.params]
 match = "any"
-where = [{{ field = "amount", op = "gte", value = 1000 }}, {{ field = "user", op = "exists", value = false }}]
+where = [{ field = "amount", op = "gte", value = 1000 }, { field = "user", op = "exists", value = false }]
 keep = ["id", "user.tier"]
 route = "alerts"
-[outputs.default]
-type = "file"
-path = "out/default.jsonl"
-[outputs.alerts]
-type = "file"
-path = "out/alerts.jsonl"
-[dead_letter]
-type = "file"
-path = "out/dlq.jsonl"
 "#,
-            cache = cache_line()
-        ),
-    )
-    .expect("write pipeline");
-    let (ok, log) = run_to_end(dir, Duration::from_secs(240));
-    assert!(ok, "weir failed:\n{log}");
+        )
+        .file_output("alerts", "alerts.jsonl")
+        .write(dir);
+    run_to_end(dir);
 
     // Below 1000: unchanged, on the default output, in order.
-    let default = records(&dir.join("out/default.jsonl"));
+    let default = read_jsonl_or_empty(&dir.join("out.jsonl"));
     let expected: Vec<&Value> = inputs[..100].iter().filter(|v| v.is_object()).collect();
     assert_eq!(
         default.iter().map(|r| &r["value"]).collect::<Vec<_>>(),
         expected
     );
     // From 1000: projected, to `alerts`, in order.
-    let alerts = records(&dir.join("out/alerts.jsonl"));
+    let alerts = read_jsonl_or_empty(&dir.join("alerts.jsonl"));
     let want: Vec<Value> = (100..200u64)
         .map(|i| json!({"id": i, "user": {"tier": i % 3}}))
         .collect();
@@ -83,7 +63,7 @@ path = "out/dlq.jsonl"
     }
     // #77 matches (no `user`) but is not an object: the projection throws,
     // so it is a dead letter with the reason and its provenance.
-    let dlq = records(&dir.join("out/dlq.jsonl"));
+    let dlq = read_jsonl_or_empty(&dir.join("dlq.jsonl"));
     assert_eq!(dlq.len(), 1, "{dlq:#?}");
     let h = &dlq[0]["headers"];
     assert_eq!(dlq[0]["value"], json!(["not", "an", "object"]));

@@ -8,7 +8,9 @@
 //! and compiled once into one artifact cache (`target/test-plugins/cwasm`)
 //! that every pipeline here names as its `cache_dir`. Five components serve
 //! every test: `py-modes` (v1, and v2 built against the 0.1.0 contract),
-//! `json-filter-py`, `fraud-features-py` and `json-filter-js`.
+//! `json-filter-py`, `fraud-features-py` and `json-filter-js`. Python and JS
+//! plugins build against the 0.1.1 contract, frozen in `wit/released/0.1.1`
+//! (`weir plugin build`'s default), whatever `wit/weir.wit` holds.
 
 mod cli;
 mod js;
@@ -18,10 +20,9 @@ mod shipped;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::support::{read_jsonl, weir, workspace};
+use crate::support::{Pipeline, output_of, run_watched, weir, workspace};
 
 /// Where the guest components built by the tests go.
 fn out_dir() -> PathBuf {
@@ -64,14 +65,9 @@ pub fn build_guest(src: &Path, out: &Path, wit: Option<&Path>) -> PathBuf {
     if let Some(wit) = wit {
         cmd.arg("--wit").arg(wit);
     }
-    let output = cmd.output().expect("run weir plugin build");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "weir plugin build {} failed:\n{stderr}",
-        src.display()
-    );
-    let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    let (ok, stdout, stderr) = output_of(&mut cmd);
+    assert!(ok, "weir plugin build {} failed:\n{stderr}", src.display());
+    let path = PathBuf::from(stdout.trim());
     assert!(path.is_file(), "no component at {}", path.display());
     path
 }
@@ -87,7 +83,8 @@ macro_rules! guest {
 }
 
 guest!(
-    /// `tests/polyglot/py-modes`, against this weir's contract (0.1.1).
+    /// `tests/polyglot/py-modes`, against the 0.1.1 contract
+    /// (`wit/released/0.1.1`, the default).
     py_modes,
     build_guest(
         &workspace().join("tests/polyglot/py-modes"),
@@ -157,65 +154,28 @@ pub fn plugins(dir: &Path, components: &[(&str, &Path)]) {
     }
 }
 
-/// The `cache_dir = ...` line of a pipeline using the shared artifact cache.
-pub fn cache_line() -> String {
-    format!("cache_dir = \"{}\"\n", cwasm_cache().display())
+/// A pipeline named `name` (unique: its status file lands in the shared
+/// cache) whose compiled plugins are in [`cwasm_cache`].
+pub fn pipeline(dir: &Path, name: &str) -> Pipeline {
+    Pipeline::new(dir)
+        .cache_dir(&cwasm_cache())
+        .top(&format!("name = \"{name}\""))
 }
 
-/// `weir run --quiet DIR/pipeline.toml` to the end, killed after `timeout`;
-/// returns (success, stderr).
-pub fn run_to_end(dir: &Path, timeout: std::time::Duration) -> (bool, String) {
-    let log_path = dir.join("weir.log");
-    let log = std::fs::File::create(&log_path).expect("create weir.log");
-    let mut child = weir()
-        .args(["run", "--quiet"])
-        .arg(dir.join("pipeline.toml"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start weir");
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("poll weir") {
-            break status;
-        }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            panic!("weir did not finish within {timeout:?} (killed); log:\n{log}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    (
-        status.success(),
-        std::fs::read_to_string(&log_path).unwrap_or_default(),
-    )
+/// `weir run` of `DIR/pipeline.toml` to the end (a first start compiles an
+/// 18 MB component, ~30 s); asserts it succeeded and returns its log.
+pub fn run_to_end(dir: &Path) -> String {
+    let outcome = run_watched(dir, &[], Duration::from_secs(240));
+    assert!(outcome.status.success(), "weir failed:\n{}", outcome.stderr);
+    outcome.stderr
 }
 
-/// The records of a JSON-lines output; none if it was never written.
-pub fn records(path: &Path) -> Vec<Value> {
-    if path.exists() {
-        read_jsonl(path)
-    } else {
-        Vec::new()
-    }
-}
-
-/// Runs `weir plugin <args>` (compiled plugins in [`cwasm_cache`]); returns
-/// (success, stdout, stderr).
-pub fn weir_plugin(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .arg("plugin")
-        .args(args)
+/// `weir plugin`, its compiled plugins in [`cwasm_cache`] (run it with
+/// [`output_of`](crate::support::output_of)).
+pub fn weir_plugin() -> Command {
+    let mut cmd = weir();
+    cmd.arg("plugin")
         .env("XDG_CACHE_HOME", xdg_cache_home())
-        .env("WEIR_CACHE", workspace_cache())
-        .output()
-        .expect("run weir plugin");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .env("WEIR_CACHE", workspace_cache());
+    cmd
 }

@@ -10,47 +10,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{cache_line, plugins, py_modes, py_modes_v2, records, run_to_end, weir_plugin};
+use super::{pipeline, plugins, py_modes, py_modes_v2, run_to_end, weir_plugin};
 use crate::reload::sha256_hex;
-use crate::support::{plugin, read_jsonl, weir};
+use crate::support::{Pipeline, output_of, plugin, read_jsonl, read_jsonl_or_empty, weir_run};
 
-/// A pipeline reading `in.jsonl`, with these `[[stages]]` bodies, writing
-/// `out/default.jsonl`, `out/alerts.jsonl` and dead letters `out/dlq.jsonl`.
-fn file_pipeline(dir: &Path, name: &str, max_events: usize, stages: &[String]) {
-    let stages: String = stages
-        .iter()
-        .map(|s| format!("[[stages]]\n{s}\n"))
-        .collect();
-    std::fs::write(
-        dir.join("pipeline.toml"),
-        format!(
-            r#"name = "{name}"
-{cache}
-[source]
-type = "file"
-path = "in.jsonl"
-
-[batch]
-max_events = {max_events}
-max_wait_ms = 10000
-
-{stages}
-[outputs.default]
-type = "file"
-path = "out/default.jsonl"
-
-[outputs.alerts]
-type = "file"
-path = "out/alerts.jsonl"
-
-[dead_letter]
-type = "file"
-path = "out/dlq.jsonl"
-"#,
-            cache = cache_line()
-        ),
-    )
-    .expect("write pipeline");
+/// A pipeline named `name` reading `in.jsonl` in batches of `max_events`,
+/// writing `out.jsonl`, `alerts.jsonl` and dead letters `dlq.jsonl`; the
+/// stages are added by the caller.
+fn file_pipeline(dir: &Path, name: &str, max_events: usize) -> Pipeline {
+    pipeline(dir, name)
+        .file_source("in.jsonl")
+        .batch(max_events, 10_000)
+        .file_output("alerts", "alerts.jsonl")
 }
 
 fn write_lines(dir: &Path, lines: &[String]) {
@@ -89,17 +60,14 @@ fn python_outputs_routes_and_dead_letters_are_exact() {
     let mut lines: Vec<String> = inputs.iter().map(Value::to_string).collect();
     lines[57] = r#"{"id":57,"amount":"lots"}"#.into();
     write_lines(dir, &lines);
-    file_pipeline(
-        dir,
-        "py-route",
-        64,
-        &[
-            "name = \"py\"\nplugin = \"py-modes\"\n[stages.params]\nmode = \"route\"\nthreshold = 250"
-                .into(),
-        ],
-    );
-    let (ok, log) = run_to_end(dir, Duration::from_secs(240));
-    assert!(ok, "weir failed:\n{log}");
+    file_pipeline(dir, "py-route", 64)
+        .stage_with(
+            "py",
+            "py-modes",
+            "[stages.params]\nmode = \"route\"\nthreshold = 250\n",
+        )
+        .write(dir);
+    let log = run_to_end(dir);
 
     let kept: Vec<&Value> = inputs
         .iter()
@@ -110,7 +78,7 @@ fn python_outputs_routes_and_dead_letters_are_exact() {
         v["seen_by"] = json!("py");
         v
     };
-    let default = records(&dir.join("out/default.jsonl"));
+    let default = read_jsonl_or_empty(&dir.join("out.jsonl"));
     assert_eq!(default.len(), kept.len(), "{log}");
     for (r, input) in default.iter().zip(&kept) {
         assert_eq!(r["value"], expected(input), "value, in input order");
@@ -122,7 +90,7 @@ fn python_outputs_routes_and_dead_letters_are_exact() {
             &sha256_hex(&std::fs::read(py_modes()).expect("read"))[..12]
         );
     }
-    let alerts = records(&dir.join("out/alerts.jsonl"));
+    let alerts = read_jsonl_or_empty(&dir.join("alerts.jsonl"));
     let want: Vec<Value> = kept
         .iter()
         .filter(|v| v["amount"].as_u64() > Some(250))
@@ -138,7 +106,7 @@ fn python_outputs_routes_and_dead_letters_are_exact() {
         "exactly the events over the threshold, in order"
     );
 
-    let dlq = records(&dir.join("out/dlq.jsonl"));
+    let dlq = read_jsonl_or_empty(&dir.join("dlq.jsonl"));
     assert_eq!(dlq.len(), 1, "{dlq:#?}");
     let dead = &dlq[0];
     assert_eq!(
@@ -181,17 +149,15 @@ fn one_bad_python_event(mode: &str, limits: &str) -> String {
         })
         .collect();
     write_lines(dir, &lines);
-    file_pipeline(
-        dir,
-        &format!("py-hostile-{mode}"),
-        EVENTS as usize,
-        &[format!(
-            "name = \"h\"\nplugin = \"py-modes\"\n[stages.params]\nmode = \"{mode}\"\n[stages.limits]\n{limits}"
-        )],
-    );
-    let (ok, log) = run_to_end(dir, Duration::from_secs(240));
-    assert!(ok, "weir failed:\n{log}");
-    let dlq = records(&dir.join("out/dlq.jsonl"));
+    file_pipeline(dir, &format!("py-hostile-{mode}"), EVENTS as usize)
+        .stage_with(
+            "h",
+            "py-modes",
+            &format!("[stages.params]\nmode = \"{mode}\"\n[stages.limits]\n{limits}"),
+        )
+        .write(dir);
+    let log = run_to_end(dir);
+    let dlq = read_jsonl_or_empty(&dir.join("dlq.jsonl"));
     assert_eq!(
         dlq.iter().map(id).collect::<Vec<_>>(),
         vec![BAD_ID],
@@ -202,7 +168,7 @@ fn one_bad_python_event(mode: &str, limits: &str) -> String {
     assert_eq!(dead["headers"]["weir.stage"], "h");
     assert_eq!(dead["headers"]["weir.plugin"], "py-modes");
     assert_eq!(dead["headers"]["weir.source.offset"], BAD_ID.to_string());
-    let delivered: Vec<u64> = records(&dir.join("out/default.jsonl"))
+    let delivered: Vec<u64> = read_jsonl_or_empty(&dir.join("out.jsonl"))
         .iter()
         .map(id)
         .collect();
@@ -251,7 +217,7 @@ fn a_huge_python_output_is_refused_by_the_output_limit() {
 #[test]
 fn a_python_plugin_built_against_0_1_0_runs_beside_newer_ones() {
     let old = py_modes_v2();
-    let (ok, out, err) = weir_plugin(&["inspect".as_ref(), old.as_os_str()]);
+    let (ok, out, err) = output_of(weir_plugin().arg("inspect").arg(old));
     assert!(ok, "{err}");
     assert!(
         out.contains("weir:plugin/transformer@0.1.0") && out.contains("weir:plugin/log@0.1.0"),
@@ -277,21 +243,21 @@ fn a_python_plugin_built_against_0_1_0_runs_beside_newer_ones() {
         .map(|i| json!({"id": i, "amount": i * 10}).to_string())
         .collect();
     write_lines(dir, &lines);
-    file_pipeline(
-        dir,
-        "py-compat",
-        32,
-        &[
-            "name = \"new\"\nplugin = \"py-new\"\n[stages.params]\nmode = \"route\"\nthreshold = 900"
-                .into(),
-            "name = \"old\"\nplugin = \"py-old\"\n[stages.params]\nmode = \"tag\"\ntag = \"from-0.1.0\""
-                .into(),
-            "name = \"rust\"\nplugin = \"tagger\"\n[stages.params]\ntag = \"rust\"".into(),
-        ],
-    );
-    let (ok, log) = run_to_end(dir, Duration::from_secs(240));
-    assert!(ok, "weir failed:\n{log}");
-    let out = records(&dir.join("out/default.jsonl"));
+    file_pipeline(dir, "py-compat", 32)
+        .stage_with(
+            "new",
+            "py-new",
+            "[stages.params]\nmode = \"route\"\nthreshold = 900\n",
+        )
+        .stage_with(
+            "old",
+            "py-old",
+            "[stages.params]\nmode = \"tag\"\ntag = \"from-0.1.0\"\n",
+        )
+        .stage_with("rust", "tagger", "[stages.params]\ntag = \"rust\"\n")
+        .write(dir);
+    let log = run_to_end(dir);
+    let out = read_jsonl_or_empty(&dir.join("out.jsonl"));
     assert_eq!(out.len(), 100, "{log}");
     for (i, r) in out.iter().enumerate() {
         let h = &r["headers"];
@@ -317,8 +283,8 @@ fn a_python_plugin_built_against_0_1_0_runs_beside_newer_ones() {
         out[0]["headers"]["weir.version.old"],
         &sha256_hex(&std::fs::read(old).expect("read"))[..12]
     );
-    assert_eq!(records(&dir.join("out/alerts.jsonl")).len(), 9);
-    assert!(records(&dir.join("out/dlq.jsonl")).is_empty());
+    assert_eq!(read_jsonl_or_empty(&dir.join("alerts.jsonl")).len(), 9);
+    assert!(read_jsonl_or_empty(&dir.join("dlq.jsonl")).is_empty());
 }
 
 // ---------------------------------------------------------------------------
@@ -334,45 +300,16 @@ impl Stream {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         plugins(dir.path(), &[("pytag", py_modes())]);
-        std::fs::write(
-            dir.path().join("pipeline.toml"),
-            format!(
-                r#"name = "py-swap"
-{cache}
-[source]
-type = "generate"
-schema = "sized"
-size = 120
-rate = 2000
-partitions = 4
-[batch]
-max_events = 64
-max_wait_ms = 10
-[[stages]]
-name = "tag"
-plugin = "pytag"
-[stages.params]
-mode = "tag"
-[reload]
-debounce_ms = 50
-poll_interval_ms = 20
-[outputs.default]
-type = "file"
-path = "out.jsonl"
-[dead_letter]
-type = "file"
-path = "dlq.jsonl"
-"#,
-                cache = cache_line()
-            ),
-        )
-        .expect("write pipeline");
-        let log = std::fs::File::create(dir.path().join("weir.log")).expect("log");
-        let child = weir()
-            .args(["run", "--quiet"])
-            .arg(dir.path().join("pipeline.toml"))
+        pipeline(dir.path(), "py-swap")
+            .source(
+                "type = \"generate\"\nschema = \"sized\"\nsize = 120\nrate = 2000\npartitions = 4\n",
+            )
+            .batch(64, 10)
+            .stage_with("tag", "pytag", "[stages.params]\nmode = \"tag\"\n")
+            .tables("[reload]\ndebounce_ms = 50\npoll_interval_ms = 20\n")
+            .write(dir.path());
+        let child = weir_run(dir.path())
             .stdout(Stdio::null())
-            .stderr(log)
             .spawn()
             .expect("start weir");
         Self {
@@ -509,5 +446,5 @@ fn python_hot_swap_v1_to_v2_under_a_stream_loses_and_repeats_nothing() {
         v2_seen += events.len() - first_v2;
     }
     assert!(v1_seen > 0 && v2_seen > 0, "v1 {v1_seen}, v2 {v2_seen}");
-    assert!(records(&dir.path().join("dlq.jsonl")).is_empty());
+    assert!(read_jsonl_or_empty(&dir.path().join("dlq.jsonl")).is_empty());
 }

@@ -5,15 +5,13 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::OnceLock;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::{
-    cache_line, fraud_features_py, json_filter_js, json_filter_py, plugins, records, run_to_end,
+    cwasm_cache, fraud_features_py, json_filter_js, json_filter_py, pipeline, plugins, run_to_end,
 };
-use crate::support::{build_plugin, plugin, workspace};
+use crate::support::{plugin, read_jsonl, read_jsonl_or_empty, workspace};
 
 /// What one run of a filter produced: default values, alert values, and the
 /// dead letters as (offset, reason).
@@ -52,48 +50,23 @@ fn run_filter(plugin_file: &Path, params: &str, name: &str) -> Outputs {
     plugins(dir, &[("filter", plugin_file)]);
     let lines: Vec<String> = filter_inputs().iter().map(Value::to_string).collect();
     std::fs::write(dir.join("in.jsonl"), lines.join("\n") + "\n").expect("write input");
-    std::fs::write(
-        dir.join("pipeline.toml"),
-        format!(
-            r#"name = "{name}"
-{cache}
-[source]
-type = "file"
-path = "in.jsonl"
-[batch]
-max_events = 64
-max_wait_ms = 1000
-[[stages]]
-name = "f"
-plugin = "filter"
-[stages.params]
-{params}
-[outputs.default]
-type = "file"
-path = "out/default.jsonl"
-[outputs.alerts]
-type = "file"
-path = "out/alerts.jsonl"
-[dead_letter]
-type = "file"
-path = "out/dlq.jsonl"
-"#,
-            cache = cache_line()
-        ),
-    )
-    .expect("write pipeline");
-    let (ok, log) = run_to_end(dir, Duration::from_secs(240));
-    assert!(ok, "weir failed:\n{log}");
+    pipeline(dir, name)
+        .file_source("in.jsonl")
+        .batch(64, 1000)
+        .stage_with("f", "filter", &format!("[stages.params]\n{params}\n"))
+        .file_output("alerts", "alerts.jsonl")
+        .write(dir);
+    run_to_end(dir);
     let values = |f: &str| -> Vec<Value> {
-        records(&dir.join("out").join(f))
+        read_jsonl_or_empty(&dir.join(f))
             .iter()
             .map(|r| r["value"].clone())
             .collect()
     };
     Outputs {
-        default: values("default.jsonl"),
+        default: values("out.jsonl"),
         alerts: values("alerts.jsonl"),
-        dead: records(&dir.join("out/dlq.jsonl"))
+        dead: read_jsonl_or_empty(&dir.join("dlq.jsonl"))
             .iter()
             .map(|r| {
                 (
@@ -195,74 +168,61 @@ fn json_filter_js_matches_the_rust_json_filter() {
 // fraud-features: Python vs Rust, same model, same events
 // ---------------------------------------------------------------------------
 
-fn rust_fraud_plugin() -> &'static Path {
-    static BUILT: OnceLock<std::path::PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| build_plugin("fraud-features"))
+const FRAUD_EVENTS: i64 = 3000;
+
+/// `examples/<example>/pipeline.toml` written into `dir` as a bounded run
+/// named `name`: the shared compiled-plugin cache, `count` events at full
+/// speed instead of a rate, the models' paths resolved against the
+/// example's folder. Its plugins come from `dir/plugins`.
+fn example_pipeline(dir: &Path, example: &str, name: &str, count: i64) {
+    let folder = workspace().join("examples").join(example);
+    let text = std::fs::read_to_string(folder.join("pipeline.toml")).expect("read example");
+    let mut config: toml::Table = toml::from_str(&text).expect("example is TOML");
+    config.insert("name".into(), name.into());
+    config.insert(
+        "cache_dir".into(),
+        cwasm_cache().display().to_string().into(),
+    );
+    let source = config
+        .get_mut("source")
+        .and_then(|s| s.as_table_mut())
+        .expect("[source]");
+    source.remove("rate");
+    source.insert("count".into(), count.into());
+    if let Some(models) = config.get_mut("models").and_then(|m| m.as_table_mut()) {
+        for (_, model) in models.iter_mut() {
+            let model = model.as_table_mut().expect("[models.NAME]");
+            let path = folder.join(model["path"].as_str().expect("model path"));
+            model.insert("path".into(), path.display().to_string().into());
+        }
+    }
+    std::fs::write(
+        dir.join("pipeline.toml"),
+        toml::to_string(&config).expect("toml"),
+    )
+    .expect("write pipeline");
 }
 
-const FRAUD_EVENTS: usize = 3000;
-
-/// The fraud example's pipeline, unthrottled, `FRAUD_EVENTS` events, the
-/// stage's plugin file `plugin`; returns the scored events by txn_id and the
+/// `examples/fraud` on `FRAUD_EVENTS` events with `plugin_file` as its
+/// `fraud-features` stage; returns the scored events by txn_id and the
 /// alert ids.
 fn run_fraud(plugin_file: &Path, name: &str) -> (HashMap<String, Value>, Vec<String>) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    plugins(dir, &[("scorer", plugin_file)]);
-    let model = workspace().join("examples/fraud/model/fraud.onnx");
-    std::fs::write(
-        dir.join("pipeline.toml"),
-        format!(
-            r#"name = "{name}"
-{cache}
-[source]
-type = "generate"
-schema = "card-transactions"
-count = {FRAUD_EVENTS}
-seed = 42
-partitions = 4
-[batch]
-max_events = 256
-max_wait_ms = 20
-[models.fraud]
-path = "{model}"
-inputs = ["features"]
-outputs = ["score"]
-intra_threads = 1
-max_batch = 512
-max_delay_ms = 2
-[[stages]]
-name = "score"
-plugin = "scorer"
-[stages.params]
-threshold = 0.3
-[outputs.default]
-type = "file"
-path = "out/scores.jsonl"
-format = "value"
-[outputs.alerts]
-type = "file"
-path = "out/alerts.jsonl"
-format = "value"
-[dead_letter]
-type = "file"
-path = "out/dlq.jsonl"
-"#,
-            cache = cache_line(),
-            model = model.display()
-        ),
-    )
-    .expect("write pipeline");
-    let (ok, log) = run_to_end(dir, Duration::from_secs(240));
-    assert!(ok, "weir failed:\n{log}");
-    assert!(records(&dir.join("out/dlq.jsonl")).is_empty(), "{log}");
-    let scores = crate::support::read_jsonl(&dir.join("out/scores.jsonl"));
-    assert_eq!(scores.len(), FRAUD_EVENTS, "{log}");
+    plugins(dir, &[("fraud-features", plugin_file)]);
+    example_pipeline(dir, "fraud", name, FRAUD_EVENTS);
+    let log = run_to_end(dir);
+    assert!(
+        read_jsonl_or_empty(&dir.join("out/dead-letters.jsonl")).is_empty(),
+        "{log}"
+    );
+    let scores = read_jsonl(&dir.join("out/scores.jsonl"));
+    assert_eq!(scores.len(), FRAUD_EVENTS as usize, "{log}");
     let by_id = scores
         .into_iter()
         .map(|v| (v["txn_id"].as_str().expect("txn_id").to_owned(), v))
         .collect();
-    let mut alerts: Vec<String> = crate::support::read_jsonl(&dir.join("out/alerts.jsonl"))
+    let mut alerts: Vec<String> = read_jsonl(&dir.join("out/alerts.jsonl"))
         .iter()
         .map(|v| v["txn_id"].as_str().expect("txn_id").to_owned())
         .collect();
@@ -272,7 +232,7 @@ path = "out/dlq.jsonl"
 
 #[test]
 fn fraud_features_py_scores_like_the_rust_plugin() {
-    let (rust, rust_alerts) = run_fraud(rust_fraud_plugin(), "fraud-rust-vs-py");
+    let (rust, rust_alerts) = run_fraud(&plugin("fraud-features"), "fraud-rust-vs-py");
     let (py, py_alerts) = run_fraud(fraud_features_py(), "fraud-py");
     assert_eq!(rust.len(), py.len());
     let mut exact = 0;
@@ -320,33 +280,10 @@ fn the_polyglot_example_runs_a_python_then_a_rust_stage() {
             ("json-filter", &plugin("json-filter")),
         ],
     );
-    let example = workspace().join("examples/polyglot");
-    let text = std::fs::read_to_string(example.join("pipeline.toml")).expect("read example");
-    let mut config: toml::Table = toml::from_str(&text).expect("example is TOML");
-    config.insert(
-        "cache_dir".into(),
-        super::cwasm_cache().display().to_string().into(),
-    );
-    let source = config
-        .get_mut("source")
-        .and_then(|s| s.as_table_mut())
-        .expect("[source]");
-    source.remove("rate");
-    source.insert("count".into(), 2000.into());
-    let model = example.join("../fraud/model/fraud.onnx");
-    config["models"]["fraud"]
-        .as_table_mut()
-        .expect("[models.fraud]")
-        .insert("path".into(), model.display().to_string().into());
-    std::fs::write(
-        dir.join("pipeline.toml"),
-        toml::to_string(&config).expect("toml"),
-    )
-    .expect("write pipeline");
-    let (ok, log) = run_to_end(dir, Duration::from_secs(240));
-    assert!(ok, "weir failed:\n{log}");
+    example_pipeline(dir, "polyglot", "polyglot-example", 2000);
+    let log = run_to_end(dir);
 
-    let scores = records(&dir.join("out/scores.jsonl"));
+    let scores = read_jsonl_or_empty(&dir.join("out/scores.jsonl"));
     assert_eq!(scores.len(), 2000, "{log}");
     for s in &scores {
         // (serde_json's map is sorted: the keys, not their order.)
@@ -362,7 +299,7 @@ fn the_polyglot_example_runs_a_python_then_a_rust_stage() {
             "the Rust stage projected the Python stage's output: {s}"
         );
     }
-    let alerts = records(&dir.join("out/alerts.jsonl"));
+    let alerts = read_jsonl_or_empty(&dir.join("out/alerts.jsonl"));
     assert!(!alerts.is_empty());
     let score_of: HashMap<&str, f64> = scores
         .iter()
@@ -385,5 +322,5 @@ fn the_polyglot_example_runs_a_python_then_a_rust_stage() {
         let id = a["txn_id"].as_str().expect("id");
         assert_eq!(Some(&a["score"].as_f64().expect("score")), score_of.get(id));
     }
-    assert!(records(&dir.join("out/dead-letters.jsonl")).is_empty());
+    assert!(read_jsonl_or_empty(&dir.join("out/dead-letters.jsonl")).is_empty());
 }
