@@ -7,22 +7,16 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use super::plan::{BuildPlan, Lang, Scaffold, check_world, sdk_dir};
+use super::plan::{
+    BuildPlan, Lang, Scaffold, check_world, inputs, read_manifest, run_toolchain, sdk_dir,
+};
 use super::toolchain;
 
 /// The files of a new JavaScript plugin.
-pub const SCAFFOLD: &Scaffold = &[
-    (
-        "package.json",
-        include_str!("template/js/package.json.tmpl"),
-    ),
-    ("index.js", include_str!("template/js/index.js.tmpl")),
-    (
-        "index.test.js",
-        include_str!("template/js/index.test.js.tmpl"),
-    ),
-    (".gitignore", "/target\nnode_modules/\n"),
-];
+pub const SCAFFOLD: &Scaffold = scaffold!(
+    "js": ["package.json", "index.js", "index.test.js"],
+    gitignore: "/target\nnode_modules/\n"
+);
 
 /// `name`, `main` and `"weir": {"world"}` of a plugin's package.json.
 #[derive(Debug, PartialEq)]
@@ -32,10 +26,9 @@ pub struct Manifest {
     pub world: String,
 }
 
+/// Reads and checks `dir/package.json`.
 pub fn manifest(dir: &Path) -> anyhow::Result<Manifest> {
-    let path = dir.join("package.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let (path, text) = read_manifest(dir, "package.json")?;
     let doc: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
     let name = doc["name"]
@@ -75,23 +68,18 @@ pub fn manifest(dir: &Path) -> anyhow::Result<Manifest> {
     Ok(Manifest { name, main, world })
 }
 
+/// How to build the JavaScript plugin `dir` against the WIT folder `wit`.
 pub fn plan(dir: &Path, wit: &Path, sdk: Option<&Path>) -> anyhow::Result<BuildPlan> {
     let manifest = manifest(dir)?;
     let sdk = sdk_dir(sdk, Lang::Js)?;
     let script = sdk.join("build.mjs");
-    if !script.is_file() {
-        bail!(
-            "{} is not the weir JavaScript SDK (no build.mjs)",
-            sdk.display()
-        );
-    }
     let plugin_dir = dir.to_path_buf();
     let wit_dir = wit.to_path_buf();
     let world = manifest.world.clone();
     let run = move |out: &Path| -> anyhow::Result<()> {
         let prefix = toolchain::ensure("js")?;
-        let status = Command::new("node")
-            .arg(&script)
+        let mut node = Command::new("node");
+        node.arg(&script)
             .arg("--plugin")
             .arg(&plugin_dir)
             .arg("--wit")
@@ -100,27 +88,19 @@ pub fn plan(dir: &Path, wit: &Path, sdk: Option<&Path>) -> anyhow::Result<BuildP
             .arg("--out")
             .arg(out)
             .arg("--toolchain")
-            .arg(&prefix)
-            .stdout(std::io::stderr())
-            .status()
-            .context("running node (install Node.js 18 or newer)")?;
-        if !status.success() {
-            bail!(
-                "componentize-js failed for {} (see its output above)",
-                plugin_dir.display()
-            );
-        }
-        Ok(())
+            .arg(&prefix);
+        run_toolchain(
+            &mut node,
+            "componentize-js",
+            " with node (install Node.js 18 or newer)",
+            &plugin_dir,
+        )
     };
     Ok(BuildPlan {
         name: manifest.name,
         lang: Lang::Js,
         world: manifest.world,
-        inputs: vec![
-            ("plugin".into(), dir.to_path_buf()),
-            ("sdk".into(), sdk),
-            ("wit".into(), wit.to_path_buf()),
-        ],
+        inputs: inputs(dir, sdk, wit),
         toolchain: toolchain::COMPONENTIZE_JS.into(),
         run: Box::new(run),
     })
@@ -145,26 +125,15 @@ mod tests {
                 world: "transform".into()
             }
         );
-        write(r#"{"name": "t"}"#);
-        assert!(
-            manifest(dir)
-                .unwrap_err()
-                .to_string()
-                .contains("\"type\": \"module\"")
-        );
-        write(r#"{"name": "t", "type": "module", "weir": {"wrld": "x"}}"#);
-        assert!(
-            manifest(dir)
-                .unwrap_err()
-                .to_string()
-                .contains("unknown field `wrld`")
-        );
-        write(r#"{"name": "t", "type": "module", "main": "./src/main.js"}"#);
-        assert!(
-            manifest(dir)
-                .unwrap_err()
-                .to_string()
-                .contains("src/main.js is missing")
-        );
+        let refused = |package: &str| {
+            write(package);
+            manifest(dir).unwrap_err().to_string()
+        };
+        let err = refused(r#"{"name": "t"}"#);
+        assert!(err.contains("\"type\": \"module\""), "{err}");
+        let err = refused(r#"{"name": "t", "type": "module", "weir": {"wrld": "x"}}"#);
+        assert!(err.contains("unknown field `wrld`"), "{err}");
+        let err = refused(r#"{"name": "t", "type": "module", "main": "./src/main.js"}"#);
+        assert!(err.contains("src/main.js is missing"), "{err}");
     }
 }

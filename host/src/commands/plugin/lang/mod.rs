@@ -11,6 +11,17 @@
 //! sources, SDK, WIT, world, toolchain version): building an unchanged plugin
 //! again is a copy.
 
+/// The files of a new plugin of one language (a [`plan::Scaffold`]): each
+/// `FILE` from `template/<lang>/FILE.tmpl`, and a `.gitignore`.
+macro_rules! scaffold {
+    ($lang:literal: [$($file:literal),+ $(,)?], gitignore: $ignore:literal) => {
+        &[
+            $(($file, include_str!(concat!("template/", $lang, "/", $file, ".tmpl"))),)+
+            (".gitignore", $ignore),
+        ]
+    };
+}
+
 mod build_cache;
 mod js;
 mod plan;
@@ -100,25 +111,4 @@ pub fn build(dir: &Path, options: &BuildOptions) -> anyhow::Result<PathBuf> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detects_the_language_from_the_manifest() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
-        assert!(
-            detect(dir)
-                .unwrap_err()
-                .to_string()
-                .contains("not a plugin folder")
-        );
-        std::fs::write(dir.join("pyproject.toml"), "").unwrap();
-        assert_eq!(detect(dir).unwrap(), Lang::Python);
-        std::fs::write(dir.join("package.json"), "{}").unwrap();
-        let err = detect(dir).unwrap_err().to_string();
-        assert!(err.contains("python, js"), "{err}");
-        std::fs::remove_file(dir.join("pyproject.toml")).unwrap();
-        assert_eq!(detect(dir).unwrap(), Lang::Js);
-    }
-}
+mod tests;

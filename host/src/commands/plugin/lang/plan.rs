@@ -3,6 +3,7 @@
 //! JavaScript plugins build against live.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
@@ -27,12 +28,13 @@ impl Lang {
         }
     }
 
-    /// This weir's SDK for the language, relative to the source tree.
-    fn sdk_folder(self) -> &'static str {
+    /// This weir's SDK for the language, relative to the source tree, and a
+    /// file in it that marks it as that SDK.
+    fn sdk_folder(self) -> (&'static str, &'static str) {
         match self {
-            Lang::Rust => "plugin-sdk",
-            Lang::Python => "plugin-sdk/python",
-            Lang::Js => "plugin-sdk/js",
+            Lang::Rust => ("plugin-sdk", "Cargo.toml"),
+            Lang::Python => ("plugin-sdk/python", "weir/__init__.py"),
+            Lang::Js => ("plugin-sdk/js", "build.mjs"),
         }
     }
 }
@@ -64,6 +66,55 @@ pub struct BuildPlan {
     pub toolchain: String,
     /// Runs the build, writing the component to the given path.
     pub run: Box<BuildFn>,
+}
+
+/// The inputs of a guest build: the plugin's folder, the SDK folder it is
+/// built with and the WIT folder it is built against.
+pub(super) fn inputs(plugin: &Path, sdk: PathBuf, wit: &Path) -> Vec<(String, PathBuf)> {
+    vec![
+        ("plugin".into(), plugin.to_path_buf()),
+        ("sdk".into(), sdk),
+        ("wit".into(), wit.to_path_buf()),
+    ]
+}
+
+/// Runs a toolchain command for `plugin` to its end, its chatter on stderr
+/// (stdout is the built file's path): an error names the `tool`, with `hint`
+/// when it could not be started.
+pub(super) fn run_toolchain(
+    cmd: &mut Command,
+    tool: &str,
+    hint: &str,
+    plugin: &Path,
+) -> anyhow::Result<()> {
+    let status = cmd
+        .stdout(std::io::stderr())
+        .status()
+        .with_context(|| format!("running {tool}{hint}"))?;
+    if !status.success() {
+        bail!(
+            "{tool} failed for {} (see its output above)",
+            plugin.display()
+        );
+    }
+    Ok(())
+}
+
+/// The manifest `file` of the plugin folder `dir`: its path and text.
+pub(super) fn read_manifest(dir: &Path, file: &str) -> anyhow::Result<(PathBuf, String)> {
+    let path = dir.join(file);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok((path, text))
+}
+
+/// `[table] name` of a TOML manifest `doc` read from `path`.
+pub(super) fn toml_name(doc: &toml::Table, table: &str, path: &Path) -> anyhow::Result<String> {
+    doc.get(table)
+        .and_then(|t| t.get("name"))
+        .and_then(|n| n.as_str())
+        .map(str::to_owned)
+        .with_context(|| format!("{}: no [{table}] name", path.display()))
 }
 
 /// Checks a plugin name (also the `.wasm` file name).
@@ -120,18 +171,28 @@ pub(super) fn scaffold(
     Ok(root)
 }
 
-/// This weir's SDK for `lang` (under `plugin-sdk/`), or the one given.
+/// This weir's SDK for `lang` (under `plugin-sdk/`), or the one given,
+/// refused if it is not that SDK.
 pub(super) fn sdk_dir(given: Option<&Path>, lang: Lang) -> anyhow::Result<PathBuf> {
+    let (folder, marker) = lang.sdk_folder();
     let sdk = given
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| repo().join(lang.sdk_folder()));
-    sdk.canonicalize().with_context(|| {
+        .unwrap_or_else(|| repo().join(folder));
+    let sdk = sdk.canonicalize().with_context(|| {
         format!(
             "the weir {} SDK was not found at {} (pass --sdk-path)",
             lang.name(),
             sdk.display()
         )
-    })
+    })?;
+    if !sdk.join(marker).is_file() {
+        bail!(
+            "{} is not the weir {} SDK (no {marker})",
+            sdk.display(),
+            lang.name()
+        );
+    }
+    Ok(sdk)
 }
 
 #[cfg(test)]
@@ -144,6 +205,29 @@ mod tests {
         let wit = std::fs::read_to_string(default_wit().join("weir.wit")).unwrap();
         assert!(wit.contains("package weir:plugin@0.1.1;"), "{wit}");
         assert!(wit.contains("world transform-with-inference"));
+    }
+
+    #[test]
+    fn an_sdk_path_must_hold_that_languages_sdk() {
+        for lang in [Lang::Rust, Lang::Python, Lang::Js] {
+            assert!(
+                sdk_dir(None, lang).is_ok(),
+                "this weir's {} SDK",
+                lang.name()
+            );
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let err = sdk_dir(Some(tmp.path()), Lang::Python)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("is not the weir python SDK (no weir/__init__.py)"),
+            "{err}"
+        );
+        let err = sdk_dir(Some(&tmp.path().join("missing")), Lang::Js)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the weir js SDK was not found at"), "{err}");
     }
 
     #[test]

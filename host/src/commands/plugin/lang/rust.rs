@@ -5,14 +5,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use super::plan::Scaffold;
+use super::plan::{Scaffold, toml_name};
 
 /// The files of a new Rust plugin crate.
-pub const SCAFFOLD: &Scaffold = &[
-    ("Cargo.toml", include_str!("template/rust/Cargo.toml.tmpl")),
-    ("src/lib.rs", include_str!("template/rust/lib.rs.tmpl")),
-    (".gitignore", "/target\n"),
-];
+pub const SCAFFOLD: &Scaffold = scaffold!(
+    "rust": ["Cargo.toml", "src/lib.rs"],
+    gitignore: "/target\n"
+);
 
 /// Makes sure the wasm32-wasip2 standard library is installed.
 fn ensure_wasm_target() -> anyhow::Result<()> {
@@ -45,12 +44,7 @@ pub fn build(dir: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("no plugin crate at {}", dir.display()))?;
     let doc: toml::Table =
         toml::from_str(&text).with_context(|| format!("{}", manifest.display()))?;
-    let name = doc
-        .get("package")
-        .and_then(|p| p.get("name"))
-        .and_then(|n| n.as_str())
-        .with_context(|| format!("{}: no [package] name", manifest.display()))?
-        .to_string();
+    let name = toml_name(&doc, "package", &manifest)?;
     let output =
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .arg("build")
