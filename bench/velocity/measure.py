@@ -13,7 +13,9 @@ It records:
 - events/s: N / (time of the last line - time of the first line), so
   start-up (JVM, imports, plugin compilation) is left out for everyone;
 - peak RSS: the ru_maxrss of CMD's process (and the children it waited for),
-  as `/usr/bin/time -v` reports it.
+  as `/usr/bin/time -v` reports it;
+- CPU seconds (user + sys) of CMD over the whole run, start-up included: on a
+  machine shared with other work it moves far less than the wall-clock rate.
 With --check, it then runs `check.py EXPECTED PATH` (not timed) and records
 whether the rows agree. It appends one JSON object to FILE and fails if CMD
 fails, the output does not hold exactly N lines or the check fails. `table`
@@ -26,12 +28,13 @@ round differed).
 import argparse
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
 
-POLL = 0.002
+POLL = 0.005
 # Below this first-to-last time the poll interval dominates: the figure is flagged.
 RESOLVED_S = 0.2
 
@@ -113,6 +116,7 @@ def run(a):
         sys.exit(f"measure.py: {a.name} ({a.variant}) exited with {code}{where}")
     if seen != a.lines:
         sys.exit(f"measure.py: {a.name} ({a.variant}) wrote {seen} lines, expected {a.lines}{where}")
+    tailer_cpu = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
     agrees = "reference"
     if a.check:
         check = os.path.join(os.path.dirname(os.path.abspath(__file__)), "check.py")
@@ -127,17 +131,20 @@ def run(a):
         "first_to_last_s": last - first,
         "wall_s": end - t0,
         "peak_rss_mb": rusage.ru_maxrss / 1024.0,
+        "cpu_s": rusage.ru_utime + rusage.ru_stime,
         "load_start": load_start[0],
         "load_end": os.getloadavg()[0],
         "rows_agree": agrees,
+        # What the tailer itself cost (user + sys), on the same two cores.
+        "tailer_cpu_s": tailer_cpu,
     }
     with open(a.results, "a") as f:
         f.write(json.dumps(result) + "\n")
     print(
         f"{a.name:<18} {a.variant:<10} {result['events_per_s']:>12,.0f} ev/s{'' if result['resolved'] else '†'}  "
         f"first output {result['first_output_s']:6.2f} s  wall {result['wall_s']:6.2f} s  "
-        f"peak RSS {result['peak_rss_mb']:7.0f} MB  load {load_start[0]:.2f} -> {result['load_end']:.2f}  "
-        f"rows agree: {agrees}"
+        f"peak RSS {result['peak_rss_mb']:7.0f} MB  CPU {result['cpu_s']:6.2f} s  load {load_start[0]:.2f} -> {result['load_end']:.2f}  "
+        f"tailer CPU {tailer_cpu:.2f} s  rows agree: {agrees}"
     )
     if not result["resolved"]:
         print(f"measure.py: † first to last line took < {RESOLVED_S} s: too short to measure; use a larger N")
@@ -158,9 +165,9 @@ def table(a):
     rows = list(best.values())
     print(
         "| variant | implementation | events/s (best of rounds) | vs Flink best | vs Python | first output "
-        "| peak RSS | rows agree | load start → end |"
+        "| peak RSS | CPU s | rows agree | load start → end |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|---|")
     for variant in dict.fromkeys(r["variant"] for r in rows):
         group = [r for r in rows if r["variant"] == variant]
         flink = max((r["events_per_s"] for r in group if r["name"].startswith("flink")), default=None)
@@ -173,7 +180,7 @@ def table(a):
             flag = "" if r.get("resolved", True) else "†"
             print(
                 f"| {variant} | {r['name']} | {eps:,.0f}{flag} ({n}) | {vs_f} | {vs_p} | {r['first_output_s']:.2f} s "
-                f"| {r['peak_rss_mb']:,.0f} MB | {agree[(variant, r['name'])]} | {r['load_start']:.2f} → {r['load_end']:.2f} |"
+                f"| {r['peak_rss_mb']:,.0f} MB | {r.get('cpu_s', float('nan')):.1f} | {agree[(variant, r['name'])]} | {r['load_start']:.2f} → {r['load_end']:.2f} |"
             )
     if any(not r.get("resolved", True) for r in rows):
         print(f"\n† first to last line took < {RESOLVED_S} s: not a measurement; use a larger N")
