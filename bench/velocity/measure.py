@@ -7,8 +7,8 @@
 
 `run` starts CMD and tails PATH (a file, or a directory whose files, in
 subfolders and hidden ones too, together hold the output; files are followed
-by inode, so a rename does not count a line twice) every POLL seconds, until CMD exits.
-It records:
+by inode, so a rename does not count a line twice) every POLL seconds until
+CMD exits. It records:
 - time to first output: from starting CMD to the first complete line;
 - events/s: N / (time of the last line - time of the first line), so
   start-up (JVM, imports, plugin compilation) is left out for everyone;
@@ -20,9 +20,9 @@ With --check, it then runs `check.py EXPECTED PATH` (not timed) and records
 whether the rows agree. It appends one JSON object to FILE and fails if CMD
 fails, the output does not hold exactly N lines or the check fails. `table`
 prints FILE as a Markdown table, each implementation's best run per variant,
-with ratios against the best Flink run and the Python run of the same variant
-(the other columns come from the same best run; "rows agree" is NO if any
-round differed).
+with ratios against the best Flink run and the best Python run of the same
+variant (the other columns come from the same best run; "rows agree" is NO
+if any round differed).
 """
 
 import argparse
