@@ -29,6 +29,15 @@ fi
 BASE=$DIR/cards-$N.jsonl
 SPACED=$DIR/cards-$N-x$SPACING.jsonl
 
+# A cached input made by an older generator is made again (with its spaced copy).
+if [[ -s $BASE ]]; then
+    "$WEIR" generate --schema card-transactions --count 1000 --seed 42 > "$DIR/head.tmp"
+    if ! head -n 1000 "$BASE" | cmp -s - "$DIR/head.tmp"; then
+        echo "gen.sh: $BASE is not what this weir generates: making it again" >&2
+        rm -f "$BASE" "$SPACED" "$BASE.stats" "$SPACED.stats"
+    fi
+    rm -f "$DIR/head.tmp"
+fi
 if [[ ! -s $BASE ]]; then
     "$WEIR" generate --schema card-transactions --count "$N" --seed 42 > "$BASE.tmp"
     lines=$(wc -l < "$BASE.tmp")
