@@ -21,30 +21,74 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
-/// Cancels `token` on Ctrl-C or SIGTERM.
-fn on_signals(token: CancellationToken) {
+/// Counts Ctrl-C / SIGTERM for the whole run: the first cancels `token`
+/// (the pipeline drains and stops); every signal bumps the count, which ends
+/// the admin endpoint's linger at once (see [`linger`]).
+fn on_signals(token: CancellationToken) -> tokio::sync::watch::Receiver<u32> {
+    let (count, seen) = tokio::sync::watch::channel(0u32);
     tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = ctrl_c => {}
-                        _ = term.recv() => {}
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        loop {
+            #[cfg(unix)]
+            {
+                let next_term = async {
+                    match term.as_mut() {
+                        Some(t) => {
+                            t.recv().await;
+                        }
+                        None => std::future::pending::<()>().await,
                     }
-                }
-                Err(_) => {
-                    let _ = ctrl_c.await;
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = next_term => {}
                 }
             }
+            #[cfg(not(unix))]
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            if !token.is_cancelled() {
+                tracing::info!("signal received: stopping");
+                token.cancel();
+            }
+            count.send_modify(|n| *n += 1);
         }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-        tracing::info!("signal received: stopping");
-        token.cancel();
     });
+    seen
+}
+
+/// Keeps the admin endpoint up (not ready) for its `linger_secs` after the
+/// pipeline ended, so a last scrape sees the final counters — unless a signal
+/// arrives during the linger (one more than the signal that stopped the
+/// pipeline, if one did): then it stops at once.
+fn linger(
+    runtime: &tokio::runtime::Runtime,
+    admin: Option<crate::telemetry::Admin>,
+    mut signals: tokio::sync::watch::Receiver<u32>,
+    stopped_by_signal: bool,
+) {
+    let Some(admin) = admin else { return };
+    admin.set_ready(false);
+    let secs = admin.linger();
+    if !secs.is_zero() {
+        let target = if stopped_by_signal { 2 } else { 1 };
+        tracing::info!(
+            secs = secs.as_secs(),
+            "admin endpoint lingering (a signal ends it)"
+        );
+        runtime.block_on(async {
+            tokio::select! {
+                _ = tokio::time::sleep(secs) => {}
+                _ = signals.wait_for(|n| *n >= target) => {
+                    tracing::info!("signal received: the admin endpoint stops lingering");
+                }
+            }
+        });
+    }
+    admin.finish();
 }
 
 impl RunArgs {
@@ -85,6 +129,11 @@ impl RunArgs {
             admin.publish(metrics, live);
         }
         let readiness = admin.as_ref().map(|a| a.readiness());
+        let shutdown = CancellationToken::new();
+        let signals = {
+            let _guard = runtime.enter();
+            on_signals(shutdown.clone())
+        };
         let summary = runtime.block_on(async {
             let reload_stop = CancellationToken::new();
             let _stop_reload_on_exit = reload_stop.clone().drop_guard();
@@ -98,8 +147,6 @@ impl RunArgs {
                 }
             }
             tracing::info!(pipeline = %config.name, stages = pipeline.stages.len(), "pipeline started");
-            let shutdown = CancellationToken::new();
-            on_signals(shutdown.clone());
             let run_done = CancellationToken::new();
             if let Some(ready) = readiness.clone() {
                 // Plugins are loaded and the source is built: ready once the
@@ -134,7 +181,7 @@ impl RunArgs {
                     progress_stop.clone(),
                 ))
             });
-            let result = pipeline.run(shutdown).await;
+            let result = pipeline.run(shutdown.clone()).await;
             run_done.cancel();
             progress_stop.cancel();
             if let Some(p) = progress {
@@ -148,36 +195,32 @@ impl RunArgs {
         let summary: RunSummary = match summary {
             Ok(s) => s,
             Err(e) => {
-                if let Some(admin) = admin {
-                    admin.finish();
-                }
+                linger(&runtime, admin, signals, shutdown.is_cancelled());
                 return Err(e);
             }
         };
-        // The source's reader thread may be blocked on stdin: don't wait for it.
-        runtime.shutdown_timeout(Duration::from_millis(100));
-        if let Some(models) = &models {
-            models.shutdown();
-        }
         tracing::info!(
             events_in = summary.events_in,
             events_out = summary.events_out,
             dead_letters = summary.dead_letters,
             "pipeline finished"
         );
-        if summary.chunks_failed > 0 || summary.chunks_unacked > 0 {
+        let undelivered = summary.chunks_failed > 0 || summary.chunks_unacked > 0;
+        if undelivered {
             tracing::error!(
                 failed = summary.chunks_failed,
                 unacknowledged = summary.chunks_unacked,
                 "some events were not delivered"
             );
-            if let Some(admin) = admin {
-                admin.finish();
-            }
-            return Ok(ExitCode::FAILURE);
         }
-        if let Some(admin) = admin {
-            admin.finish();
+        linger(&runtime, admin, signals, shutdown.is_cancelled());
+        // The source's reader thread may be blocked on stdin: don't wait for it.
+        runtime.shutdown_timeout(Duration::from_millis(100));
+        if let Some(models) = &models {
+            models.shutdown();
+        }
+        if undelivered {
+            return Ok(ExitCode::FAILURE);
         }
         Ok(ExitCode::SUCCESS)
     }

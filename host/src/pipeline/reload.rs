@@ -130,7 +130,7 @@ impl Reloader {
             .all(|&i| self.stages[i].spec.plugin.version == plugin.version)
         {
             self.status.record(ReloadEvent {
-                version: Some(plugin.version.to_string()),
+                version: Some(plugin.short_version().to_string()),
                 ..self.event(path, &name, "unchanged")
             });
             return;
@@ -141,22 +141,40 @@ impl Reloader {
         for &i in &users {
             match self.prepare(&self.stages[i], &plugin) {
                 Ok(instance) => prepared.push((i, instance)),
-                Err(reason) => return self.refuse(path, &name, Some(&plugin.version), reason),
+                Err(reason) => {
+                    return self.refuse(path, &name, Some(plugin.short_version()), reason);
+                }
             }
         }
         for (i, instance) in prepared {
-            let handle = &mut self.stages[i];
-            handle.spec.plugin = plugin.clone();
-            if let Ok(mut slot) = handle.slot.lock() {
-                *slot = Some(Prepared {
+            let (stage, superseded) = {
+                let handle = &mut self.stages[i];
+                handle.spec.plugin = plugin.clone();
+                let next = Prepared {
                     plugin: plugin.clone(),
                     instance,
+                };
+                let superseded = handle
+                    .slot
+                    .lock()
+                    .ok()
+                    .and_then(|mut slot| slot.replace(next));
+                (handle.spec.name.to_string(), superseded)
+            };
+            // (The superseded instance is dropped here, the lock released.)
+            if let Some(old) = superseded {
+                tracing::info!(stage, plugin = %name, version = %old.plugin.short_version(), by = %plugin.short_version(), "a prepared version was superseded before the stage took it");
+                self.status.record(ReloadEvent {
+                    version: Some(old.plugin.short_version().to_string()),
+                    stage: Some(stage.clone()),
+                    reason: Some(format!("superseded by {}", plugin.short_version())),
+                    ..self.event(path, &name, "superseded")
                 });
             }
-            tracing::info!(stage = %handle.spec.name, plugin = %name, version = %plugin.short_version(), cache = ?plugin.cache, "new plugin version ready; swapping at the next batch");
+            tracing::info!(stage, plugin = %name, version = %plugin.short_version(), cache = ?plugin.cache, "new plugin version ready; swapping at the next batch");
             self.status.record(ReloadEvent {
-                version: Some(plugin.version.to_string()),
-                stage: Some(handle.spec.name.to_string()),
+                version: Some(plugin.short_version().to_string()),
+                stage: Some(stage),
                 ..self.event(path, &name, "prepared")
             });
         }

@@ -108,6 +108,16 @@ impl Stage {
         let Some(prepared) = self.slot.lock().ok().and_then(|mut s| s.take()) else {
             return;
         };
+        if prepared.plugin.version == self.spec.plugin.version {
+            // A version that superseded another before this stage took it,
+            // and is the one serving: nothing changes (no swap is counted).
+            tracing::debug!(stage = %self.spec.name, version = %prepared.plugin.short_version(), "prepared version is the one serving; kept");
+            let retired = prepared.instance;
+            let _ = std::thread::Builder::new()
+                .name("weir-retire".into())
+                .spawn(move || drop(retired));
+            return;
+        }
         let old = self.spec.plugin.short_version().to_string();
         self.spec.plugin = prepared.plugin;
         // Tearing down a store (freeing its memory) takes milliseconds: do it
@@ -151,7 +161,7 @@ impl Stage {
             reason,
             stage: Some(self.spec.name.clone()),
             plugin: Some(self.spec.plugin.name.clone()),
-            plugin_version: Some(self.spec.plugin.version.clone()),
+            plugin_version: Some(self.spec.plugin.short_version().into()),
         }
     }
 
@@ -245,7 +255,9 @@ impl Stage {
                         }
                     }
                 } else {
-                    tracing::warn!(stage = %self.spec.name, events = inputs.len(), reason = %fault, "plugin fault; isolating the events that cause it");
+                    // Each halving step re-runs the fault: the isolated
+                    // event is logged once, above, with its position.
+                    tracing::debug!(stage = %self.spec.name, events = inputs.len(), reason = %fault, "plugin fault; isolating the events that cause it");
                     let (left, right) = inputs.split_at(inputs.len() / 2);
                     self.run_isolating(left, batch);
                     self.run_isolating(right, batch);

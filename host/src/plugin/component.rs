@@ -19,8 +19,16 @@ pub struct LoadedPlugin {
 }
 
 impl LoadedPlugin {
-    /// The first 12 hex digits of the version, for logs.
+    /// The version id users see: [`version_id`] of the content hash.
     pub fn short_version(&self) -> &str {
-        self.version.get(..12).unwrap_or(&self.version)
+        version_id(&self.version)
     }
+}
+
+/// A plugin's version id, the one form users see (the `weir.version.<stage>`
+/// header, dead letters' `weir.plugin.version`, logs, `weir status`): the
+/// first 12 hex digits of the SHA-256 of its `.wasm` file. `weir status`
+/// shows the whole hash beside it as `sha256`.
+pub fn version_id(sha256: &str) -> &str {
+    sha256.get(..12).unwrap_or(sha256)
 }

@@ -235,23 +235,39 @@ impl PluginEngine {
     }
 }
 
-/// A quick, clear refusal for files that are not components at all.
+/// A quick, clear refusal for files that are not components at all. The
+/// preamble is the magic `\0asm` and a 4-byte version: `01 00 00 00` for a
+/// core module, `0d 00 01 00` (version 13, layer 1) for a component.
 fn check_component_header(name: &str, wasm: &[u8]) -> Result<(), PluginError> {
     const MAGIC: &[u8] = b"\0asm";
+    const MODULE: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
     const COMPONENT_LAYER: [u8; 2] = [0x01, 0x00];
-    if wasm.len() < 8 || &wasm[..4] != MAGIC {
-        return Err(PluginError::NotAComponent {
+    let refuse = |reason: String| {
+        Err(PluginError::NotAComponent {
             name: name.to_string(),
-            reason: "the file does not start with the WebAssembly magic bytes".into(),
-        });
+            reason,
+        })
+    };
+    if wasm.len() < 8 || &wasm[..4] != MAGIC {
+        return refuse(format!(
+            "the file is not WebAssembly (it does not start with the magic bytes `\\0asm`; {} bytes)",
+            wasm.len()
+        ));
+    }
+    if wasm[4..8] == MODULE {
+        return refuse(
+            "this is a core WebAssembly module, not a component: build it for \
+             the wasm32-wasip2 target (`weir plugin build`)"
+                .into(),
+        );
     }
     if wasm[6..8] != COMPONENT_LAYER {
-        return Err(PluginError::NotAComponent {
-            name: name.to_string(),
-            reason: "this is a core WebAssembly module, not a component: build it for \
-                     the wasm32-wasip2 target (`weir plugin build`)"
-                .into(),
-        });
+        return refuse(format!(
+            "unknown WebAssembly binary version {:02x} {:02x} {:02x} {:02x} (neither a core \
+             module, 01 00 00 00, nor a component, 0d 00 01 00): the file is damaged or \
+             from an unsupported toolchain",
+            wasm[4], wasm[5], wasm[6], wasm[7]
+        ));
     }
     Ok(())
 }

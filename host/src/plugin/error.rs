@@ -18,6 +18,9 @@ pub enum PluginError {
     Incompatible { name: String, reason: String },
     #[error("{name}: init refused the stage params: {reason}")]
     InitRefused { name: String, reason: String },
+    /// `init` returned an error although the stage gives no params.
+    #[error("{name}: init returned an error (the stage gives it no params): {reason}")]
+    InitFailed { name: String, reason: String },
     #[error("{name}: init failed: {reason}")]
     InitFault { name: String, reason: String },
     #[error("plugin engine: {0}")]

@@ -10,7 +10,7 @@ use super::codec::{self, BatchEncoder, Processed};
 use super::component::LoadedPlugin;
 use super::error::{CallError, PluginError};
 use super::limits::LimitsConfig;
-use super::sandbox::Sandbox;
+use super::sandbox::{Sandbox, panic_message};
 use super::state::StoreState;
 use crate::event::{Event, Header};
 use crate::inference::Infer;
@@ -114,13 +114,24 @@ impl PluginInstance {
     pub fn init(&mut self, params_json: &str) -> Result<(), PluginError> {
         arm(&mut self.store, &self.limits, self.fueled);
         let name = self.plugin.name.to_string();
-        match self
+        self.store.data().stderr.hold();
+        let result = self
             .transform
             .weir_plugin_transformer()
-            .call_init(&mut self.store, params_json)
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(PluginError::InitRefused { name, reason }),
+            .call_init(&mut self.store, params_json);
+        match result {
+            Ok(Ok(())) => {
+                self.store.data().stderr.release();
+                Ok(())
+            }
+            Ok(Err(reason)) => {
+                self.store.data().stderr.release();
+                if no_params(params_json) {
+                    Err(PluginError::InitFailed { name, reason })
+                } else {
+                    Err(PluginError::InitRefused { name, reason })
+                }
+            }
             Err(err) => Err(PluginError::InitFault {
                 name,
                 reason: self.classify(&err).to_string(),
@@ -132,6 +143,7 @@ impl PluginInstance {
     pub fn process(&mut self, events: &[Event]) -> Result<Processed, CallError> {
         arm(&mut self.store, &self.limits, self.fueled);
         let batch = self.encoder.encode(events);
+        self.store.data().stderr.hold();
         let out = match self
             .transform
             .weir_plugin_transformer()
@@ -140,6 +152,7 @@ impl PluginInstance {
             Ok(out) => out,
             Err(err) => return Err(self.classify(&err)),
         };
+        self.store.data().stderr.release();
         codec::decode(
             out,
             events,
@@ -148,6 +161,43 @@ impl PluginInstance {
             Some(&self.provenance),
         )
     }
+}
+
+/// The function that fills the innermost frames of a trap's backtrace, if
+/// one does (at least 16 captured frames, three quarters of them its own):
+/// the sign of a recursion that ran out of stack.
+fn recursing_function(err: &wasmtime::Error) -> Option<String> {
+    let frames = err.downcast_ref::<wasmtime::WasmBacktrace>()?.frames();
+    if frames.len() < 16 {
+        return None;
+    }
+    let name = |f: &wasmtime::FrameInfo| match f.func_name() {
+        Some(name) => readable(name),
+        None => format!("function #{}", f.func_index()),
+    };
+    let mut counts: std::collections::HashMap<String, usize> = Default::default();
+    for f in frames {
+        *counts.entry(name(f)).or_default() += 1;
+    }
+    let (func, count) = counts.into_iter().max_by_key(|(_, c)| *c)?;
+    (count * 4 >= frames.len() * 3).then_some(func)
+}
+
+/// A function name without Rust's mangling and trailing `::h<hash>`.
+fn readable(name: &str) -> String {
+    let name = format!("{:#}", rustc_demangle::demangle(name));
+    match name.rsplit_once("::h") {
+        Some((path, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            path.to_string()
+        }
+        _ => name,
+    }
+}
+
+/// The stage gives `init` no params (an empty object, or nothing).
+fn no_params(params_json: &str) -> bool {
+    let trimmed: String = params_json.chars().filter(|c| !c.is_whitespace()).collect();
+    trimmed.is_empty() || trimmed == "{}" || trimmed == "null"
 }
 
 /// Sets the limits of the next call.
@@ -168,8 +218,14 @@ fn arm(store: &mut Store<StoreState>, limits: &LimitsConfig, fueled: bool) {
 impl PluginInstance {
     /// Turns a wasmtime error from a guest call into a fault with a reason a
     /// person can act on. A memory growth the limiter refused is the
-    /// limiter's flag, not a guess from the error's text.
+    /// limiter's flag, not a guess from the error's text. The call's held
+    /// stderr gives a panic its message; the rest of it goes to the debug log
+    /// (the stage logs the isolated fault once).
     fn classify(&mut self, err: &wasmtime::Error) -> CallError {
+        let stderr = self.store.data().stderr.take_held();
+        if !stderr.is_empty() {
+            tracing::debug!(target: "weir::plugin", stage = %self.store.data().stage, output = ?stderr, "stderr of a failed call");
+        }
         let limits = &self.limits;
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => CallError::Deadline {
@@ -177,9 +233,20 @@ impl PluginInstance {
             },
             Some(Trap::OutOfFuel) => CallError::OutOfFuel { fuel: limits.fuel },
             Some(Trap::StackOverflow) => CallError::Trap("stack overflow".into()),
-            Some(Trap::UnreachableCodeReached) => {
-                CallError::Trap("the plugin panicked (unreachable executed)".into())
-            }
+            // Most recursive code keeps its frames on the plugin's own stack
+            // in linear memory (1 MiB for Rust): running off its bottom is an
+            // out-of-bounds access, which the backtrace shows as recursion.
+            Some(Trap::MemoryOutOfBounds) => match recursing_function(err) {
+                Some(func) => CallError::Trap(format!(
+                    "stack overflow: unbounded recursion in `{func}` used up the plugin's \
+                     stack (an out-of-bounds memory access below it)"
+                )),
+                None => CallError::Trap(Trap::MemoryOutOfBounds.to_string()),
+            },
+            Some(Trap::UnreachableCodeReached) => match panic_message(&stderr) {
+                Some(message) => CallError::Trap(format!("the plugin panicked: {message}")),
+                None => CallError::Trap("the plugin panicked (unreachable executed)".into()),
+            },
             Some(trap) => CallError::Trap(trap.to_string()),
             None if self.store.data_mut().limiter.take_memory_refused() => CallError::OutOfMemory {
                 limit_mib: limits.max_memory_mib,

@@ -16,7 +16,7 @@ mod watcher;
 pub(crate) use bindings::{wit_clock, wit_inference, wit_log, wit_types};
 pub use cache::{ArtifactCache, CacheOutcome, content_hash};
 pub use codec::{Output, Processed};
-pub use component::LoadedPlugin;
+pub use component::{LoadedPlugin, version_id};
 pub use engine::{EngineOptions, PluginEngine, lower_this_thread_priority};
 pub use error::{CallError, PluginError};
 pub use instance::{InstanceConfig, PluginInstance};

@@ -109,11 +109,17 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// The WASI context of one instance.
-    pub fn wasi_ctx(&self, stage: &Arc<str>, plugin: &Arc<str>) -> Result<WasiCtx, PluginError> {
+    /// The WASI context of one instance, and a handle on its stderr (held
+    /// during a call, so that a failed call's output is reported once).
+    pub fn wasi_ctx(
+        &self,
+        stage: &Arc<str>,
+        plugin: &Arc<str>,
+    ) -> Result<(WasiCtx, PluginStderr), PluginError> {
         let mut b = WasiCtx::builder();
+        let stderr = LogOutput::new(stage, plugin, "stderr");
         b.stdout(LogOutput::new(stage, plugin, "stdout"));
-        b.stderr(LogOutput::new(stage, plugin, "stderr"));
+        b.stderr(stderr.clone());
         for (host, guest, mode) in &self.dirs {
             let perms = match mode {
                 DirMode::Ro => FsPerms::ReadOnly,
@@ -129,12 +135,76 @@ impl Sandbox {
         for (k, v) in &self.env {
             b.env(k, v);
         }
-        Ok(b.build())
+        Ok((b.build(), PluginStderr(stderr)))
     }
 }
 
 /// Longest line kept from a plugin's stdout/stderr.
 const MAX_LINE: usize = 8 * 1024;
+
+/// Most lines of one call's stderr held back (the rest are dropped).
+const MAX_HELD_LINES: usize = 64;
+
+/// A plugin instance's stderr. While held (during a call), its lines are
+/// kept instead of logged: a call that succeeds logs them after it; a call
+/// that fails hands them to the fault's reason (a panic message), so that a
+/// poison event re-run while it is isolated is not logged at every step.
+#[derive(Clone)]
+pub struct PluginStderr(LogOutput);
+
+impl PluginStderr {
+    /// Keeps the lines written from now on.
+    pub(crate) fn hold(&self) {
+        if let Ok(mut buf) = self.0.0.lock() {
+            buf.held = Some(Vec::new());
+        }
+    }
+
+    /// Logs the held lines and stops holding.
+    pub(crate) fn release(&self) {
+        if let Ok(mut buf) = self.0.0.lock() {
+            for line in buf.held.take().unwrap_or_default() {
+                buf.log(line.as_bytes());
+            }
+        }
+    }
+
+    /// The held lines (the partial last one included), without logging them;
+    /// stops holding.
+    pub(crate) fn take_held(&self) -> Vec<String> {
+        let Ok(mut buf) = self.0.0.lock() else {
+            return Vec::new();
+        };
+        let mut held = buf.held.take().unwrap_or_default();
+        if !buf.pending.is_empty() {
+            let line = std::mem::take(&mut buf.pending);
+            held.push(String::from_utf8_lossy(&line).into_owned());
+        }
+        held
+    }
+}
+
+/// The message of a Rust panic in a plugin's stderr lines: the lines after
+/// `panicked at <place>:` up to the backtrace note.
+pub(crate) fn panic_message(lines: &[String]) -> Option<String> {
+    let at = lines.iter().position(|l| l.contains(" panicked at "))?;
+    let place = lines[at]
+        .split(" panicked at ")
+        .nth(1)
+        .map(|p| p.trim_end_matches(':').to_string());
+    let message: Vec<&str> = lines[at + 1..]
+        .iter()
+        .take_while(|l| !l.starts_with("note: "))
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let message = message.join(" / ");
+    Some(match place {
+        Some(place) if !message.is_empty() => format!("{message} (at {place})"),
+        Some(place) => format!("at {place}"),
+        None => message,
+    })
+}
 
 /// A plugin's stdout or stderr, forwarded to the host log line by line.
 #[derive(Clone)]
@@ -145,10 +215,22 @@ struct LineBuffer {
     plugin: Arc<str>,
     stream: &'static str,
     pending: Vec<u8>,
+    /// Lines kept back during a call ([`PluginStderr::hold`]).
+    held: Option<Vec<String>>,
 }
 
 impl LineBuffer {
-    fn emit(&self, line: &[u8]) {
+    fn emit(&mut self, line: &[u8]) {
+        match &mut self.held {
+            Some(held) if held.len() < MAX_HELD_LINES => {
+                held.push(String::from_utf8_lossy(line).into_owned());
+            }
+            Some(_) => {}
+            None => self.log(line),
+        }
+    }
+
+    fn log(&self, line: &[u8]) {
         let text = String::from_utf8_lossy(line);
         let (stage, plugin, stream) = (&*self.stage, &*self.plugin, self.stream);
         if stream == "stderr" {
@@ -193,6 +275,7 @@ impl LogOutput {
             plugin: plugin.clone(),
             stream,
             pending: Vec::new(),
+            held: None,
         })))
     }
 

@@ -7,6 +7,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::limits::Limiter;
+use super::sandbox::PluginStderr;
 use crate::inference::Infer;
 
 /// WASI (with only what the stage grants), the limiter, the pipeline's
@@ -18,11 +19,12 @@ pub struct StoreState {
     pub(crate) stage: Arc<str>,
     pub(crate) plugin: Arc<str>,
     pub(crate) models: Option<Arc<dyn Infer>>,
+    pub(crate) stderr: PluginStderr,
 }
 
 impl StoreState {
     pub(crate) fn new(
-        wasi: WasiCtx,
+        (wasi, stderr): (WasiCtx, PluginStderr),
         limiter: Limiter,
         stage: Arc<str>,
         plugin: Arc<str>,
@@ -35,6 +37,7 @@ impl StoreState {
             stage,
             plugin,
             models,
+            stderr,
         }
     }
 }

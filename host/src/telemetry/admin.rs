@@ -7,6 +7,12 @@
 //! (the server starts before the runtime and before the plugins are
 //! compiled, so `/healthz` answers and `/readyz` says "not yet" during
 //! start-up, and it can outlive the pipeline for `linger_secs`).
+//!
+//! Who may ask: with `token` set, every request needs `Authorization: Bearer
+//! <token>` (401 otherwise), except `/metrics`, `/healthz` and `/readyz` when
+//! `public_metrics = true`. Listening on anything but loopback requires a
+//! token. A request that would change state (any method but GET/HEAD) needs
+//! the token even on loopback, and is refused (403) when none is set.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -31,15 +37,97 @@ pub struct AdminConfig {
     /// answers 503 meanwhile). Default 0.
     #[serde(default)]
     pub linger_secs: u64,
+    /// The bearer token requests must carry: `"env:NAME"` reads it from the
+    /// environment variable `NAME` at start-up (recommended), anything else
+    /// is the token itself. Required when `address` is not a loopback
+    /// address. Never logged or shown.
+    #[serde(default)]
+    pub token: Option<TokenSetting>,
+    /// `/metrics`, `/healthz` and `/readyz` answer without the token (for
+    /// scrapers and probes that cannot send one). Default false.
+    #[serde(default)]
+    pub public_metrics: bool,
+}
+
+/// `[admin] token` as written (`env:NAME` or the token); its `Debug` shows
+/// only the variable's name.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct TokenSetting(pub String);
+
+impl std::fmt::Debug for TokenSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.strip_prefix("env:") {
+            Some(var) => write!(f, "env:{var}"),
+            None => f.write_str("<redacted>"),
+        }
+    }
+}
+
+/// The admin token, resolved; its `Debug` shows nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+struct Token(String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl Token {
+    /// Compares in time independent of where the first difference is.
+    fn matches(&self, presented: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
+        let mut diff = a.len() ^ b.len();
+        for (i, x) in a.iter().enumerate() {
+            diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+        }
+        diff == 0
+    }
 }
 
 impl AdminConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
-        self.socket_addr().map(|_| ())?;
+        let addr = self.socket_addr()?;
         if self.linger_secs > 3600 {
             return Err(FieldError::new("linger_secs", "must be at most 3600"));
         }
+        let token = self.resolve_token()?;
+        if token.is_none() && !addr.ip().is_loopback() {
+            return Err(FieldError::new(
+                "token",
+                format!(
+                    "required when listening on {} (not a loopback address): set \
+                     token = \"env:WEIR_ADMIN_TOKEN\" and export that variable, or \
+                     listen on 127.0.0.1",
+                    self.address
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// The token, read from the environment for `env:NAME`.
+    fn resolve_token(&self) -> Result<Option<Token>, FieldError> {
+        let Some(TokenSetting(raw)) = &self.token else {
+            return Ok(None);
+        };
+        let value = match raw.strip_prefix("env:") {
+            Some(var) => std::env::var(var).map_err(|_| {
+                FieldError::new(
+                    "token",
+                    format!("the environment variable `{var}` is not set"),
+                )
+            })?,
+            None => raw.clone(),
+        };
+        if value.trim().len() < 16 {
+            return Err(FieldError::new(
+                "token",
+                "must be at least 16 characters (a random string)",
+            ));
+        }
+        Ok(Some(Token(value.trim().to_owned())))
     }
 
     fn socket_addr(&self) -> Result<SocketAddr, FieldError> {
@@ -64,6 +152,8 @@ pub enum AdminError {
 
 /// What the server reads; filled in as the pipeline comes up.
 struct State {
+    token: Option<Token>,
+    public_metrics: bool,
     started: Instant,
     ready: AtomicBool,
     metrics: OnceLock<Metrics>,
@@ -97,7 +187,9 @@ impl Admin {
     /// Listens and serves on a thread of its own; not ready until
     /// [`Admin::set_ready`].
     pub fn start(config: &AdminConfig) -> Result<Self, AdminError> {
+        config.validate().map_err(AdminError::Config)?;
         let addr = config.socket_addr().map_err(AdminError::Config)?;
+        let token = config.resolve_token().map_err(AdminError::Config)?;
         let server = tiny_http::Server::http(addr).map_err(|e| AdminError::Bind {
             address: config.address.clone(),
             reason: e.to_string(),
@@ -111,6 +203,8 @@ impl Admin {
             })?;
         let server = Arc::new(server);
         let state = Arc::new(State {
+            token,
+            public_metrics: config.public_metrics,
             started: Instant::now(),
             ready: AtomicBool::new(false),
             metrics: OnceLock::new(),
@@ -156,13 +250,15 @@ impl Admin {
         Readiness(self.state.clone())
     }
 
-    /// Keeps serving for `linger_secs` (not ready), then stops.
+    /// How long the endpoint should stay up after the pipeline ended
+    /// (`linger_secs`); the caller waits, so that a signal can cut it short.
+    pub fn linger(&self) -> Duration {
+        self.linger
+    }
+
+    /// Not ready, then stops serving.
     pub fn finish(mut self) {
         self.set_ready(false);
-        if !self.linger.is_zero() {
-            tracing::info!(secs = self.linger.as_secs(), "admin endpoint lingering");
-            std::thread::sleep(self.linger);
-        }
         self.stop();
     }
 
@@ -184,8 +280,54 @@ fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
     tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
 }
 
+/// Whether `request` may be answered: `Err((status, message))` if not.
+fn authorize(state: &State, request: &tiny_http::Request, path: &str) -> Result<(), (u16, String)> {
+    let reading = matches!(
+        request.method(),
+        tiny_http::Method::Get | tiny_http::Method::Head
+    );
+    let Some(token) = &state.token else {
+        return if reading {
+            Ok(())
+        } else {
+            Err((403, "state-changing requests need [admin] token\n".into()))
+        };
+    };
+    // The page itself is static (it fetches /status.json with the token).
+    if reading && matches!(path, "/" | "/index.html") {
+        return Ok(());
+    }
+    if reading && state.public_metrics && matches!(path, "/metrics" | "/healthz" | "/readyz") {
+        return Ok(());
+    }
+    let presented = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .and_then(|h| h.value.as_str().strip_prefix("Bearer "));
+    match presented {
+        Some(p) if token.matches(p.trim()) => Ok(()),
+        _ => Err((
+            401,
+            "unauthorized: send Authorization: Bearer <admin token>\n".into(),
+        )),
+    }
+}
+
 fn respond(state: &State, request: tiny_http::Request) {
     let path = request.url().split('?').next().unwrap_or("/").to_string();
+    if let Err((code, body)) = authorize(state, &request, &path) {
+        let mut response = tiny_http::Response::from_string(body).with_status_code(code);
+        if code == 401
+            && let Some(h) = header("WWW-Authenticate", "Bearer")
+        {
+            response.add_header(h);
+        }
+        if let Err(e) = request.respond(response) {
+            tracing::debug!(error = %e, path, "admin response not sent");
+        }
+        return;
+    }
     let (code, content_type, body): (u16, &str, String) = match (request.method(), path.as_str()) {
         (tiny_http::Method::Get, "/healthz") => (200, "text/plain", "ok\n".into()),
         (tiny_http::Method::Get, "/readyz") => {
@@ -247,6 +389,8 @@ mod tests {
         let ok = AdminConfig {
             address: "127.0.0.1:0".into(),
             linger_secs: 0,
+            token: None,
+            public_metrics: false,
         };
         assert!(ok.validate().is_ok());
         let bad = AdminConfig {
@@ -259,11 +403,53 @@ mod tests {
         );
         let long = AdminConfig {
             linger_secs: 4000,
-            ..ok
+            ..ok.clone()
         };
         assert_eq!(
             long.validate().map_err(|e| e.field()),
             Err("linger_secs".to_owned())
         );
+        let open = AdminConfig {
+            address: "0.0.0.0:0".into(),
+            ..ok.clone()
+        };
+        let err = open.validate().expect_err("no token off loopback");
+        assert_eq!(err.field(), "token");
+        let unset = AdminConfig {
+            token: Some(TokenSetting("env:WEIR_TEST_SURELY_UNSET_VARIABLE".into())),
+            ..ok.clone()
+        };
+        assert!(
+            unset
+                .validate()
+                .expect_err("unset")
+                .to_string()
+                .contains("WEIR_TEST_SURELY_UNSET_VARIABLE")
+        );
+        let short = AdminConfig {
+            token: Some(TokenSetting("abc".into())),
+            ..ok.clone()
+        };
+        assert_eq!(
+            short.validate().map_err(|e| e.field()),
+            Err("token".to_owned())
+        );
+        let guarded = AdminConfig {
+            address: "0.0.0.0:0".into(),
+            token: Some(TokenSetting("a-long-enough-random-token".into())),
+            ..ok
+        };
+        assert!(guarded.validate().is_ok());
+        assert!(!format!("{:?}", guarded.resolve_token()).contains("a-long-enough"));
+        assert!(!format!("{guarded:?}").contains("a-long-enough"));
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        let t = Token("0123456789abcdef".into());
+        assert!(t.matches("0123456789abcdef"));
+        assert!(!t.matches("0123456789abcde"));
+        assert!(!t.matches("0123456789abcdefX"));
+        assert!(!t.matches(""));
     }
 }

@@ -37,7 +37,10 @@ pub struct ReloadEvent {
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct StageVersion {
     pub plugin: String,
+    /// The version id (the first 12 hex digits of `sha256`).
     pub version: String,
+    /// The SHA-256 of the `.wasm` file served.
+    pub sha256: String,
     pub since_ms: i64,
     pub swaps: u64,
 }
@@ -142,7 +145,9 @@ impl VersionBoard {
     /// A stage now serves `plugin` at `version` (`swapped`: replacing another
     /// version). Cheap, for the stage thread: the file is written later, by
     /// [`VersionBoard::flush`].
-    pub fn serving(&self, stage: &str, plugin: &str, version: &str, swapped: bool) {
+    /// `sha256`: the content hash of the version now serving.
+    pub fn serving(&self, stage: &str, plugin: &str, sha256: &str, swapped: bool) {
+        let version = crate::plugin::version_id(sha256);
         let mut board = self.board();
         let swaps = board.stages.get(stage).map_or(0, |s| s.swaps) + u64::from(swapped);
         board.stages.insert(
@@ -150,6 +155,7 @@ impl VersionBoard {
             StageVersion {
                 plugin: plugin.to_owned(),
                 version: version.to_owned(),
+                sha256: sha256.to_owned(),
                 since_ms: now_ms(),
                 swaps,
             },

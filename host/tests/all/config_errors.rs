@@ -87,9 +87,12 @@ fn a_file_that_is_not_a_component_is_refused_with_the_reason() {
     std::fs::write(dir.join("bogus.wasm"), b"definitely not wasm").expect("write");
     // A core module (not a component): the header of an empty module.
     std::fs::write(dir.join("core.wasm"), b"\0asm\x01\0\0\0").expect("write");
+    // The magic, then a version that is neither a module's nor a component's.
+    std::fs::write(dir.join("odd.wasm"), b"\0asm\x02\0\x07\0rest").expect("write");
     for (plugin, expect) in [
-        ("bogus", "magic bytes"),
+        ("bogus", "not WebAssembly"),
         ("core", "core WebAssembly module"),
+        ("odd", "unknown WebAssembly binary version 02 00 07 00"),
     ] {
         let toml = format!(
             "[source]\ntype = \"file\"\npath = \"in.jsonl\"\n[[stages]]\nname = \"s\"\nplugin = \"{plugin}\"\n{GOOD_TAIL}"
@@ -97,6 +100,24 @@ fn a_file_that_is_not_a_component_is_refused_with_the_reason() {
         let err = run_failing(tmp.path(), &toml);
         assert!(err.contains(expect), "{plugin}: {err}");
     }
+}
+
+/// An `init` that fails although the stage gives no params is not reported
+/// as refusing params it was never given.
+#[test]
+fn an_init_error_without_params_says_no_params_were_given() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    plugin_dir(tmp.path(), &["hostile"]);
+    let toml = format!(
+        "[source]\ntype = \"file\"\npath = \"in.jsonl\"\n[[stages]]\nname = \"h\"\nplugin = \"hostile\"\n{GOOD_TAIL}"
+    );
+    let err = run_failing(tmp.path(), &toml);
+    assert!(
+        err.contains("init returned an error (the stage gives it no params)")
+            && err.contains("missing field `mode`")
+            && !err.contains("refused the stage params"),
+        "{err}"
+    );
 }
 
 #[test]

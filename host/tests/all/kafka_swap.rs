@@ -49,7 +49,7 @@ fn produce_until(addr: &str, stop: Arc<AtomicBool>, count: Arc<AtomicU64>) {
 
 fn serving(status_file: &std::path::Path) -> Option<String> {
     let status: Value = serde_json::from_slice(&std::fs::read(status_file).ok()?).ok()?;
-    status["stages"]["work"]["version"]
+    status["stages"]["work"]["sha256"]
         .as_str()
         .map(str::to_string)
 }

@@ -22,11 +22,16 @@ pub(crate) fn free_port() -> u16 {
 /// `GET path` on 127.0.0.1:port: `Some((status, body))`, `None` when the
 /// server does not answer.
 pub(crate) fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    get_with(port, path, "")
+}
+
+/// [`get`] with extra header lines (each ending in `\r\n`).
+pub(crate) fn get_with(port: u16, path: &str, headers: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n"
     )
     .ok()?;
     let mut raw = String::new();
@@ -279,6 +284,176 @@ fn metrics_count_exactly_what_the_pipeline_did_and_probes_follow_the_lifecycle()
     assert!(
         get(port, "/healthz").is_none(),
         "the endpoint is gone after exit"
+    );
+}
+
+/// A signal while the admin endpoint lingers ends the linger at once, exit
+/// 0: after a finite run (the pipeline ended by itself, the first signal
+/// ends it) and after a SIGTERM stopped the pipeline (the next one does).
+#[test]
+fn a_signal_during_the_admin_linger_ends_it_at_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    plugin_dir(dir, &["passthrough"]);
+    std::fs::write(dir.join("in.jsonl"), "{\"id\":1}\n{\"id\":2}\n").expect("input");
+    for stopped_by_signal in [false, true] {
+        let port = free_port();
+        let source = if stopped_by_signal {
+            "type = \"stdin\"\n".to_owned()
+        } else {
+            crate::support::file_table("in.jsonl")
+        };
+        let pipeline = Pipeline::new(dir)
+            .source(&source)
+            .stage("pass", "passthrough")
+            .tables(&format!(
+                "[admin]\naddress = \"127.0.0.1:{port}\"\nlinger_secs = 3600\n"
+            ))
+            .write(dir);
+        let log = dir.join("linger.log");
+        let mut child = weir()
+            .args(["run", "--quiet"])
+            .arg(&pipeline)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start weir");
+        let show_log = || std::fs::read_to_string(&log).unwrap_or_default();
+        let term = |child: &Child| {
+            let sent = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(sent.success());
+        };
+        if stopped_by_signal {
+            wait_for("/readyz 200", Duration::from_secs(120), || {
+                get(port, "/readyz").map(|r| r.0) == Some(200)
+            });
+            term(&child);
+        }
+        wait_for("the linger", Duration::from_secs(120), || {
+            show_log().contains("admin endpoint lingering")
+        });
+        assert_eq!(
+            get(port, "/readyz").map(|r| r.0),
+            Some(503),
+            "not ready while lingering"
+        );
+        let signalled = Instant::now();
+        term(&child);
+        let exit = wait_exit(&mut child, Duration::from_secs(20));
+        assert!(exit.success(), "exit {exit:?}: {}", show_log());
+        assert!(
+            signalled.elapsed() < Duration::from_secs(10),
+            "the linger of 3600 s should end at the signal, took {:?}",
+            signalled.elapsed()
+        );
+        assert!(show_log().contains("stops lingering"), "{}", show_log());
+    }
+}
+
+/// With `[admin] token`, no token or a wrong one is 401 and the right one
+/// 200; `public_metrics` opens only the scrape and probe routes; a thousand
+/// idle connections to the endpoint do not stall the pipeline; the token is
+/// never logged; and listening beyond loopback without a token is refused.
+#[test]
+fn the_admin_token_guards_the_endpoint() {
+    let secret = "s3cret-admin-token-0123456789";
+    for public_metrics in [false, true] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        plugin_dir(dir, &["passthrough"]);
+        let port = free_port();
+        let pipeline = Pipeline::new(dir)
+            .stage("pass", "passthrough")
+            .tables(&format!(
+                "[admin]\naddress = \"127.0.0.1:{port}\"\ntoken = \"env:WEIR_TEST_ADMIN_TOKEN\"\npublic_metrics = {public_metrics}\n"
+            ))
+            .write(dir);
+        let log = dir.join("token.log");
+        let mut child = weir()
+            .args(["run", "--quiet"])
+            .arg(&pipeline)
+            .env("WEIR_TEST_ADMIN_TOKEN", secret)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start weir");
+        let right = format!("Authorization: Bearer {secret}\r\n");
+        let wrong = "Authorization: Bearer not-the-token-at-all\r\n";
+        wait_for("/readyz with the token", Duration::from_secs(120), || {
+            get_with(port, "/readyz", &right).map(|r| r.0) == Some(200)
+        });
+        for path in ["/status.json", "/metrics", "/readyz", "/healthz"] {
+            let open = public_metrics && path != "/status.json";
+            let expected = if open { 200 } else { 401 };
+            assert_eq!(
+                get(port, path).map(|r| r.0),
+                Some(expected),
+                "{path} without a token"
+            );
+            assert_eq!(
+                get_with(port, path, wrong).map(|r| r.0),
+                Some(expected),
+                "{path} with a wrong token"
+            );
+            assert_eq!(
+                get_with(port, path, &right).map(|r| r.0),
+                Some(200),
+                "{path} with the token"
+            );
+        }
+        assert_eq!(get(port, "/").map(|r| r.0), Some(200), "the static page");
+
+        // A thousand idle connections, then events: all of them delivered.
+        let idle: Vec<TcpStream> = (0..1000)
+            .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
+            .collect();
+        assert!(idle.len() >= 900, "opened {} idle connections", idle.len());
+        let mut stdin = child.stdin.take().expect("stdin");
+        for i in 0..2000 {
+            writeln!(stdin, r#"{{"id": {i}}}"#).expect("write");
+        }
+        stdin.flush().expect("flush");
+        wait_for("every event delivered", Duration::from_secs(30), || {
+            std::fs::read_to_string(dir.join("out.jsonl"))
+                .map(|s| s.lines().count() == 2000)
+                .unwrap_or(false)
+        });
+        assert_eq!(
+            get_with(port, "/readyz", &right).map(|r| r.0),
+            Some(200),
+            "still answering"
+        );
+        drop(idle);
+        drop(stdin);
+        let exit = wait_exit(&mut child, Duration::from_secs(30));
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(exit.success(), "{text}");
+        assert!(!text.contains(secret), "the token was logged:\n{text}");
+    }
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    plugin_dir(dir, &["passthrough"]);
+    let pipeline = Pipeline::new(dir)
+        .stage("pass", "passthrough")
+        .tables("[admin]\naddress = \"0.0.0.0:0\"\n")
+        .write(dir);
+    let out = weir()
+        .args(["run", "--quiet"])
+        .arg(&pipeline)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run weir");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("admin.token") && err.contains("loopback"),
+        "{err}"
     );
 }
 

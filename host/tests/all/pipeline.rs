@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{Pipeline, file_table, plugin_dir, read_jsonl, weir, weir_run};
+use crate::support::{Pipeline, file_table, plugin, plugin_dir, read_jsonl, weir, weir_run};
 
 /// Writes the input: 12 transactions with known amounts; #3 and #8 are
 /// poison; line 6 is not JSON at all.
@@ -112,7 +112,11 @@ fn routes_outputs_and_dead_letters_exactly() {
         let version = r["headers"]["weir.plugin.version"]
             .as_str()
             .expect("version");
-        assert_eq!(version.len(), 64, "a SHA-256 content hash");
+        assert_eq!(
+            version,
+            &crate::reload::sha256_hex(&std::fs::read(plugin("fail-some")).expect("read"))[..12],
+            "the version id, as in `weir.version.<stage>`"
+        );
         assert!(
             r["headers"]["weir.error"]
                 .as_str()

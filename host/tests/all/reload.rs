@@ -106,7 +106,7 @@ impl Run {
     }
 
     fn serving(&self) -> Option<String> {
-        self.status()["stages"]["tag"]["version"]
+        self.status()["stages"]["tag"]["sha256"]
             .as_str()
             .map(str::to_string)
     }
@@ -304,4 +304,102 @@ fn bad_versions_are_refused_deletion_keeps_serving_partial_writes_never_load() {
     assert!(stderr.contains("refused"), "the refusal is logged");
     check_exactly_once(&dir.path().join("out.jsonl"));
     assert!(read_jsonl_or_empty(&dir.path().join("dlq.jsonl")).is_empty());
+}
+
+/// A version prepared and then superseded by the one already serving,
+/// before the stage took it, is no swap: the stage keeps what it serves, no
+/// swap is counted or logged, and the board says the prepared version was
+/// superseded.
+#[test]
+fn a_version_superseded_by_the_serving_one_is_not_a_swap() {
+    use std::io::Write;
+    let base = std::fs::read(plugin("tagger")).expect("read tagger");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).expect("mkdir");
+    std::fs::write(plugins.join("tagger.wasm"), &base).expect("copy");
+    let pipeline = Pipeline::new(dir)
+        .default_cache_dir()
+        .top("name = \"idle\"")
+        .batch(16, 10)
+        .stage_with("tag", "tagger", "[stages.params]\ntag = \"t\"\n")
+        .tables("[reload]\ndebounce_ms = 50\npoll_interval_ms = 20\n")
+        .write(dir);
+    let log = dir.join("weir.log");
+    let mut child = weir()
+        .args(["run", "--quiet"])
+        .arg(&pipeline)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start weir");
+    let status = || -> Value {
+        std::fs::read(dir.join(".weir-cache/status-idle.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null)
+    };
+    let has = |outcome: &str, version: &str| {
+        status()["recent"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|e| e["outcome"] == outcome && e["version"] == version)
+        })
+    };
+    let wait = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !f() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {:#}\n{}",
+                status(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let serving = sha256_hex(&base);
+    wait("serving at start", &|| {
+        status()["stages"]["tag"]["sha256"] == serving.as_str()
+    });
+    // No event arrives: the stage reaches no batch boundary and takes nothing.
+    let next = variant(&base, 1);
+    let next_id = sha256_hex(&next)[..12].to_string();
+    install(&plugins, &next);
+    wait("the new version prepared", &|| has("prepared", &next_id));
+    install(&plugins, &base);
+    wait("the new version superseded", &|| {
+        has("superseded", &next_id)
+    });
+
+    let mut stdin = child.stdin.take().expect("stdin");
+    for i in 0..50 {
+        writeln!(stdin, r#"{{"id": {i}}}"#).expect("write");
+    }
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(s) = child.try_wait().expect("poll") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "weir did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(exit.success(), "{text}");
+    let out = read_jsonl(&dir.join("out.jsonl"));
+    assert_eq!(out.len(), 50);
+    assert!(
+        out.iter()
+            .all(|r| r["headers"]["weir.version.tag"] == serving[..12]),
+        "every event on the version that served throughout"
+    );
+    assert_eq!(status()["stages"]["tag"]["swaps"], 0, "{:#}", status());
+    assert_eq!(status()["swaps"], 0);
+    assert!(!text.contains("plugin swapped"), "{text}");
+    assert!(
+        text.contains("superseded before the stage took it"),
+        "{text}"
+    );
 }

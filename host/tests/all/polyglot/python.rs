@@ -331,7 +331,7 @@ impl Stream {
     fn serving(&self) -> Option<String> {
         let status = super::cwasm_cache().join("status-py-swap.json");
         let doc: Value = serde_json::from_slice(&std::fs::read(status).ok()?).ok()?;
-        doc["stages"]["tag"]["version"].as_str().map(str::to_owned)
+        doc["stages"]["tag"]["sha256"].as_str().map(str::to_owned)
     }
 
     fn wait_for(&mut self, what: &str, timeout: Duration, mut done: impl FnMut(&Self) -> bool) {

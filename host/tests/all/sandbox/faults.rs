@@ -89,12 +89,36 @@ fn unbounded_recursion_is_a_stack_overflow_trap() {
     );
 }
 
+/// Recursion that runs off the plugin's own stack in linear memory traps as
+/// an out-of-bounds access: the reason still says it was a stack overflow,
+/// and in which function.
+#[test]
+fn recursion_that_exhausts_the_plugin_stack_is_named_a_stack_overflow() {
+    let (reason, _) = one_bad_event_among_many("deep-recursion", "", Duration::from_secs(30));
+    assert!(
+        reason.starts_with("plugin trapped: stack overflow: unbounded recursion in `")
+            && reason.contains("recurse_in_memory"),
+        "{reason}"
+    );
+}
+
+/// A panic isolates its event; the reason carries the panic's message, and
+/// the log names the fault once (not once per halving step of the bisect).
 #[test]
 fn a_panic_is_a_trap_that_isolates_the_event() {
-    let (reason, _) = one_bad_event_among_many("panic", "", Duration::from_secs(30));
+    let (reason, out) = one_bad_event_among_many("panic", "", Duration::from_secs(30));
     assert!(
-        reason.starts_with("plugin trapped:") && reason.contains("panicked"),
+        reason.starts_with("plugin trapped: the plugin panicked: boom on id")
+            && reason.contains("(at "),
         "{reason}"
+    );
+    let mentions = out.stderr.matches("boom on id").count();
+    assert_eq!(mentions, 1, "the panic is logged once:\n{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("poison event isolated").count(),
+        1,
+        "{}",
+        out.stderr
     );
 }
 

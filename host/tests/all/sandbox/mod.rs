@@ -136,7 +136,13 @@ fn assert_provenance(record: &Value, stage: &str) {
     let version = headers["weir.plugin.version"]
         .as_str()
         .unwrap_or_else(|| panic!("no weir.plugin.version in {record}"));
-    assert_eq!(version.len(), 64, "a SHA-256 content hash: {record}");
+    assert_eq!(
+        version,
+        &crate::reload::sha256_hex(
+            &std::fs::read(crate::support::plugin("hostile")).expect("read")
+        )[..12],
+        "the version id, as in `weir.version.<stage>`: {record}"
+    );
     assert_eq!(headers["weir.source.stream"], "in.jsonl", "{record}");
     assert_eq!(headers["weir.source.partition"], "0", "{record}");
     assert_eq!(

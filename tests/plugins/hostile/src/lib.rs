@@ -11,7 +11,8 @@
 //! |---|---|
 //! | `loop` | spins forever |
 //! | `memory` | allocates (and touches) 1 MiB blocks forever |
-//! | `recursion` | recurses without bound: a stack overflow |
+//! | `recursion` | recurses without bound with large native frames: wasmtime's stack overflow |
+//! | `deep-recursion` | recurses without bound with a buffer on the plugin's own (linear-memory) stack: it runs off the bottom of that stack |
 //! | `panic` | `panic!("boom on id <id>")` |
 //! | `huge-output` | returns the event with a 32 MiB value |
 //!
@@ -53,6 +54,9 @@ pub enum Mode {
     Memory,
     /// Triggered events: unbounded recursion (stack overflow).
     Recursion,
+    /// Triggered events: unbounded recursion that exhausts the plugin's
+    /// shadow stack in linear memory (what most recursive Rust code does).
+    DeepRecursion,
     /// Triggered events: a panic.
     Panic,
     /// Triggered events: a 32 MiB output value.
@@ -114,6 +118,11 @@ pub fn hostile(mut ev: Event, params: &Params) -> Result<Event> {
         Mode::Memory if triggered => hoard_memory_forever(),
         Mode::Recursion if triggered => {
             let depth = recurse(black_box(0));
+            // Never reached: the recursion has no end.
+            ev.set_header("depth", depth.to_string());
+        }
+        Mode::DeepRecursion if triggered => {
+            let depth = recurse_in_memory(black_box(0));
             // Never reached: the recursion has no end.
             ev.set_header("depth", depth.to_string());
         }
@@ -253,6 +262,22 @@ fn recurse(depth: u64) -> u64 {
     black_box(deeper.wrapping_add(a).wrapping_add(b) ^ c ^ d)
 }
 
+/// Recurses without end, each frame holding a buffer whose address escapes,
+/// so it lives on the plugin's stack in linear memory (1 MiB), which runs out
+/// long before wasmtime's native stack does.
+#[inline(never)]
+fn recurse_in_memory(depth: u64) -> u64 {
+    let mut buf = [0u8; 4096];
+    buf[(depth % 4096) as usize] = depth as u8;
+    black_box(&mut buf);
+    let deeper = if black_box(true) {
+        recurse_in_memory(black_box(depth + 1))
+    } else {
+        0
+    };
+    deeper.wrapping_add(u64::from(buf[black_box(7)]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +300,7 @@ mod tests {
         for (name, expected) in [
             ("memory", Mode::Memory),
             ("recursion", Mode::Recursion),
+            ("deep-recursion", Mode::DeepRecursion),
             ("panic", Mode::Panic),
             ("huge-output", Mode::HugeOutput),
             ("panic-init", Mode::PanicInit),
