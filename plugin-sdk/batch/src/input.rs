@@ -215,6 +215,13 @@ impl InputWriter {
     }
 }
 
+/// The number of events an input buffer says it holds, read without
+/// checking the rest (0 if even its directory is broken): how many errors a
+/// plugin returns for a batch it cannot parse.
+pub fn event_count(buf: &[u8]) -> usize {
+    dir::directory(buf, [(kind::EVENTS, stride::EVENT)]).map_or(0, |([events], _)| events.len())
+}
+
 /// The headers of an event or an output: (name, value) pairs.
 #[derive(Clone, Debug)]
 pub struct Headers<'a> {

@@ -25,7 +25,9 @@ mod dir;
 mod input;
 mod output;
 
-pub use input::{FiredTimer, Headers, InputEvent, InputView, InputWriter, KeyState, NewEvent};
+pub use input::{
+    FiredTimer, Headers, InputEvent, InputView, InputWriter, KeyState, NewEvent, event_count,
+};
 pub use output::{
     EventError, Limits, OutputEvent, OutputView, OutputWriter, StateWrite, TimerOp, TimerOpKind,
     TooLarge,

@@ -7,6 +7,7 @@
 //! refers to the SDK as `::weir_sdk`, so the dependency must keep that name.
 
 mod expand;
+mod keyed;
 mod signature;
 
 use proc_macro::TokenStream;
@@ -42,4 +43,18 @@ pub fn batch(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn init(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::init(attr.into(), item.into()).into()
+}
+
+/// `#[weir_sdk::keyed] fn f(ev: Event, state: &mut State<T>, ctx: &mut Context<P>) ->
+/// Result<Vec<Output>>`: see `weir_sdk::keyed`.
+#[proc_macro_attribute]
+pub fn keyed(attr: TokenStream, item: TokenStream) -> TokenStream {
+    keyed::keyed(attr.into(), item.into()).into()
+}
+
+/// `#[weir_sdk::on_timer] fn f(key: &[u8], at_ms: i64, state: &mut State<T>, ctx: &mut
+/// Context<P>) -> Result<Vec<Output>>`: see `weir_sdk::on_timer`.
+#[proc_macro_attribute]
+pub fn on_timer(attr: TokenStream, item: TokenStream) -> TokenStream {
+    keyed::on_timer(attr.into(), item.into()).into()
 }
