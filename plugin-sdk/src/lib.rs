@@ -131,3 +131,15 @@ pub use weir_sdk_macros::keyed;
 /// `#[weir_sdk::keyed]` function in the same module. Its outputs have the
 /// timer's time as timestamp unless they set one.
 pub use weir_sdk_macros::on_timer;
+
+/// Makes the accumulator type it marks an event-time window operator: the
+/// plugin's keyed entry point and timer function are generated.
+///
+/// `#[weir_sdk::window(tumbling = "60s")]`, `(hopping = "60s", hop = "10s")`,
+/// `(sliding = "5m")` or `(session = "30m")` (the gap), with optional
+/// `allowed_lateness = "5s"` and `late = "late"` (the route of late events,
+/// which carry the header `weir.late`; `late = ""` fails them instead, as
+/// dead letters with the reason). The type implements
+/// [`window::Aggregate`] (`add`, `emit`, and `merge` for session and
+/// sliding windows) and serde. See the [`window`] module.
+pub use weir_sdk_macros::window;

@@ -9,6 +9,7 @@
 mod expand;
 mod keyed;
 mod signature;
+mod window;
 
 use proc_macro::TokenStream;
 use signature::Kind;
@@ -57,4 +58,11 @@ pub fn keyed(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn on_timer(attr: TokenStream, item: TokenStream) -> TokenStream {
     keyed::on_timer(attr.into(), item.into()).into()
+}
+
+/// `#[weir_sdk::window(tumbling = "60s", allowed_lateness = "5s")]` on an accumulator type
+/// implementing `weir_sdk::window::Aggregate`: see `weir_sdk::window`.
+#[proc_macro_attribute]
+pub fn window(attr: TokenStream, item: TokenStream) -> TokenStream {
+    window::window(attr.into(), item.into()).into()
 }
