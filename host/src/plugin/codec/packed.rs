@@ -228,3 +228,197 @@ pub fn decode(
         keyed: result,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use weir_batch::{InputView, OutputWriter};
+
+    use super::*;
+
+    fn ev(value: &str, stream: &str, offset: i64) -> Event {
+        let mut e = Event::new(
+            value.as_bytes().to_vec(),
+            1000 + offset,
+            Position::new(stream.into(), 2, offset),
+        )
+        .with_key(b"k".to_vec());
+        e.headers.push(Header::new("h", b"v".to_vec()));
+        e
+    }
+
+    #[test]
+    fn encodes_events_streams_and_the_keyed_part() {
+        let events = vec![ev("a", "in", 0), ev("b", "other", 1), ev("c", "in", 2)];
+        let keyed = KeyedInput {
+            keys: vec![Bytes::from_static(b"card-1"), Bytes::from_static(b"card-2")],
+            event_key: vec![1, NO_KEY, 0],
+            states: vec![Some(Bytes::from_static(b"{\"count\":1}")), None],
+            watermark: Some(900),
+            fired: vec![(1, 850)],
+        };
+        let mut enc = PackedEncoder::default();
+        let buf = enc.encode(&events, Some(&keyed)).expect("encodes").to_vec();
+        let v = InputView::parse(&buf).expect("the guest reads it");
+        let got: Vec<_> = v.events().collect();
+        assert_eq!(got.len(), 3);
+        assert_eq!(
+            (v.stream(got[0].stream), v.stream(got[1].stream)),
+            ("in", "other")
+        );
+        assert_eq!(got[2].stream, got[0].stream, "stream names are shared");
+        assert_eq!(
+            (got[1].value, got[1].offset, got[1].partition),
+            (&b"b"[..], 1, 2)
+        );
+        assert_eq!(
+            got[0].headers.clone().collect::<Vec<_>>(),
+            vec![(&b"h"[..], &b"v"[..])]
+        );
+        assert_eq!(
+            got.iter().map(|e| e.state_key).collect::<Vec<_>>(),
+            vec![Some(1), None, Some(0)]
+        );
+        assert_eq!(v.key(0).unwrap().state, Some(&b"{\"count\":1}"[..]));
+        assert_eq!(v.key(1).unwrap().state, None);
+        assert_eq!(v.watermark(), Some(900));
+        assert_eq!(
+            v.fired().map(|f| (f.key, f.at_ms)).collect::<Vec<_>>(),
+            vec![(1, 850)]
+        );
+
+        // A plain call carries no keyed sections.
+        let buf = enc.encode(&events, None).expect("encodes").to_vec();
+        assert!(!InputView::parse(&buf).unwrap().is_keyed());
+    }
+
+    #[test]
+    fn refuses_inconsistent_keyed_input() {
+        let events = vec![ev("a", "in", 0)];
+        let mut enc = PackedEncoder::default();
+        let bad = [
+            KeyedInput {
+                event_key: vec![],
+                ..KeyedInput::default()
+            },
+            KeyedInput {
+                event_key: vec![0],
+                ..KeyedInput::default()
+            },
+            KeyedInput {
+                keys: vec![Bytes::new()],
+                states: vec![None],
+                event_key: vec![0],
+                fired: vec![(3, 0)],
+                ..KeyedInput::default()
+            },
+            KeyedInput {
+                keys: vec![Bytes::new()],
+                event_key: vec![0],
+                ..KeyedInput::default()
+            },
+        ];
+        for k in bad {
+            assert!(
+                matches!(enc.encode(&events, Some(&k)), Err(CallError::Host(_))),
+                "{k:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn decodes_outputs_timer_outputs_writes_and_timers() {
+        let inputs = vec![ev("a", "in", 10), ev("b", "in", 11)];
+        let mut w = OutputWriter::new();
+        w.event(1, Some("alerts"), None, b"XY", 5).unwrap();
+        w.header("hdr", b"val").unwrap();
+        w.event(2, None, Some(b"card"), b"from timer", 7).unwrap();
+        w.error(0, "bad");
+        w.error(2, "timer failed");
+        w.put(b"card", b"{}").unwrap();
+        w.delete(b"old").unwrap();
+        w.set_timer(b"card", 60).unwrap();
+        w.cancel_timer(b"card", 30).unwrap();
+        let provenance = Header::new("weir.version.s", b"abc".to_vec());
+        let d =
+            decode(w.finish(), &inputs, Some(1), 1 << 20, 1, Some(&provenance)).expect("decodes");
+        let o = &d.processed.outputs[0];
+        assert_eq!(
+            (o.input, o.route.as_deref(), &o.event.value[..]),
+            (1, Some("alerts"), &b"XY"[..])
+        );
+        assert_eq!(o.event.position.offset, 11);
+        assert_eq!(o.event.header("hdr").map(|v| &v[..]), Some(&b"val"[..]));
+        assert_eq!(
+            o.event.header("weir.version.s").map(|v| &v[..]),
+            Some(&b"abc"[..])
+        );
+        assert_eq!(d.processed.errors, vec![(0, "bad".to_string())]);
+        let t = &d.keyed.timer_outputs[0];
+        assert_eq!(
+            (t.input, &t.event.value[..], t.event.position.offset),
+            (0, &b"from timer"[..], -1)
+        );
+        assert_eq!(d.keyed.timer_errors, vec![(0, "timer failed".to_string())]);
+        assert_eq!(
+            d.keyed.writes,
+            vec![
+                (Bytes::from_static(b"card"), Some(Bytes::from_static(b"{}"))),
+                (Bytes::from_static(b"old"), None)
+            ]
+        );
+        assert_eq!(
+            d.keyed.timers,
+            vec![
+                TimerOp::Set {
+                    key: Bytes::from_static(b"card"),
+                    at_ms: 60
+                },
+                TimerOp::Cancel {
+                    key: Bytes::from_static(b"card"),
+                    at_ms: 30
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_hostile_outputs_without_panicking() {
+        let inputs = vec![ev("a", "in", 0)];
+        // An output naming a fired timer of a plain call, writes in a plain
+        // call, and an oversized buffer.
+        let mut w = OutputWriter::new();
+        w.event(1, None, None, b"v", 0).unwrap();
+        assert!(matches!(
+            decode(w.finish(), &inputs, None, 1 << 20, 1, None),
+            Err(CallError::Malformed(_))
+        ));
+        let mut w = OutputWriter::new();
+        w.put(b"k", b"v").unwrap();
+        assert!(matches!(
+            decode(w.finish(), &inputs, None, 1 << 20, 1, None),
+            Err(CallError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode(vec![0; 100], &inputs, None, 99, 1, None),
+            Err(CallError::OutputTooLarge {
+                bytes: 100,
+                limit_mib: 1
+            })
+        ));
+        // Random bytes with a valid header.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2_000 {
+            let mut b: Vec<u8> = (0..96)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            b[..4].copy_from_slice(&1u32.to_le_bytes());
+            b[4..8].copy_from_slice(&((x % 6) as u32).to_le_bytes());
+            let _ = decode(b, &inputs, Some(1), 1 << 20, 1, None);
+        }
+    }
+}
