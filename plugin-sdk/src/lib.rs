@@ -58,8 +58,10 @@ mod drivers;
 mod error;
 mod event;
 pub mod infer;
+mod keyed;
 pub mod log;
 mod params;
+pub mod window;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -67,6 +69,7 @@ pub mod __private;
 
 pub use error::{Error, Result};
 pub use event::{Event, Output, Position};
+pub use keyed::{Context, State};
 pub use log::now_ms;
 
 /// Re-exported for plugins that use JSON values (`weir_sdk::serde_json::Value`).
@@ -107,3 +110,36 @@ pub use weir_sdk_macros::batch;
 /// the entry point. It runs after the entry point's `&P` params (if any) were
 /// parsed; `Err` refuses the plugin with that message.
 pub use weir_sdk_macros::init;
+
+/// Marks the plugin's keyed function: per-key state kept by the host.
+///
+/// `fn name(ev: Event, state: &mut State<T>, ctx: &mut Context<P>) ->
+/// Result<Vec<Output>>` (`ctx: &mut Context` without params; `-> Vec<Output>`
+/// also works). `T: Serialize + DeserializeOwned` is the state of the
+/// event's key (stored as JSON by the host, across batches, restarts and hot
+/// swaps); `P` the stage params, read with [`Context::params`]. Events of
+/// one key see each other's writes in order; an `Err` sends the event to
+/// the dead-letter output and leaves the state as it found it. The stage
+/// must say which key the state belongs to (`[stages.state] key = ...`).
+pub use weir_sdk_macros::keyed;
+
+/// Marks the keyed plugin's timer function, run when the watermark passes
+/// a timer set with [`Context::set_timer`].
+///
+/// `fn name(key: &[u8], at_ms: i64, state: &mut State<T>, ctx: &mut
+/// Context<P>) -> Result<Vec<Output>>`, with the `T` and `P` of the
+/// `#[weir_sdk::keyed]` function in the same module. Its outputs have the
+/// timer's time as timestamp unless they set one.
+pub use weir_sdk_macros::on_timer;
+
+/// Makes the accumulator type it marks an event-time window operator: the
+/// plugin's keyed entry point and timer function are generated.
+///
+/// `#[weir_sdk::window(tumbling = "60s")]`, `(hopping = "60s", hop = "10s")`,
+/// `(sliding = "5m")` or `(session = "30m")` (the gap), with optional
+/// `allowed_lateness = "5s"` and `late = "late"` (the route of late events,
+/// which carry the header `weir.late`; `late = ""` fails them instead, as
+/// dead letters with the reason). The type implements
+/// [`window::Aggregate`] (`add`, `emit`, and `merge` for session and
+/// sliding windows) and serde. See the [`window`] module.
+pub use weir_sdk_macros::window;

@@ -2,10 +2,12 @@
 //! it may change in any release.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use serde::de::DeserializeOwned;
 
 pub use crate::drivers::{fail_all, ok, run_batch, run_filter, run_flat_map, run_map};
+pub use crate::keyed::{TimerHook, run_check_state, run_keyed, timer_fallback};
 pub use wit_bindgen;
 
 /// The one set of guest bindings: the `weir:plugin/transform-with-inference`
@@ -26,7 +28,52 @@ pub mod bindings {
     });
 }
 
-pub use bindings::exports::weir::plugin::transformer::{Batch, Guest, OutputBatch};
+pub use bindings::exports::weir::plugin::transformer::{Guest, PluginInfo};
+
+/// A packed input batch (`weir-batch` format).
+pub type Batch = Vec<u8>;
+/// A packed output batch.
+pub type OutputBatch = Vec<u8>;
+
+/// The `init` answer of a plugin that keeps no state.
+pub const STATELESS: PluginInfo = PluginInfo { keyed: false };
+/// The `init` answer of a keyed plugin.
+pub const KEYED: PluginInfo = PluginInfo { keyed: true };
+
+/// The params of a keyed entry point (`Context<P>`), shared with each
+/// batch's contexts.
+pub struct SharedParams<P>(RefCell<Option<Rc<P>>>);
+
+impl<P> SharedParams<P> {
+    #[allow(
+        clippy::new_without_default,
+        reason = "used in a const thread_local initializer"
+    )]
+    pub const fn new() -> Self {
+        Self(RefCell::new(None))
+    }
+
+    /// Parses (with `parse`) and stores the params.
+    pub fn init(&self, params: &str, parse: fn(&str) -> Result<P, String>) -> Result<(), String> {
+        let parsed = parse(params)?;
+        *self
+            .0
+            .try_borrow_mut()
+            .map_err(|_| "init called while a batch is being processed".to_owned())? =
+            Some(Rc::new(parsed));
+        Ok(())
+    }
+
+    /// The params, once `init` ran.
+    pub fn get(&self) -> Option<Rc<P>> {
+        self.0.try_borrow().ok().and_then(|p| p.clone())
+    }
+}
+
+/// The "parser" of a keyed entry point without params (`Context`).
+pub fn no_params(_params: &str) -> Result<(), String> {
+    Ok(())
+}
 
 /// Holds the deserialized stage params of an entry point taking `&P`.
 pub struct ParamSlot<P>(RefCell<Option<P>>);
@@ -115,31 +162,41 @@ mod tests {
     }
 
     fn empty_batch(events: usize) -> Batch {
-        let event = crate::__private::bindings::weir::plugin::types::Event {
-            key: None,
-            value: crate::__private::bindings::weir::plugin::types::Span { offset: 0, len: 0 },
-            timestamp_ms: 0,
-            headers: crate::__private::bindings::weir::plugin::types::Span { offset: 0, len: 0 },
-            position: crate::__private::bindings::weir::plugin::types::Position {
-                stream: 0,
+        let mut w = weir_batch::InputWriter::new();
+        let stream = w.stream("s");
+        for _ in 0..events {
+            w.event(&weir_batch::NewEvent {
+                key: None,
+                value: b"",
+                timestamp_ms: 0,
+                stream,
                 partition: 0,
                 offset: 0,
-            },
-        };
-        Batch {
-            data: Vec::new(),
-            events: vec![event; events],
-            headers: Vec::new(),
-            streams: Vec::new(),
+                state_key: None,
+            });
         }
+        w.finish().unwrap().to_vec()
+    }
+
+    fn view(out: &[u8]) -> weir_batch::OutputView<'_> {
+        weir_batch::OutputView::parse(
+            out,
+            &weir_batch::Limits {
+                inputs: 2,
+                max_bytes: 1 << 20,
+                keyed: false,
+            },
+        )
+        .unwrap()
     }
 
     #[test]
     fn param_slot() {
         let slot = ParamSlot::<P>::new();
         let out = slot.process(empty_batch(2), |b, _| run_map(b, Ok));
-        assert_eq!(out.errors.len(), 2);
-        assert!(out.errors[0].message.starts_with("plugin not initialized"));
+        let errors: Vec<_> = view(&out).errors().collect();
+        assert_eq!(errors.len(), 2);
+        assert!(errors[0].message.starts_with(b"plugin not initialized"));
 
         assert!(
             slot.init(r#"{"n": "x"}"#, parse_params::<P>)
@@ -150,8 +207,9 @@ mod tests {
         let out = slot.process(empty_batch(2), |b, p| {
             run_map(b, |ev| Ok(ev.with_value(p.n.to_string())))
         });
-        assert_eq!(out.errors.len(), 0);
-        assert_eq!(out.data, b"44");
+        let out = view(&out);
+        assert_eq!(out.errors().len(), 0);
+        assert_eq!(out.data(), b"44");
     }
 
     #[test]

@@ -1,10 +1,16 @@
 //! `weir:plugin/clock`.
 
 use crate::plugin::StoreState;
-use crate::plugin::wit_clock::Host;
 
-impl Host for StoreState {
-    fn now_ms(&mut self) -> i64 {
-        crate::event::now_ms()
-    }
+macro_rules! clock_host {
+    ($wit:path) => {
+        impl $wit for StoreState {
+            fn now_ms(&mut self) -> i64 {
+                crate::event::now_ms()
+            }
+        }
+    };
 }
+
+clock_host!(crate::plugin::wit_clock::Host);
+clock_host!(crate::plugin::wit2_clock::Host);

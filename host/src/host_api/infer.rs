@@ -4,7 +4,14 @@
 
 use crate::inference::{InferError, Tensor, TensorData};
 use crate::plugin::StoreState;
-use crate::plugin::wit_inference as wit;
+
+/// The `inference` host of one contract version (`$wit`: its generated
+/// module; both versions have the same types under the same names).
+macro_rules! inference_host {
+    ($module:ident, $wit:ident) => {
+        mod $module {
+            use super::*;
+            use crate::plugin::$wit as wit;
 
 impl wit::Host for StoreState {
     fn infer(
@@ -66,3 +73,9 @@ fn to_wit_error(err: InferError) -> wit::InferError {
         InferError::Unavailable(m) => wit::InferError::Unavailable(m),
     }
 }
+        }
+    };
+}
+
+inference_host!(v1, wit_inference);
+inference_host!(v2, wit2_inference);

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
-use super::bindings::{Transform, TransformPre};
+use super::bindings::{v1, v2};
 use super::cache::{ArtifactCache, CacheOutcome, content_hash};
-use super::component::LoadedPlugin;
+use super::component::{LoadedPlugin, PluginPre};
 use super::error::PluginError;
 use super::instance::{InstanceConfig, PluginInstance};
 use super::limits::EPOCH_TICK;
@@ -162,8 +162,12 @@ impl PluginEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| PluginError::Engine(format!("linking WASI: {e}")))?;
-        Transform::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |s| s)
-            .map_err(|e| PluginError::Engine(format!("linking host API: {e}")))?;
+        // Both contract versions side by side: their interfaces have
+        // different (semver-incompatible) names.
+        v1::Transform::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Engine(format!("linking host API 0.1: {e}")))?;
+        v2::Transform::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Engine(format!("linking host API 0.2: {e}")))?;
         let ticker = EpochTicker::start(engine.clone());
         Ok(Self {
             engine,
@@ -194,7 +198,8 @@ impl PluginEngine {
 
     /// Compiles (or fetches from the cache) and links a plugin, checking that
     /// its world fits this host: every import it needs is provided, and it
-    /// exports `weir:plugin/transformer@0.1.x`.
+    /// exports `weir:plugin/transformer@0.2.0` or `@0.1.x` (which one picks
+    /// the contract the instances speak).
     pub fn load_bytes(&self, name: &str, wasm: &[u8]) -> Result<LoadedPlugin, PluginError> {
         check_component_header(name, wasm)?;
         let version = content_hash(wasm);
@@ -213,10 +218,17 @@ impl PluginEngine {
                     name: name.to_string(),
                     reason: format!("{e:#}"),
                 })?;
-        let pre = TransformPre::new(pre).map_err(|e| PluginError::Incompatible {
-            name: name.to_string(),
-            reason: format!("{e:#}"),
-        })?;
+        let pre = match v2::TransformPre::new(pre.clone()) {
+            Ok(pre) => PluginPre::V2(pre),
+            Err(_) => PluginPre::V1(v1::TransformPre::new(pre).map_err(|e| {
+                PluginError::Incompatible {
+                    name: name.to_string(),
+                    reason: format!(
+                        "{e:#} (this host runs plugins that export weir:plugin/transformer@0.2.0 or @0.1.x)"
+                    ),
+                }
+            })?),
+        };
         Ok(LoadedPlugin {
             name: name.into(),
             version: version.into(),

@@ -52,4 +52,8 @@ pub enum CallError {
     /// (a span out of range, an unknown input index...).
     #[error("plugin returned a malformed output batch: {0}")]
     Malformed(String),
+    /// The host could not make the call (a batch over the format's 4 GiB,
+    /// a keyed call of a plugin that is not keyed...). Not the plugin's fault.
+    #[error("the host could not call the plugin: {0}")]
+    Host(String),
 }

@@ -5,10 +5,15 @@ use std::sync::Arc;
 
 use wasmtime::{Store, Trap};
 
-use super::bindings::Transform;
-use super::codec::{self, BatchEncoder, Processed};
-use super::component::LoadedPlugin;
+use bytes::Bytes;
+
+use super::bindings::{v1, v2};
+use super::codec::Processed;
+use super::codec::packed::{self, PackedEncoder};
+use super::codec::records::{self, BatchEncoder};
+use super::component::{LoadedPlugin, PluginPre};
 use super::error::{CallError, PluginError};
+use super::keyed::{KeyedInput, KeyedOutput, PluginInfo};
 use super::limits::LimitsConfig;
 use super::sandbox::{Sandbox, panic_message};
 use super::state::StoreState;
@@ -40,11 +45,18 @@ impl InstanceConfig {
     }
 }
 
+/// An instance's exports, and the encoder of its contract version.
+enum Bound {
+    V1(v1::Transform, BatchEncoder),
+    V2(v2::Transform, PackedEncoder),
+}
+
 /// A plugin instance serving one stage.
 pub struct PluginInstance {
     store: Store<StoreState>,
-    transform: Transform,
-    encoder: BatchEncoder,
+    bound: Bound,
+    /// What `init` said (0.1.x: not keyed).
+    info: PluginInfo,
     limits: LimitsConfig,
     plugin: LoadedPlugin,
     /// The engine counts fuel (some stage asked for it).
@@ -79,18 +91,24 @@ impl PluginInstance {
             store.epoch_deadline_trap();
         }
         arm(&mut store, &config.limits, fueled);
-        let transform =
-            plugin
-                .pre
-                .instantiate(&mut store)
-                .map_err(|e| PluginError::Incompatible {
-                    name: plugin.name.to_string(),
-                    reason: format!("instantiation failed: {e:#}"),
-                })?;
+        let failed = |e: wasmtime::Error| PluginError::Incompatible {
+            name: plugin.name.to_string(),
+            reason: format!("instantiation failed: {e:#}"),
+        };
+        let bound = match &plugin.pre {
+            PluginPre::V1(pre) => Bound::V1(
+                pre.instantiate(&mut store).map_err(failed)?,
+                BatchEncoder::default(),
+            ),
+            PluginPre::V2(pre) => Bound::V2(
+                pre.instantiate(&mut store).map_err(failed)?,
+                PackedEncoder::default(),
+            ),
+        };
         Ok(Self {
             store,
-            transform,
-            encoder: BatchEncoder::default(),
+            bound,
+            info: PluginInfo::default(),
             limits: config.limits.clone(),
             plugin: plugin.clone(),
             fueled,
@@ -110,18 +128,31 @@ impl PluginInstance {
         &self.plugin
     }
 
+    /// What the plugin said about itself in `init` (before `init`, and
+    /// for 0.1.x plugins: not keyed).
+    pub fn info(&self) -> PluginInfo {
+        self.info
+    }
+
     /// Runs the plugin's `init` with the stage params (a JSON object).
     pub fn init(&mut self, params_json: &str) -> Result<(), PluginError> {
         arm(&mut self.store, &self.limits, self.fueled);
         let name = self.plugin.name.to_string();
         self.store.data().stderr.hold();
-        let result = self
-            .transform
-            .weir_plugin_transformer()
-            .call_init(&mut self.store, params_json);
-        match result {
-            Ok(Ok(())) => {
+        let called = match &self.bound {
+            Bound::V1(t, _) => t
+                .weir_plugin_transformer()
+                .call_init(&mut self.store, params_json)
+                .map(|r| r.map(|()| PluginInfo::default())),
+            Bound::V2(t, _) => t
+                .weir_plugin_transformer()
+                .call_init(&mut self.store, params_json)
+                .map(|r| r.map(|info| PluginInfo { keyed: info.keyed })),
+        };
+        match called {
+            Ok(Ok(info)) => {
                 self.store.data().stderr.release();
+                self.info = info;
                 Ok(())
             }
             Ok(Err(reason)) => {
@@ -139,13 +170,65 @@ impl PluginInstance {
         }
     }
 
-    /// Runs one batch. On `Err` the instance must not be used again.
+    /// Runs one batch. On `Err` the instance must not be used again. A keyed
+    /// plugin called this way sees no state (and may not write any).
     pub fn process(&mut self, events: &[Event]) -> Result<Processed, CallError> {
         arm(&mut self.store, &self.limits, self.fueled);
-        let batch = self.encoder.encode(events);
+        let (max, mib) = (self.limits.max_output_bytes(), self.limits.max_output_mib);
+        match &mut self.bound {
+            Bound::V1(t, encoder) => {
+                let batch = encoder.encode(events);
+                self.store.data().stderr.hold();
+                let out = match t
+                    .weir_plugin_transformer()
+                    .call_process(&mut self.store, batch)
+                {
+                    Ok(out) => out,
+                    Err(err) => return Err(self.classify(&err)),
+                };
+                self.store.data().stderr.release();
+                records::decode(out, events, max, mib, Some(&self.provenance))
+            }
+            Bound::V2(t, encoder) => {
+                let batch = encoder.encode(events, None)?;
+                self.store.data().stderr.hold();
+                let out = match t
+                    .weir_plugin_transformer()
+                    .call_process(&mut self.store, batch)
+                {
+                    Ok(out) => out,
+                    Err(err) => return Err(self.classify(&err)),
+                };
+                self.store.data().stderr.release();
+                packed::decode(out, events, None, max, mib, Some(&self.provenance))
+                    .map(|d| d.processed)
+            }
+        }
+    }
+
+    /// Runs one batch of a keyed plugin with the state of its keys, the
+    /// watermark and the fired timers. Same limits and the same fault rule
+    /// as [`PluginInstance::process`]: on `Err` the instance must not be
+    /// used again.
+    pub fn process_keyed(
+        &mut self,
+        events: &[Event],
+        keyed: &KeyedInput,
+    ) -> Result<KeyedOutput, CallError> {
+        if !self.info.keyed {
+            return Err(CallError::Host(format!(
+                "plugin {} is not keyed (its init did not say so)",
+                self.plugin.name
+            )));
+        }
+        arm(&mut self.store, &self.limits, self.fueled);
+        let (max, mib) = (self.limits.max_output_bytes(), self.limits.max_output_mib);
+        let Bound::V2(t, encoder) = &mut self.bound else {
+            return Err(CallError::Host("a 0.1.x plugin cannot be keyed".into()));
+        };
+        let batch = encoder.encode(events, Some(keyed))?;
         self.store.data().stderr.hold();
-        let out = match self
-            .transform
+        let out = match t
             .weir_plugin_transformer()
             .call_process(&mut self.store, batch)
         {
@@ -153,13 +236,37 @@ impl PluginInstance {
             Err(err) => return Err(self.classify(&err)),
         };
         self.store.data().stderr.release();
-        codec::decode(
+        let decoded = packed::decode(
             out,
             events,
-            self.limits.max_output_bytes(),
-            self.limits.max_output_mib,
+            Some(keyed.fired.len()),
+            max,
+            mib,
             Some(&self.provenance),
-        )
+        )?;
+        let mut result = decoded.keyed;
+        result.outputs = decoded.processed.outputs;
+        result.errors = decoded.processed.errors;
+        Ok(result)
+    }
+
+    /// Asks the plugin whether it can read these stored (key, value) pairs
+    /// (a keyed plugin decodes each value as its state type). `Err`: the
+    /// first failure, or the fault of the call (the instance must then not
+    /// be used again). Plugins that are not keyed accept any sample.
+    pub fn check_state(&mut self, sample: &[(Bytes, Bytes)]) -> Result<(), String> {
+        arm(&mut self.store, &self.limits, self.fueled);
+        let Bound::V2(t, encoder) = &mut self.bound else {
+            return Ok(());
+        };
+        let buf = encoder.encode_sample(sample).map_err(|e| e.to_string())?;
+        match t
+            .weir_plugin_transformer()
+            .call_check_state(&mut self.store, buf)
+        {
+            Ok(result) => result,
+            Err(err) => Err(self.classify(&err).to_string()),
+        }
     }
 }
 

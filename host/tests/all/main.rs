@@ -8,6 +8,7 @@ mod fraud;
 mod inference;
 mod kafka;
 mod kafka_swap;
+mod keyed;
 mod metrics;
 mod pipeline;
 mod plugin_cli;

@@ -69,14 +69,30 @@ fn inspect_shows_the_interface_and_verdict() {
     let (ok, out, err) = output_of(weir().args(["plugin", "inspect"]).arg(plugin("upper")));
     assert!(ok, "{err}");
     assert!(
-        out.contains("exports:\n  weir:plugin/transformer@0.1.1"),
+        out.contains("exports:\n  weir:plugin/transformer@0.2.0"),
         "{out}"
     );
     assert!(
-        out.contains("imports:\n  weir:plugin/types@0.1.1 (interface)"),
+        out.contains("imports:\n  weir:plugin/types@0.2.0 (interface)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("contract: weir:plugin@0.2.0 (packed batch, keyed state)"),
         "{out}"
     );
     assert!(out.contains("runs on this host: yes"), "{out}");
+
+    // A plugin of the released 0.1.0 contract: linked beside 0.2.0.
+    let (ok, out, err) = output_of(
+        weir()
+            .args(["plugin", "inspect"])
+            .arg(plugin("compat-v010")),
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("contract: weir:plugin@0.1.0 (typed batch records)"),
+        "{out}"
+    );
 
     // An empty component: valid WebAssembly, but it exports nothing.
     let tmp = tempfile::tempdir().expect("tempdir");

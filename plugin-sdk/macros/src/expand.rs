@@ -11,13 +11,13 @@ use crate::signature::{self, Entry, Kind};
 /// A marker every entry point defines: a second entry point in the module is
 /// then an error naming it, and `#[weir_sdk::init]` refers to it so that an init
 /// without an entry point in its module is an error naming it.
-const ENTRY_POINT_MARKER: &str = "__weir_sdk_entry_point_of_this_plugin";
+pub(crate) const ENTRY_POINT_MARKER: &str = "__weir_sdk_entry_point_of_this_plugin";
 
 fn ident(name: &str) -> syn::Ident {
     syn::Ident::new(name, proc_macro2::Span::call_site())
 }
 
-fn no_arguments(attribute: &str, attr: TokenStream) -> syn::Result<()> {
+pub(crate) fn no_arguments(attribute: &str, attr: TokenStream) -> syn::Result<()> {
     if attr.is_empty() {
         Ok(())
     } else {
@@ -151,15 +151,22 @@ fn entry_glue(f: &ItemFn, entry: &Entry) -> TokenStream {
             impl #sdk::__private::Guest for __WeirPlugin {
                 fn init(
                     __weir_json: ::std::string::String,
-                ) -> ::core::result::Result<(), ::std::string::String> {
+                ) -> ::core::result::Result<#sdk::__private::PluginInfo, ::std::string::String> {
                     #init_params
-                    <__WeirInit as #sdk::__private::InitHook>::run(&__weir_json)
+                    <__WeirInit as #sdk::__private::InitHook>::run(&__weir_json)?;
+                    ::core::result::Result::Ok(#sdk::__private::STATELESS)
                 }
 
                 fn process(
                     __weir_input: #sdk::__private::Batch,
                 ) -> #sdk::__private::OutputBatch {
                     #process
+                }
+
+                fn check_state(
+                    _sample: #sdk::__private::Batch,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    ::core::result::Result::Ok(())
                 }
             }
 

@@ -7,7 +7,9 @@
 //! refers to the SDK as `::weir_sdk`, so the dependency must keep that name.
 
 mod expand;
+mod keyed;
 mod signature;
+mod window;
 
 use proc_macro::TokenStream;
 use signature::Kind;
@@ -42,4 +44,25 @@ pub fn batch(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn init(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::init(attr.into(), item.into()).into()
+}
+
+/// `#[weir_sdk::keyed] fn f(ev: Event, state: &mut State<T>, ctx: &mut Context<P>) ->
+/// Result<Vec<Output>>`: see `weir_sdk::keyed`.
+#[proc_macro_attribute]
+pub fn keyed(attr: TokenStream, item: TokenStream) -> TokenStream {
+    keyed::keyed(attr.into(), item.into()).into()
+}
+
+/// `#[weir_sdk::on_timer] fn f(key: &[u8], at_ms: i64, state: &mut State<T>, ctx: &mut
+/// Context<P>) -> Result<Vec<Output>>`: see `weir_sdk::on_timer`.
+#[proc_macro_attribute]
+pub fn on_timer(attr: TokenStream, item: TokenStream) -> TokenStream {
+    keyed::on_timer(attr.into(), item.into()).into()
+}
+
+/// `#[weir_sdk::window(tumbling = "60s", allowed_lateness = "5s")]` on an accumulator type
+/// implementing `weir_sdk::window::Aggregate`: see `weir_sdk::window`.
+#[proc_macro_attribute]
+pub fn window(attr: TokenStream, item: TokenStream) -> TokenStream {
+    window::window(attr.into(), item.into()).into()
 }

@@ -304,6 +304,125 @@ pub(crate) fn validate_entry(kind: Kind, f: &ItemFn) -> syn::Result<Entry> {
     })
 }
 
+/// A validated `#[weir_sdk::keyed]` or `#[weir_sdk::on_timer]` function.
+pub(crate) struct Keyed {
+    /// Returns a `Result` (else the outputs themselves).
+    pub(crate) fallible: bool,
+    /// `T` of `state: &mut State<T>`.
+    pub(crate) state: Type,
+    /// `P` of `ctx: &mut Context<P>` (`None`: `Context`, no params).
+    pub(crate) params: Option<Type>,
+}
+
+impl std::fmt::Debug for Keyed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyed")
+            .field("fallible", &self.fallible)
+            .field("state", &type_text(Some(&self.state)))
+            .field("params", &type_text(self.params.as_ref()))
+            .finish()
+    }
+}
+
+/// `&mut Name<...>`: the type inside the reference, if it is `Name`.
+fn mut_ref_named<'a>(ty: &'a Type, name: &str) -> Option<&'a Type> {
+    match strip(ty) {
+        Type::Reference(r) if r.mutability.is_some() && r.lifetime.is_none() => {
+            let inner = &*r.elem;
+            last_segment(inner)
+                .is_some_and(|s| s.ident == name)
+                .then_some(inner)
+        }
+        _ => None,
+    }
+}
+
+/// Validates a keyed function: `fn(ev: Event, state: &mut State<T>, ctx:
+/// &mut Context[<P>]) -> Result<Vec<Output>>` (`timer`: `fn(key: &[u8],
+/// at_ms: i64, state, ctx)`).
+pub(crate) fn validate_keyed(f: &ItemFn, timer: bool) -> syn::Result<Keyed> {
+    let (attribute, expected) = if timer {
+        (
+            "#[weir_sdk::on_timer]",
+            "a #[weir_sdk::on_timer] function must be `fn(key: &[u8], at_ms: i64, state: &mut State<T>, ctx: &mut Context<P>) -> weir_sdk::Result<Vec<Output>>` (`ctx: &mut Context` without params)",
+        )
+    } else {
+        (
+            "#[weir_sdk::keyed]",
+            "a #[weir_sdk::keyed] function must be `fn(ev: Event, state: &mut State<T>, ctx: &mut Context<P>) -> weir_sdk::Result<Vec<Output>>` (`ctx: &mut Context` without params)",
+        )
+    };
+    check_plain(attribute, f)?;
+    let params = param_types(f);
+    let wrong = |ty: &Type, what: &str| syn::Error::new_spanned(ty, format!("{expected}: {what}"));
+    let (state, ctx) = match (timer, params.as_slice()) {
+        (false, [ev, state, ctx]) => {
+            if !is_event(ev) {
+                return Err(wrong(ev, "the first parameter must be `Event`"));
+            }
+            (*state, *ctx)
+        }
+        (true, [key, at, state, ctx]) => {
+            let is_bytes = matches!(strip(key), Type::Reference(r) if r.mutability.is_none()
+                && matches!(strip(&r.elem), Type::Slice(s) if is_named(&s.elem, "u8")));
+            if !is_bytes {
+                return Err(wrong(key, "the first parameter must be `&[u8]`"));
+            }
+            if !is_named(at, "i64") {
+                return Err(wrong(at, "the second parameter must be `i64`"));
+            }
+            (*state, *ctx)
+        }
+        _ => {
+            let message = format!("{expected}, but it has {} parameters", params.len());
+            return Err(if f.sig.inputs.is_empty() {
+                syn::Error::new(f.sig.paren_token.span.join(), message)
+            } else {
+                syn::Error::new_spanned(&f.sig.inputs, message)
+            });
+        }
+    };
+    let state = mut_ref_named(state, "State")
+        .and_then(|s| match type_args(s, "State")?.as_slice() {
+            [t] => Some((*t).clone()),
+            _ => None,
+        })
+        .ok_or_else(|| wrong(state, "the state parameter must be `&mut State<T>`"))?;
+    let context = mut_ref_named(ctx, "Context")
+        .ok_or_else(|| wrong(ctx, "the context parameter must be `&mut Context<P>`"))?;
+    let params = if is_named(context, "Context") {
+        None
+    } else {
+        match type_args(context, "Context").as_deref() {
+            Some([p]) if is_unit(p) => None,
+            Some([p]) => Some((*p).clone()),
+            _ => {
+                return Err(wrong(
+                    ctx,
+                    "the context parameter must be `&mut Context<P>`",
+                ));
+            }
+        }
+    };
+    let ReturnType::Type(_, output) = &f.sig.output else {
+        return Err(syn::Error::new_spanned(
+            &f.sig,
+            format!("{expected}, but it returns nothing"),
+        ));
+    };
+    let fallible = match result_of(output) {
+        Some(inner) if is_outputs(inner) => true,
+        Some(inner) => return Err(wrong(inner, "this type is wrong")),
+        None if is_outputs(output) => false,
+        None => return Err(wrong(output, "this return type is wrong")),
+    };
+    Ok(Keyed {
+        fallible,
+        state,
+        params,
+    })
+}
+
 /// Validates a `#[weir_sdk::init]` function: `fn(params: P) -> Result<()>` or
 /// `fn() -> Result<()>`.
 pub(crate) fn validate_init(f: &ItemFn) -> syn::Result<Init> {

@@ -1,35 +1,27 @@
 //! The drivers over the codec, as the host calls them: batches built the
-//! way the host builds them, outputs read back the way the host reads them.
+//! way the host builds them (`weir_batch::InputWriter`), outputs read back
+//! the way the host reads them (`weir_batch::OutputView`).
+
+use weir_batch::{InputView, InputWriter, Limits, NewEvent, OutputView};
 
 use super::*;
 use crate::codec::Decoder;
 
 /// Builds input batches the way the host does.
-#[derive(Default)]
 struct BatchBuilder {
-    batch: Option<wit::Batch>,
+    writer: InputWriter,
+}
+
+impl Default for BatchBuilder {
+    fn default() -> Self {
+        let mut writer = InputWriter::new();
+        writer.stream("topic-a");
+        writer.stream("topic-b");
+        Self { writer }
+    }
 }
 
 impl BatchBuilder {
-    fn batch(&mut self) -> &mut wit::Batch {
-        self.batch.get_or_insert_with(|| wit::Batch {
-            data: Vec::new(),
-            events: Vec::new(),
-            headers: Vec::new(),
-            streams: vec!["topic-a".into(), "topic-b".into()],
-        })
-    }
-
-    fn span(&mut self, bytes: &[u8]) -> wit::Span {
-        let data = &mut self.batch().data;
-        let offset = data.len() as u32;
-        data.extend_from_slice(bytes);
-        wit::Span {
-            offset,
-            len: bytes.len() as u32,
-        }
-    }
-
     fn event(
         mut self,
         key: Option<&str>,
@@ -37,33 +29,38 @@ impl BatchBuilder {
         headers: &[(&str, &str)],
         offset: i64,
     ) -> Self {
-        let key = key.map(|k| self.span(k.as_bytes()));
-        let value = self.span(value.as_bytes());
-        let first = self.batch().headers.len() as u32;
-        for (n, v) in headers {
-            let name = self.span(n.as_bytes());
-            let value = self.span(v.as_bytes());
-            self.batch().headers.push(wit::Header { name, value });
-        }
-        self.batch().events.push(wit::Event {
+        self.raw_event(
             key,
             value,
-            timestamp_ms: 1000 + offset,
-            headers: wit::Span {
-                offset: first,
-                len: headers.len() as u32,
-            },
-            position: wit::Position {
-                stream: (offset % 2) as u32,
-                partition: 3,
-                offset,
-            },
-        });
+            headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+            offset,
+        );
         self
     }
 
-    fn build(mut self) -> wit::Batch {
-        self.batch().clone()
+    fn raw_event<'a>(
+        &mut self,
+        key: Option<&str>,
+        value: &str,
+        headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+        offset: i64,
+    ) {
+        self.writer.event(&NewEvent {
+            key: key.map(str::as_bytes),
+            value: value.as_bytes(),
+            timestamp_ms: 1000 + offset,
+            stream: (offset % 2) as u32,
+            partition: 3,
+            offset,
+            state_key: None,
+        });
+        for (n, v) in headers {
+            self.writer.header(n, v);
+        }
+    }
+
+    fn build(mut self) -> Batch {
+        self.writer.finish().expect("fits").to_vec()
     }
 }
 
@@ -78,37 +75,57 @@ struct Out {
     headers: Vec<(String, String)>,
 }
 
-fn text(out: &wit::OutputBatch, span: wit::Span) -> String {
-    let range = span.offset as usize..(span.offset + span.len) as usize;
-    String::from_utf8(out.data[range].to_vec()).unwrap()
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
 }
 
-fn read(out: &wit::OutputBatch) -> Vec<Out> {
-    out.events
-        .iter()
+fn view(out: &[u8]) -> OutputView<'_> {
+    OutputView::parse(
+        out,
+        &Limits {
+            inputs: 16,
+            max_bytes: 1 << 30,
+            keyed: false,
+        },
+    )
+    .expect("the host accepts the output")
+}
+
+fn read(out: &[u8]) -> Vec<Out> {
+    let v = view(out);
+    v.outputs()
         .map(|e| Out {
             input: e.input,
-            route: e.route.map(|r| out.routes[r as usize].clone()),
-            key: e.key.map(|k| text(out, k)),
-            value: text(out, e.value),
+            route: e.route.map(|r| v.route(r).to_owned()),
+            key: e.key.map(text),
+            value: text(e.value),
             timestamp_ms: e.timestamp_ms,
-            headers: out.headers
-                [e.headers.offset as usize..(e.headers.offset + e.headers.len) as usize]
-                .iter()
-                .map(|h| (text(out, h.name), text(out, h.value)))
-                .collect(),
+            headers: e.headers.map(|(n, v)| (text(n), text(v))).collect(),
         })
         .collect()
 }
 
-fn errors(out: &wit::OutputBatch) -> Vec<(u32, &str)> {
-    out.errors
-        .iter()
-        .map(|e| (e.input, e.message.as_str()))
+fn errors(out: &[u8]) -> Vec<(u32, String)> {
+    view(out)
+        .errors()
+        .map(|e| (e.input, text(e.message)))
         .collect()
 }
 
-fn sample() -> wit::Batch {
+fn routes(out: &[u8]) -> Vec<String> {
+    let v = view(out);
+    (0..v.routes_len() as u32)
+        .map(|i| v.route(i).to_owned())
+        .collect()
+}
+
+fn decode_all(batch: &[u8]) -> Vec<Event> {
+    let view = InputView::parse(batch).unwrap();
+    let mut decoder = Decoder::new(&view);
+    view.events().map(|raw| decoder.event(&raw)).collect()
+}
+
+fn sample() -> Batch {
     BatchBuilder::default()
         .event(Some("k0"), "zero", &[], 0)
         .event(None, "one", &[("h", "1"), ("x", "y")], 1)
@@ -118,13 +135,7 @@ fn sample() -> wit::Batch {
 
 #[test]
 fn decode_builds_owned_events() {
-    let batch = sample();
-    let mut decoder = Decoder::new(&batch);
-    let events: Vec<Event> = batch
-        .events
-        .iter()
-        .map(|raw| decoder.event(raw).unwrap())
-        .collect();
+    let events = decode_all(&sample());
     assert_eq!(events[0].key(), Some(&b"k0"[..]));
     assert_eq!(events[0].value(), b"zero");
     assert_eq!(events[0].headers.capacity(), 0);
@@ -142,8 +153,8 @@ fn decode_builds_owned_events() {
 #[test]
 fn map_round_trips_everything() {
     let out = run_map(sample(), Ok);
-    assert!(out.errors.is_empty());
-    assert!(out.routes.is_empty());
+    assert!(errors(&out).is_empty());
+    assert!(routes(&out).is_empty());
     assert_eq!(
         read(&out),
         vec![
@@ -187,7 +198,7 @@ fn map_errors_and_new_events() {
         }
         Ok(new)
     });
-    assert_eq!(errors(&out), vec![(1, "poison at 1")]);
+    assert_eq!(errors(&out), vec![(1, "poison at 1".into())]);
     let outs = read(&out);
     assert_eq!(outs.len(), 2);
     assert_eq!((outs[0].input, outs[0].value.as_str()), (0, "ZERO"));
@@ -204,7 +215,7 @@ fn filter_keeps_and_drops() {
         b"one" => Ok(false),
         _ => Err(Error::msg("nope")),
     });
-    assert_eq!(errors(&out), vec![(2, "nope")]);
+    assert_eq!(errors(&out), vec![(2, "nope".into())]);
     let outs = read(&out);
     assert_eq!(outs.len(), 1);
     assert_eq!((outs[0].input, outs[0].key.as_deref()), (0, Some("k0")));
@@ -223,7 +234,7 @@ fn flat_map_routes_are_interned() {
         }
         Ok(outputs)
     });
-    assert_eq!(out.routes, vec!["alerts".to_owned(), "audit".to_owned()]);
+    assert_eq!(routes(&out), vec!["alerts".to_owned(), "audit".to_owned()]);
     let outs = read(&out);
     let summary: Vec<(u32, Option<&str>)> =
         outs.iter().map(|o| (o.input, o.route.as_deref())).collect();
@@ -246,7 +257,8 @@ fn flat_map_routes_are_interned() {
 #[test]
 fn flat_map_can_drop_everything() {
     let out = run_flat_map(sample(), |_| Ok(Vec::new()));
-    assert!(out.events.is_empty() && out.errors.is_empty() && out.data.is_empty());
+    let v = view(&out);
+    assert!(v.outputs_len() == 0 && v.errors().len() == 0 && v.data().is_empty());
 }
 
 #[test]
@@ -264,7 +276,7 @@ fn batch_results_align_with_inputs() {
             })
             .collect()
     });
-    assert_eq!(errors(&out), vec![(1, "bad")]);
+    assert_eq!(errors(&out), vec![(1, "bad".into())]);
     let outs = read(&out);
     assert_eq!(outs.len(), 2);
     assert_eq!((outs[0].input, outs[1].input), (0, 2));
@@ -277,7 +289,7 @@ fn batch_length_mismatch_fails_every_event() {
         events.pop();
         events.into_iter().map(|ev| Ok(vec![ev.into()])).collect()
     });
-    assert!(out.events.is_empty());
+    assert!(read(&out).is_empty());
     let errs = errors(&out);
     assert_eq!(errs.len(), 3);
     assert!(
@@ -288,26 +300,29 @@ fn batch_length_mismatch_fails_every_event() {
 }
 
 #[test]
-fn malformed_spans_fail_only_their_event() {
+fn a_malformed_batch_fails_every_event_with_the_reason() {
     let mut batch = sample();
-    batch.events[1].value.len = 10_000;
-    batch.events[2].headers = wit::Span { offset: 99, len: 1 };
+    // The first event's value length (at 12 in its entry) points past the data.
+    let n = u32::from_le_bytes(batch[4..8].try_into().unwrap()) as usize;
+    let events_at = (0..n)
+        .map(|i| 8 + 16 * i)
+        .find(|&at| u32::from_le_bytes(batch[at..at + 4].try_into().unwrap()) == 2)
+        .map(|at| u32::from_le_bytes(batch[at + 8..at + 12].try_into().unwrap()) as usize)
+        .unwrap();
+    batch[events_at + 12..events_at + 16].copy_from_slice(&10_000u32.to_le_bytes());
     let out = run_map(batch, Ok);
     let errs = errors(&out);
-    assert_eq!(errs.len(), 2);
-    assert!(errs[0].1.starts_with("malformed input batch: data span"));
-    assert!(errs[1].1.starts_with("malformed input batch: header range"));
-    assert_eq!(read(&out).len(), 1);
-}
-
-#[test]
-fn unknown_stream_index_is_empty_name() {
-    let mut batch = sample();
-    batch.events[0].position.stream = 42;
-    let mut decoder = Decoder::new(&batch);
-    let ev = decoder.event(&batch.events[0]).unwrap();
-    assert_eq!(ev.position().stream(), "");
-    assert_eq!(ev.position().offset(), 0);
+    assert_eq!(errs.len(), 3);
+    assert!(
+        errs[0]
+            .1
+            .starts_with("malformed input batch: event 0: the value"),
+        "{errs:?}"
+    );
+    assert!(read(&out).is_empty());
+    // Not even a directory: nothing to answer for.
+    let out = run_map(vec![1, 2, 3], Ok);
+    assert!(errors(&out).is_empty());
 }
 
 #[test]
@@ -317,12 +332,14 @@ fn buffers_are_recycled_without_leaking_content() {
         .event(None, "v2", &[], 1)
         .event(Some("k"), "", &[], 2)
         .build();
-    let mut decoder = Decoder::new(&batch);
-    let first = decoder.event(&batch.events[0]).unwrap();
+    let view = InputView::parse(&batch).unwrap();
+    let raw: Vec<_> = view.events().collect();
+    let mut decoder = Decoder::new(&view);
+    let first = decoder.event(&raw[0]);
     let value_ptr = first.value.as_ptr();
     decoder.recycle(first);
     assert_eq!(decoder.pooled(), 2);
-    let second = decoder.event(&batch.events[1]).unwrap();
+    let second = decoder.event(&raw[1]);
     assert_eq!(second.value(), b"v2");
     assert_eq!(second.key(), None);
     assert_eq!(
@@ -331,7 +348,7 @@ fn buffers_are_recycled_without_leaking_content() {
         "reused the key's or value's buffer"
     );
     decoder.recycle(second);
-    let third = decoder.event(&batch.events[2]).unwrap();
+    let third = decoder.event(&raw[2]);
     assert_eq!((third.key(), third.value()), (Some(&b"k"[..]), &b""[..]));
     let out = run_map(batch.clone(), |ev| Ok(ev.with_header("h", "v")));
     assert_eq!(read(&out).len(), 3);
@@ -345,31 +362,28 @@ fn fail_all_fails_everything() {
     assert_eq!(
         errors(&out),
         vec![
-            (0, "not initialized"),
-            (1, "not initialized"),
-            (2, "not initialized")
+            (0, "not initialized".into()),
+            (1, "not initialized".into()),
+            (2, "not initialized".into())
         ]
     );
 }
 
 #[test]
-fn output_data_is_reserved_up_front() {
+fn output_data_is_the_inputs_bytes() {
     let batch = sample();
-    let size = batch.data.len();
+    let input = InputView::parse(&batch).unwrap().data_len();
     let out = run_map(batch, Ok);
-    assert!(out.data.capacity() >= size);
-    assert_eq!(out.data.len(), size, "same events, same bytes");
+    assert!(out.capacity() >= input);
+    // Same events, same bytes (the input also holds the two stream names).
+    assert_eq!(view(&out).data().len(), input - "topic-atopic-b".len());
 }
 
 #[test]
 fn non_utf8_header_names_are_lossy() {
-    let mut b = BatchBuilder::default().event(None, "v", &[("ok", "1")], 0);
-    let name = b.span(&[0xff, b'a']);
-    let value = b.span(b"2");
-    let mut batch = b.build();
-    batch.headers[0].name = name;
-    batch.headers[0].value = value;
-    let out = run_map(batch, Ok);
+    let mut b = BatchBuilder::default();
+    b.raw_event(None, "v", [(&[0xff, b'a'][..], &b"2"[..])].into_iter(), 0);
+    let out = run_map(b.build(), Ok);
     assert_eq!(
         read(&out)[0].headers,
         vec![("\u{fffd}a".into(), "2".into())]

@@ -7,7 +7,7 @@ use anyhow::Context;
 use wasmtime::component::{Component, types::ComponentItem};
 
 use super::home::user_cache;
-use crate::plugin::{EngineOptions, PluginEngine};
+use crate::plugin::{Contract, EngineOptions, PluginEngine};
 
 /// Prints what `path` imports and exports; `false` when this host cannot
 /// run it.
@@ -24,6 +24,7 @@ pub fn inspect(path: &Path, out: &mut dyn std::io::Write) -> anyhow::Result<bool
     writeln!(out, "version:  {}", crate::plugin::content_hash(&wasm))?;
     // Show the interface even when the host cannot run it.
     let mut world = "transform";
+    let mut exported = None;
     if let Ok(component) = Component::new(engine.engine(), &wasm) {
         let ty = component.component_type();
         writeln!(out, "imports:")?;
@@ -35,11 +36,20 @@ pub fn inspect(path: &Path, out: &mut dyn std::io::Write) -> anyhow::Result<bool
         }
         writeln!(out, "exports:")?;
         for (name, item) in ty.exports(engine.engine()) {
+            if let Some(version) = name.strip_prefix("weir:plugin/transformer@") {
+                exported = Some(version.to_owned());
+            }
             writeln!(out, "  {name}{}", kind(&item.ty))?;
         }
     }
     match engine.load_bytes(&stem(path), &wasm) {
-        Ok(_) => {
+        Ok(plugin) => {
+            let (version, batch) = match plugin.contract() {
+                Contract::V0_1 => ("0.1", "typed batch records"),
+                Contract::V0_2 => ("0.2.0", "packed batch, keyed state"),
+            };
+            let version = exported.as_deref().unwrap_or(version);
+            writeln!(out, "contract: weir:plugin@{version} ({batch})")?;
             writeln!(out, "runs on this host: yes (world weir:plugin/{world})")?;
             Ok(true)
         }

@@ -1,14 +1,15 @@
-//! Moving batches across the boundary: host events into one WIT `batch`
-//! (one contiguous byte buffer + spans), and a WIT `output-batch` back into
-//! host events that all share the one returned buffer.
+//! The 0.1.x codec: host events into one WIT `batch` record (one contiguous
+//! byte buffer + spans), and a WIT `output-batch` back into host events that
+//! all share the one returned buffer.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::bindings::wit;
-use super::error::CallError;
+use super::{Names, Output, Processed};
 use crate::event::{Event, Header};
+use crate::plugin::bindings::v1::wit;
+use crate::plugin::error::CallError;
 
 /// Reusable encoder: its buffers keep their capacity from call to call.
 pub struct BatchEncoder {
@@ -96,24 +97,6 @@ impl BatchEncoder {
     }
 }
 
-/// One output of a plugin call.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Output {
-    /// Index of the input event it derives from.
-    pub input: u32,
-    /// `None`: the default output.
-    pub route: Option<Arc<str>>,
-    pub event: Event,
-}
-
-/// The decoded result of one call.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Processed {
-    pub outputs: Vec<Output>,
-    /// (input index, message): events the plugin refused.
-    pub errors: Vec<(u32, String)>,
-}
-
 fn slice(data: &Bytes, span: wit::Span, what: &str) -> Result<Bytes, CallError> {
     let start = span.offset as usize;
     let end = start + span.len as usize;
@@ -124,23 +107,6 @@ fn slice(data: &Bytes, span: wit::Span, what: &str) -> Result<Bytes, CallError> 
         )));
     }
     Ok(data.slice(start..end))
-}
-
-/// Interns header names within one output batch: most batches repeat a few.
-#[derive(Default)]
-struct Names(Vec<(Bytes, Arc<str>)>);
-
-impl Names {
-    fn get(&mut self, raw: Bytes) -> Result<Arc<str>, CallError> {
-        if let Some((_, name)) = self.0.iter().find(|(b, _)| *b == raw) {
-            return Ok(name.clone());
-        }
-        let name: Arc<str> = std::str::from_utf8(&raw)
-            .map_err(|_| CallError::Malformed("a header name is not UTF-8".into()))?
-            .into();
-        self.0.push((raw, name.clone()));
-        Ok(name)
-    }
 }
 
 /// Decodes an output batch for `inputs`, checking every index and span.
