@@ -40,6 +40,38 @@ weir_ensure_chromium() {
   command -v chromium
 }
 
+# Redis and PostgreSQL for the action-sink tests (Debian's redis-server and
+# postgresql). Each test starts its own server on a free loopback port in a
+# temporary folder; PostgreSQL refuses to run as root, so as root the tests
+# run it as the user `weir-test`, created here. Idempotent and quiet;
+# exports WEIR_REDIS_SERVER and WEIR_PG_BIN.
+weir_ensure_servers() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  local missing=""
+  need redis-server || missing="redis-server"
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing="$missing postgresql"
+  if [ -n "$missing" ]; then
+    if ! need apt-get; then
+      echo "setup: $missing missing and apt-get is not available: the redis/postgres sink tests cannot run" >&2
+      return 1
+    fi
+    echo "setup: installing $missing (apt-get)" >&2
+    $sudo apt-get update -qq >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+      $missing >/dev/null 2>&1 || { echo "setup: installing $missing failed (apt-get install $missing)" >&2; return 1; }
+  fi
+  WEIR_REDIS_SERVER=$(command -v redis-server) || { echo "setup: no redis-server after installing it" >&2; return 1; }
+  WEIR_PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -x "$WEIR_PG_BIN/postgres" ] || { echo "setup: no PostgreSQL server binaries under /usr/lib/postgresql" >&2; return 1; }
+  # The tests run their own servers, never a system-wide one.
+  if [ "$(id -u)" = 0 ] && ! id weir-test >/dev/null 2>&1; then
+    useradd --system --no-create-home --shell /usr/sbin/nologin weir-test \
+      || { echo "setup: cannot create the weir-test user (PostgreSQL does not run as root)" >&2; return 1; }
+  fi
+  export WEIR_REDIS_SERVER WEIR_PG_BIN
+}
+
 if [ "${1:-}" = "chromium" ]; then
   weir_ensure_chromium
   return 0 2>/dev/null || exit 0
@@ -124,6 +156,10 @@ if [ "$_weir_setup_tests" = 1 ]; then
     echo "setup: the Python/JavaScript plugin toolchains could not be installed: the polyglot tests cannot run" >&2
     exit 1
   fi
-  echo "setup: test prerequisites ready (broker $WEIR_TANSU, chromium $WEIR_CHROMIUM, model $WEIR_MINILM_DIR)" >&2
+  # Redis and PostgreSQL for the action-sink tests.
+  if ! weir_ensure_servers; then
+    exit 1
+  fi
+  echo "setup: test prerequisites ready (broker $WEIR_TANSU, chromium $WEIR_CHROMIUM, model $WEIR_MINILM_DIR, redis $WEIR_REDIS_SERVER, postgres $WEIR_PG_BIN)" >&2
 fi
 unset _weir_setup_tests

@@ -152,9 +152,12 @@ impl RunArgs {
                 // Plugins are loaded and the source is built: ready once the
                 // source is connected (a Kafka consumer has joined its group),
                 // until a signal starts the shutdown.
+                // Not ready either while an output cannot reach its server
+                // (Redis, PostgreSQL, an HTTP endpoint).
                 let stopping = shutdown.clone();
                 let done = run_done.clone();
                 let kafka = kafka.clone();
+                let stats = pipeline.stats.clone();
                 tokio::spawn(async move {
                     let connected = async {
                         while !kafka.as_ref().is_none_or(|k| k.joined()) {
@@ -164,11 +167,18 @@ impl RunArgs {
                     tokio::select! {
                         _ = stopping.cancelled() => return,
                         _ = done.cancelled() => return,
-                        _ = connected => ready.set(true),
+                        _ = connected => {}
                     }
-                    tokio::select! {
-                        _ = stopping.cancelled() => ready.set(false),
-                        _ = done.cancelled() => {}
+                    loop {
+                        ready.set(stats.sinks_up());
+                        tokio::select! {
+                            _ = stopping.cancelled() => {
+                                ready.set(false);
+                                return;
+                            }
+                            _ = done.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        }
                     }
                 });
             }

@@ -19,9 +19,9 @@ use super::route::Routes;
 use super::stage::Stage;
 use crate::endpoint::EndpointError;
 use crate::event::Event;
-use crate::sink::{Sink, SinkBatch};
+use crate::sink::{DeadLetters, Sink, SinkBatch, SinkContext};
 use crate::source::Source;
-use crate::telemetry::PipelineStats;
+use crate::telemetry::{DEAD_LETTER_SINK, PipelineStats};
 
 /// Batches in flight between two steps of the pipeline. With `max_events`
 /// per batch, at most `(stages + 2) * QUEUE_DEPTH + 2` batches are in memory.
@@ -96,26 +96,43 @@ impl Pipeline {
             .position(|n| &**n == "default")
             .ok_or_else(|| RunError::Internal("the pipeline has no default output".into()))?;
         let mut sink_tasks = Vec::new();
-        let mut spawn_sink = |role: SinkRole, sink: Box<dyn Sink>| {
-            let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-            sink_tasks.push(tokio::spawn(run_sink(
-                role,
-                sink,
-                rx,
-                stats.clone(),
-                stop.clone(),
-                fatal.clone(),
-            )));
-            tx
-        };
+        let mut spawn_sink =
+            |role: SinkRole, mut sink: Box<dyn Sink>, dead: Option<DeadLetters>| {
+                let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+                let name = match &role {
+                    SinkRole::Output(name) => name.as_str(),
+                    SinkRole::DeadLetter => DEAD_LETTER_SINK,
+                };
+                sink.attach(SinkContext {
+                    name: name.to_owned(),
+                    stats: stats.sinks.get(name).cloned().unwrap_or_default(),
+                    dead_letters: dead,
+                    stop: stop.clone(),
+                });
+                sink_tasks.push(tokio::spawn(run_sink(
+                    role,
+                    sink,
+                    rx,
+                    stats.clone(),
+                    stop.clone(),
+                    fatal.clone(),
+                )));
+                tx
+            };
+        // The dead-letter output first: the others send it what their
+        // servers refuse.
+        let dead_letter = spawn_sink(SinkRole::DeadLetter, dead_letter, None);
         let outputs: Vec<mpsc::Sender<SinkBatch>> = outputs
             .into_iter()
-            .map(|(name, sink)| spawn_sink(SinkRole::Output(name), sink))
+            .map(|(name, sink)| {
+                let dead = DeadLetters::new(dead_letter.clone(), &name);
+                spawn_sink(SinkRole::Output(name), sink, Some(dead))
+            })
             .collect();
         let fan_out = FanOut {
             outputs,
             default,
-            dead_letter: spawn_sink(SinkRole::DeadLetter, dead_letter),
+            dead_letter,
         };
 
         // Stages, one thread each, chained.

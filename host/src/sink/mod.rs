@@ -6,10 +6,17 @@
 //! `[outputs.<name>]` or `[dead_letter]` table, only dispatches on `type`.
 //! Adding a sink is a module and a variant here.
 
+mod context;
 mod file;
+mod http;
 mod jsonl;
 mod kafka;
+mod postgres;
+mod redis;
+mod retry;
+mod secret;
 mod stdout;
+mod template;
 mod writer;
 
 use std::path::Path;
@@ -23,10 +30,17 @@ use crate::paths::ConfigPath;
 use crate::pipeline::AckSet;
 use crate::validate::FieldError;
 
+pub use self::redis::{RedisMode, RedisSink, RedisSinkConfig};
+pub use context::{DeadLetters, SinkContext};
 pub use file::{FileSink, FileSinkConfig};
+pub use http::{HttpFormat, HttpMethod, HttpSink, HttpSinkConfig};
 pub use jsonl::{OutputFormat, encode_envelope};
 pub use kafka::{KafkaSink, KafkaSinkConfig};
+pub use postgres::{PostgresSink, PostgresSinkConfig};
+pub use retry::RetryConfig;
+pub use secret::Secret;
 pub use stdout::{StderrSink, StdoutSink, StdoutSinkConfig};
+pub use template::{KeyTemplate, Version};
 pub use writer::{AfterWrite, WriterSink};
 
 /// An output (`[outputs.<name>]`) or the dead-letter output (`[dead_letter]`).
@@ -43,6 +57,12 @@ pub enum SinkConfig {
     File(FileSinkConfig),
     /// A Kafka topic ([`KafkaSinkConfig`]).
     Kafka(KafkaSinkConfig),
+    /// An HTTP endpoint, e.g. a webhook ([`HttpSinkConfig`]).
+    Http(HttpSinkConfig),
+    /// Keys of a Redis server ([`RedisSinkConfig`]).
+    Redis(RedisSinkConfig),
+    /// Rows of a PostgreSQL table ([`PostgresSinkConfig`]).
+    Postgres(PostgresSinkConfig),
 }
 
 impl SinkConfig {
@@ -51,6 +71,9 @@ impl SinkConfig {
             SinkConfig::Stdout(c) | SinkConfig::Stderr(c) => c.validate(),
             SinkConfig::File(c) => c.validate(),
             SinkConfig::Kafka(c) => c.validate(),
+            SinkConfig::Http(c) => c.validate(),
+            SinkConfig::Redis(c) => c.validate(),
+            SinkConfig::Postgres(c) => c.validate(),
         }
     }
 
@@ -59,7 +82,12 @@ impl SinkConfig {
     pub fn resolve_paths(&mut self, base_dir: &Path) {
         match self {
             SinkConfig::File(c) => c.resolve_paths(base_dir),
-            SinkConfig::Stdout(_) | SinkConfig::Stderr(_) | SinkConfig::Kafka(_) => {}
+            SinkConfig::Stdout(_)
+            | SinkConfig::Stderr(_)
+            | SinkConfig::Kafka(_)
+            | SinkConfig::Http(_)
+            | SinkConfig::Redis(_)
+            | SinkConfig::Postgres(_) => {}
         }
     }
 
@@ -68,7 +96,12 @@ impl SinkConfig {
     pub fn file(&self) -> Option<&ConfigPath> {
         match self {
             SinkConfig::File(c) => Some(&c.path),
-            SinkConfig::Stdout(_) | SinkConfig::Stderr(_) | SinkConfig::Kafka(_) => None,
+            SinkConfig::Stdout(_)
+            | SinkConfig::Stderr(_)
+            | SinkConfig::Kafka(_)
+            | SinkConfig::Http(_)
+            | SinkConfig::Redis(_)
+            | SinkConfig::Postgres(_) => None,
         }
     }
 
@@ -79,6 +112,9 @@ impl SinkConfig {
             SinkConfig::Stderr(c) => Box::new(c.build_stderr()),
             SinkConfig::File(c) => Box::new(c.build()?),
             SinkConfig::Kafka(c) => Box::new(c.build()?),
+            SinkConfig::Http(c) => Box::new(c.build()?),
+            SinkConfig::Redis(c) => Box::new(c.build()?),
+            SinkConfig::Postgres(c) => Box::new(c.build()?),
         })
     }
 
@@ -89,6 +125,9 @@ impl SinkConfig {
             "stdout" | "stderr" => StdoutSinkConfig::deserialize(de).err(),
             "file" => FileSinkConfig::deserialize(de).err(),
             "kafka" => KafkaSinkConfig::deserialize(de).err(),
+            "http" => HttpSinkConfig::deserialize(de).err(),
+            "redis" => RedisSinkConfig::deserialize(de).err(),
+            "postgres" => PostgresSinkConfig::deserialize(de).err(),
             _ => None,
         }
     }
@@ -104,6 +143,12 @@ pub struct SinkBatch {
 #[async_trait]
 pub trait Sink: Send {
     fn describe(&self) -> String;
+
+    /// Called once by the pipeline before the first batch, inside the async
+    /// runtime: the sink's name, its counters, where it sends the events its
+    /// server refuses, and the pipeline's stop signal. Sinks that report
+    /// nothing ignore it.
+    fn attach(&mut self, _context: SinkContext) {}
 
     /// Takes a batch. The sink acknowledges it by dropping `batch.acks` once
     /// the events are accepted (written to the file, acknowledged by the

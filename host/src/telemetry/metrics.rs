@@ -13,7 +13,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::versions::{VersionBoard, VersionsSnapshot};
-use super::{AtomicHistogram, HistogramSnapshot, PipelineStats, StageStats};
+use super::{AtomicHistogram, HistogramSnapshot, PipelineStats, SinkStats, StageStats};
 use crate::source::{KafkaStats, PartitionMetrics};
 
 /// What the pipeline collector reads at each scrape.
@@ -231,6 +231,67 @@ impl prometheus_client::collector::Collector for PipelineCollector {
             histogram,
         )?;
 
+        // The outputs' sinks: requests to their servers (http, redis,
+        // postgres; the others report zeros and up).
+        type SinkValue = fn(&SinkStats) -> u64;
+        let sink_counters: [(&str, &str, SinkValue); 3] = [
+            (
+                "weir_sink_requests",
+                "Requests the output's sink sent to its server (retries included).",
+                |s| s.requests.load(Relaxed),
+            ),
+            (
+                "weir_sink_retries",
+                "Requests the output's sink tried again.",
+                |s| s.retries.load(Relaxed),
+            ),
+            (
+                "weir_sink_failures",
+                "Events the output's sink gave up on (refused: to the dead letters; or out of retries).",
+                |s| s.failures.load(Relaxed),
+            ),
+        ];
+        for (name, help, value) in sink_counters {
+            let rows = stats
+                .sinks
+                .iter()
+                .map(|(o, s)| (vec![("output", o.as_str())], value(s)));
+            family(&mut enc, name, help, Counter, rows, counter)?;
+        }
+        type SinkGauge = fn(&SinkStats) -> i64;
+        let sink_gauges: [(&str, &str, SinkGauge); 2] = [
+            (
+                "weir_sink_in_flight",
+                "Requests or batches the output's sink has accepted and not settled.",
+                |s| i64::try_from(s.in_flight.load(Relaxed)).unwrap_or(i64::MAX),
+            ),
+            (
+                "weir_sink_up",
+                "1 while the output's sink reaches its server.",
+                |s| i64::from(s.is_up()),
+            ),
+        ];
+        for (name, help, value) in sink_gauges {
+            let rows = stats
+                .sinks
+                .iter()
+                .map(|(o, s)| (vec![("output", o.as_str())], value(s)));
+            family(&mut enc, name, help, Gauge, rows, gauge_i64)?;
+        }
+        let sink_latency: Vec<_> = stats
+            .sinks
+            .iter()
+            .map(|(o, s)| (vec![("output", o.as_str())], s.latency.snapshot()))
+            .collect();
+        family(
+            &mut enc,
+            "weir_sink_request_latency_seconds",
+            "Time of one request of the output's sink to its server.",
+            Histogram,
+            sink_latency.iter().map(|(l, h)| (l.clone(), h)),
+            histogram,
+        )?;
+
         // Stages.
         let per_stage = |f: fn(&StageStats) -> u64| per_stage(stats, &snapshot, f);
         family(
@@ -414,6 +475,9 @@ mod tests {
         stage.record_call(std::time::Duration::from_millis(3));
         stage.set_memory(65536);
         stats.end_to_end["default"].observe_n(0.02, 10);
+        stats.sinks["default"].requests.store(3, Relaxed);
+        stats.sinks["default"].set_up(false);
+        stats.sinks["default"].latency.observe(0.01);
         let kafka = Arc::new(KafkaStats::default());
         let metrics = Metrics::new(Live {
             pipeline: "p".into(),
@@ -436,6 +500,10 @@ mod tests {
             "weir_end_to_end_latency_seconds_bucket{le=\"0.025\",output=\"default\"} 10",
             "weir_end_to_end_latency_seconds_bucket{le=\"0.05\",output=\"default\"} 10",
             "weir_end_to_end_latency_seconds_bucket{le=\"+Inf\",output=\"default\"} 10",
+            "weir_sink_requests_total{output=\"default\"} 3",
+            "weir_sink_retries_total{output=\"dead-letter\"} 0",
+            "weir_sink_up{output=\"default\"} 0",
+            "weir_sink_request_latency_seconds_count{output=\"default\"} 1",
             "# TYPE weir_kafka_consumer_lag gauge",
             "# EOF",
         ] {

@@ -10,7 +10,7 @@ mod versions;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::plugin::CallError;
@@ -96,6 +96,54 @@ impl StageStats {
     }
 }
 
+/// Counters of one output's sink: what the action sinks (http, redis,
+/// postgres) report about their requests to the server. The other sinks
+/// leave them at zero and `up`.
+#[derive(Debug)]
+pub struct SinkStats {
+    /// Requests sent (retries included).
+    pub requests: AtomicU64,
+    /// Requests that failed and were tried again.
+    pub retries: AtomicU64,
+    /// Events the sink gave up on: rejected by the server (to the dead
+    /// letters) or out of retries.
+    pub failures: AtomicU64,
+    /// Time of each request, sent to answered.
+    pub latency: AtomicHistogram,
+    /// Requests or batches accepted by the sink and not settled yet (bounded
+    /// by the sink's `concurrency`).
+    pub in_flight: AtomicU64,
+    /// `false` while the sink cannot reach its server; `/readyz` answers 503.
+    pub up: AtomicBool,
+}
+
+impl Default for SinkStats {
+    fn default() -> Self {
+        Self {
+            requests: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            latency: AtomicHistogram::latency(),
+            in_flight: AtomicU64::new(0),
+            up: AtomicBool::new(true),
+        }
+    }
+}
+
+impl SinkStats {
+    /// Records whether the server is reachable; `true` if that changed.
+    pub fn set_up(&self, up: bool) -> bool {
+        self.up.swap(up, Relaxed) != up
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Relaxed)
+    }
+}
+
+/// The name of the dead-letter output's [`SinkStats`].
+pub const DEAD_LETTER_SINK: &str = "dead-letter";
+
 /// Counters of a whole pipeline.
 #[derive(Debug)]
 pub struct PipelineStats {
@@ -115,6 +163,8 @@ pub struct PipelineStats {
     pub end_to_end: BTreeMap<String, AtomicHistogram>,
     /// Event timestamp → accepted by the dead-letter sink.
     pub dead_letter_latency: AtomicHistogram,
+    /// Each output's sink (and the dead-letter one, [`DEAD_LETTER_SINK`]).
+    pub sinks: BTreeMap<String, Arc<SinkStats>>,
 }
 
 impl Default for PipelineStats {
@@ -129,6 +179,7 @@ impl Default for PipelineStats {
             batch_events: AtomicHistogram::batch_events(),
             end_to_end: BTreeMap::new(),
             dead_letter_latency: AtomicHistogram::latency(),
+            sinks: BTreeMap::new(),
         }
     }
 }
@@ -141,6 +192,12 @@ impl PipelineStats {
                 .iter()
                 .cloned()
                 .map(|n| (n, AtomicHistogram::latency()))
+                .collect(),
+            sinks: outputs
+                .iter()
+                .map(String::as_str)
+                .chain([DEAD_LETTER_SINK])
+                .map(|n| (n.to_owned(), Arc::default()))
                 .collect(),
             outputs: outputs
                 .into_iter()
@@ -159,6 +216,11 @@ impl PipelineStats {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, s)| s.clone())
+    }
+
+    /// Whether every sink reaches its server.
+    pub fn sinks_up(&self) -> bool {
+        self.sinks.values().all(|s| s.is_up())
     }
 
     /// Events delivered to all outputs (not the dead-letter one).

@@ -33,6 +33,15 @@ pub struct OutputDoc {
     pub events: u64,
     /// End-to-end latency (event time → sink), 99th percentile, ms.
     pub p99_ms: Option<f64>,
+    /// Requests to the sink's server (http, redis, postgres), retries
+    /// included; retries; events given up on; requests in flight; whether
+    /// the server is reachable; request latency, 99th percentile, ms.
+    pub requests: u64,
+    pub retries: u64,
+    pub failures: u64,
+    pub in_flight: u64,
+    pub up: bool,
+    pub request_p99_ms: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,11 +100,18 @@ impl StatusDoc {
                     .end_to_end
                     .get(name)
                     .and_then(|h| h.snapshot().quantile(0.99));
+                let sink = stats.sinks.get(name).cloned().unwrap_or_default();
                 (
                     name.clone(),
                     OutputDoc {
                         events: c.load(Relaxed),
                         p99_ms: ms(p99),
+                        requests: sink.requests.load(Relaxed),
+                        retries: sink.retries.load(Relaxed),
+                        failures: sink.failures.load(Relaxed),
+                        in_flight: sink.in_flight.load(Relaxed),
+                        up: sink.is_up(),
+                        request_p99_ms: ms(sink.latency.snapshot().quantile(0.99)),
                     },
                 )
             })

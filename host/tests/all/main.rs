@@ -16,5 +16,6 @@ mod polyglot;
 mod reload;
 mod sandbox;
 mod shutdown;
+mod sinks;
 mod status_page;
 mod support;

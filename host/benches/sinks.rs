@@ -1,0 +1,289 @@
+//! Events/s into the action sinks (http, redis, postgres), batched and one
+//! request per event, against each server's own ceiling measured in the same
+//! run on the same machine:
+//!
+//! - redis: `redis-benchmark -P 64 -t set` (the server's pipelined-write
+//!   ceiling), and a raw pipelined client loop running the sink's own
+//!   versioned-upsert script (the same writes without the sink);
+//! - postgres: a raw tokio-postgres loop of the sink's multi-row upsert
+//!   statement, one transaction per 500 rows;
+//! - http: a raw reqwest loop POSTing the same NDJSON bodies, 4 at a time,
+//!   to the same receiver.
+//!
+//! Run: `cargo bench -p weir --bench sinks` (starts its own Redis, PostgreSQL
+//! and HTTP receiver on loopback; the binaries as for the tests, see
+//! docs/setup.md).
+
+#[path = "../tests/all/sinks/receiver.rs"]
+#[allow(dead_code)]
+mod receiver;
+#[path = "../tests/all/sinks/servers.rs"]
+#[allow(dead_code)]
+mod servers;
+
+use std::process::Command;
+use std::time::Instant;
+
+use weir::event::{Event, Position};
+use weir::pipeline::AckSet;
+use weir::sink::{Sink, SinkBatch, SinkConfig, SinkContext};
+
+const N: usize = 100_000;
+const BATCH: usize = 500;
+const CARDS: usize = 5_000;
+
+fn events(n: usize) -> Vec<Event> {
+    let stream: std::sync::Arc<str> = "bench".into();
+    (0..n)
+        .map(|i| {
+            let v = format!(
+                "{{\"id\":{i},\"card_id\":\"c{}\",\"ts\":{},\"score\":0.{:03},\"amount\":{}.5}}",
+                i % CARDS,
+                1000 + i,
+                i % 1000,
+                i % 300
+            );
+            Event::new(
+                v.into_bytes(),
+                0,
+                Position::new(stream.clone(), 0, i as i64),
+            )
+        })
+        .collect()
+}
+
+fn sink(toml_text: &str) -> Box<dyn Sink> {
+    let config: SinkConfig = toml::from_str(toml_text).expect("sink config");
+    config.validate().expect("valid sink config");
+    let mut sink = config.build().expect("build sink");
+    sink.attach(SinkContext::detached("bench"));
+    sink
+}
+
+/// Events/s through `sink`, `per_send` events per `send`.
+async fn through(sink: &mut dyn Sink, events: &[Event], per_send: usize) -> f64 {
+    let started = Instant::now();
+    for chunk in events.chunks(per_send) {
+        sink.send(SinkBatch {
+            events: chunk.to_vec(),
+            acks: AckSet::default(),
+        })
+        .await
+        .expect("send");
+    }
+    sink.flush().await.expect("flush");
+    events.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+fn row(name: &str, rate: f64, ceiling: f64) {
+    println!(
+        "  {name:<44} {:>10.0} events/s   {:>5.2}x the ceiling",
+        rate,
+        rate / ceiling
+    );
+}
+
+fn redis_benchmark_set(port: u16) -> Option<f64> {
+    let out = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-P", "64", "-t", "set", "-n", "1000000", "-q"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "SET: 512820.52 requests per second, p50=..."
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("requests per second"))?;
+    let line = line.rsplit('\r').next()?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+async fn bench_redis(events: &[Event]) {
+    let redis = servers::Redis::start();
+    let url = redis.url();
+    let config = format!(
+        "type = \"redis\"\nurl = \"{url}\"\nkey = \"card:{{/card_id}}\"\nversion = \"offset\"\n"
+    );
+    let set_ceiling = redis_benchmark_set(redis.port);
+    // The raw client: the same script, pipelined per batch, no sink.
+    let client = ::redis::Client::open(url.as_str()).expect("client");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let script = include_str!("../src/sink/redis/upsert.lua");
+    let sha: String = ::redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(script)
+        .query_async(&mut c)
+        .await
+        .expect("load");
+    let started = Instant::now();
+    for (b, chunk) in events.chunks(BATCH).enumerate() {
+        let mut pipe = ::redis::pipe();
+        for (i, e) in chunk.iter().enumerate() {
+            let v: serde_json::Value = serde_json::from_slice(&e.value).expect("json");
+            let key = format!("raw:{}", v["card_id"].as_str().unwrap_or(""));
+            let mut cmd = ::redis::cmd("EVALSHA");
+            cmd.arg(&sha)
+                .arg(2)
+                .arg(&key)
+                .arg(format!("{key}:_version"))
+                .arg("hash")
+                .arg(b * BATCH + i)
+                .arg(0)
+                .arg("_version");
+            for (f, x) in v.as_object().into_iter().flatten() {
+                cmd.arg(f).arg(x.to_string());
+            }
+            pipe.add_command(cmd);
+        }
+        let _: Vec<i64> = pipe.query_async(&mut c).await.expect("pipeline");
+    }
+    let raw = events.len() as f64 / started.elapsed().as_secs_f64();
+    let batched = through(&mut *sink(&config), events, BATCH).await;
+    let _: () = ::redis::cmd("FLUSHALL")
+        .query_async(&mut c)
+        .await
+        .expect("flush");
+    let single = through(&mut *sink(&config), &events[..N / 10], 1).await;
+    println!("redis (hash of 5 fields, versioned, {CARDS} keys):");
+    if let Some(set) = set_ceiling {
+        println!("  redis-benchmark -P 64 -t set (ceiling)      {set:>10.0} SET/s");
+        row("sink, batched (500/send)  vs redis-benchmark", batched, set);
+    }
+    println!("  raw pipelined client, same script (ceiling) {raw:>10.0} events/s");
+    row("sink, batched (500/send)", batched, raw);
+    row("sink, one event per send", single, raw);
+}
+
+async fn bench_postgres(events: &[Event]) {
+    let pg = servers::Postgres::start();
+    let url = pg.url();
+    let config = format!(
+        "type = \"postgres\"\nurl = \"{url}\"\ntable = \"scores\"\nkey = \"card_id\"\ncolumns = {{ card_id = \"/card_id\", score = \"/score\", amount = \"/amount\", ts = \"/ts\" }}\ntypes = {{ score = \"double precision\", amount = \"double precision\", ts = \"bigint\" }}\nversion = \"offset\"\ncreate_table = true\n"
+    );
+    // Creates the table.
+    let mut first = sink(&config);
+    through(&mut *first, &events[..1], 1).await;
+    drop(first);
+    pg.query("CREATE TABLE raw (LIKE scores INCLUDING ALL)");
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let upsert = "INSERT INTO raw AS t (amount, card_id, score, ts, version) \
+        SELECT amount, card_id, score, ts, version FROM jsonb_populate_recordset(NULL::raw, $1::text::jsonb) \
+        ON CONFLICT (card_id) DO UPDATE SET amount = EXCLUDED.amount, score = EXCLUDED.score, ts = EXCLUDED.ts, version = EXCLUDED.version \
+        WHERE t.version < EXCLUDED.version";
+    let statement = client.prepare(upsert).await.expect("prepare");
+    let started = Instant::now();
+    for (b, chunk) in events.chunks(BATCH).enumerate() {
+        // One row per card per batch, as the sink does.
+        let mut rows = std::collections::BTreeMap::new();
+        for (i, e) in chunk.iter().enumerate() {
+            let mut v: serde_json::Value = serde_json::from_slice(&e.value).expect("json");
+            v["version"] = serde_json::Value::from(b * BATCH + i);
+            if let Some(o) = v.as_object_mut() {
+                o.remove("id");
+            }
+            rows.insert(v["card_id"].to_string(), v);
+        }
+        let body = serde_json::Value::Array(rows.into_values().collect()).to_string();
+        client.execute("BEGIN", &[]).await.expect("begin");
+        client.execute(&statement, &[&body]).await.expect("upsert");
+        client.execute("COMMIT", &[]).await.expect("commit");
+    }
+    let raw = events.len() as f64 / started.elapsed().as_secs_f64();
+    let batched = through(&mut *sink(&config), events, BATCH).await;
+    pg.query("TRUNCATE scores");
+    let single = through(&mut *sink(&config), &events[..N / 20], 1).await;
+    println!("postgres (upsert of 5 columns, versioned, {CARDS} keys):");
+    println!("  raw tokio-postgres, same statement (ceiling) {raw:>9.0} events/s");
+    row("sink, batched (500/transaction)", batched, raw);
+    row("sink, one event per transaction", single, raw);
+}
+
+async fn bench_http(events: &[Event]) {
+    let receiver = receiver::Receiver::start();
+    let url = receiver.url("/hook");
+    let per_request = 100;
+    // The raw client: the same NDJSON bodies, 4 requests in flight.
+    let client = reqwest::Client::new();
+    let bodies: Vec<bytes::Bytes> = events
+        .chunks(per_request)
+        .map(|c| {
+            let mut b = Vec::new();
+            for e in c {
+                b.extend_from_slice(&e.value);
+                b.push(b'\n');
+            }
+            bytes::Bytes::from(b)
+        })
+        .collect();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for body in bodies {
+        while tasks.len() >= 4 {
+            tasks.join_next().await;
+        }
+        let (client, url) = (client.clone(), url.clone());
+        tasks.spawn(async move {
+            let r = client
+                .post(url)
+                .header("content-type", "application/x-ndjson")
+                .body(body)
+                .send()
+                .await
+                .expect("post");
+            assert!(r.status().is_success());
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let raw = events.len() as f64 / started.elapsed().as_secs_f64();
+    let batched = through(
+        &mut *sink(&format!(
+            "type = \"http\"\nurl = \"{url}\"\nformat = \"ndjson\"\nbatch_max_events = {per_request}\nconcurrency = 4\n"
+        )),
+        events,
+        BATCH,
+    )
+    .await;
+    let single = through(
+        &mut *sink(&format!(
+            "type = \"http\"\nurl = \"{url}\"\nconcurrency = 4\n"
+        )),
+        &events[..N / 10],
+        BATCH,
+    )
+    .await;
+    println!(
+        "http (NDJSON, {per_request} events per request, 4 in flight; receiver: std threads):"
+    );
+    println!("  raw reqwest loop, same bodies (ceiling)     {raw:>10.0} events/s");
+    row("sink, batched (ndjson, 100/request)", batched, raw);
+    row("sink, one event per request (json)", single, raw);
+}
+
+fn main() {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "sinks benchmark: {N} events, {} cores, load {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let events = events(N);
+    runtime.block_on(async {
+        bench_redis(&events).await;
+        bench_postgres(&events).await;
+        bench_http(&events).await;
+    });
+}

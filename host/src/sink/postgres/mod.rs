@@ -1,0 +1,464 @@
+//! The `postgres` sink: each event upserted as a row of a table, e.g. the
+//! application's latest decision per card.
+//!
+//! A batch is one transaction of one statement:
+//! `INSERT ... SELECT ... FROM jsonb_populate_recordset(...) ON CONFLICT
+//! (key) DO UPDATE ... WHERE t.version < EXCLUDED.version`, so a replayed or
+//! late event never overwrites a newer row and a crash between two batches
+//! leaves the table as if each event had been written once. Connections come
+//! from a pool (made anew when broken); connection errors are retried with
+//! backoff and jitter, with the pipeline slowed down meanwhile. A batch the
+//! database refuses for its data (a value of the wrong type, a constraint)
+//! is written row by row, and the refused rows go to the dead letters with
+//! the database's message.
+
+mod sql;
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use serde::Deserialize;
+use tokio_postgres::NoTls;
+
+use super::retry::RetryConfig;
+use super::secret::Secret;
+use super::template::{Version, validate_pointer};
+use super::{Sink, SinkBatch, SinkContext};
+use crate::endpoint::EndpointError;
+use crate::event::Event;
+use crate::validate::{self, FieldError};
+
+/// `type = "postgres"`.
+///
+/// ```toml
+/// [outputs.decisions]
+/// type = "postgres"
+/// url = "postgres://weir@127.0.0.1:5432/app"
+/// password = "env:PGPASSWORD"
+/// table = "card_scores"
+/// key = "card_id"                              # or ["a", "b"]
+/// columns = { card_id = "/card_id", score = "/score" }
+/// version = "/ts"                              # or "offset" (default)
+/// create_table = true
+/// types = { score = "double precision" }       # for create_table
+/// ```
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSinkConfig {
+    /// `postgres://user@host:port/db` or `host=... user=... dbname=...`,
+    /// without a password (see `password`).
+    pub url: String,
+    /// The password: `"env:NAME"` reads it from the environment.
+    pub password: Option<Secret>,
+    /// The table, `name` or `schema.name` (lower-case identifiers).
+    pub table: String,
+    /// The key column(s): the table's primary key or a unique index.
+    pub key: Keys,
+    /// Column → JSON pointer into the event's value. Key columns must be
+    /// here; a missing non-key field is written as NULL.
+    pub columns: BTreeMap<String, String>,
+    /// What orders writes of one key: `"offset"` (default; the source
+    /// offset) or an integer field such as `"/ts"`.
+    #[serde(default = "offset")]
+    pub version: Version,
+    /// The column holding the version (a `bigint`; default `version`).
+    #[serde(default = "version_column")]
+    pub version_column: String,
+    /// Create the table if it does not exist (default `false`): the columns
+    /// with their `types` (default `text`), the version `bigint`, the key as
+    /// the primary key.
+    #[serde(default)]
+    pub create_table: bool,
+    /// SQL types of the columns for `create_table` (`score = "double
+    /// precision"`).
+    #[serde(default)]
+    pub types: BTreeMap<String, String>,
+    /// Connections in the pool (default 2).
+    #[serde(default = "pool_size")]
+    pub pool_size: usize,
+    /// Timeout of connecting and of waiting for a connection (default
+    /// 5000 ms).
+    #[serde(default = "timeout_ms")]
+    pub timeout_ms: u64,
+    /// Retries (`[outputs.<name>.retry]`): unbounded by default.
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+/// One key column or several.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Keys {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Keys {
+    pub fn columns(&self) -> Vec<&str> {
+        match self {
+            Keys::One(k) => vec![k.as_str()],
+            Keys::Many(ks) => ks.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+fn offset() -> Version {
+    Version::Offset
+}
+
+fn version_column() -> String {
+    "version".into()
+}
+
+fn pool_size() -> usize {
+    2
+}
+
+fn timeout_ms() -> u64 {
+    5000
+}
+
+impl PostgresSinkConfig {
+    fn pg_config(&self) -> Result<tokio_postgres::Config, FieldError> {
+        let mut config = tokio_postgres::Config::from_str(&self.url).map_err(|e| {
+            FieldError::new("url", format!("not a PostgreSQL connection string ({e})"))
+        })?;
+        if config.get_password().is_some() {
+            return Err(FieldError::new(
+                "url",
+                "must not hold a password: use `password = \"env:NAME\"`",
+            ));
+        }
+        if let Some(password) = &self.password {
+            password.validate("password")?;
+            config.password(
+                password
+                    .reveal()
+                    .map_err(|e| FieldError::new("password", e))?,
+            );
+        }
+        config.connect_timeout(Duration::from_millis(self.timeout_ms));
+        config.application_name("weir");
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), FieldError> {
+        validate::not_blank("url", &self.url)?;
+        self.pg_config()?;
+        sql::validate_table("table", &self.table)?;
+        let keys = self.key.columns();
+        if keys.is_empty() {
+            return Err(FieldError::new("key", "needs at least one column"));
+        }
+        if self.columns.is_empty() {
+            return Err(FieldError::new("columns", "needs at least one column"));
+        }
+        for (column, pointer) in &self.columns {
+            sql::validate_identifier(column)
+                .map_err(|m| FieldError::new(column, m).within("columns"))?;
+            validate_pointer(column, pointer).map_err(|e| e.within("columns"))?;
+        }
+        for k in &keys {
+            if !self.columns.contains_key(*k) {
+                return Err(FieldError::new(
+                    "key",
+                    format!("the key column {k:?} is not in `columns`"),
+                ));
+            }
+        }
+        sql::validate_identifier(&self.version_column)
+            .map_err(|m| FieldError::new("version_column", m))?;
+        if self.columns.contains_key(&self.version_column) {
+            return Err(FieldError::new(
+                "version_column",
+                format!(
+                    "{:?} is also in `columns`: the sink writes the version itself",
+                    self.version_column
+                ),
+            ));
+        }
+        if let Version::Pointer(p) = &self.version {
+            validate_pointer("version", p)?;
+        }
+        for (column, ty) in &self.types {
+            if !self.columns.contains_key(column) {
+                return Err(FieldError::new(column, "not in `columns`").within("types"));
+            }
+            sql::validate_type(ty).map_err(|m| FieldError::new(column, m).within("types"))?;
+        }
+        validate::in_range("pool_size", self.pool_size, 1..=64)?;
+        validate::in_range("timeout_ms", self.timeout_ms, 1..=600_000)?;
+        self.retry.validate().map_err(|e| e.within("retry"))
+    }
+
+    /// Creates the pool; it connects at the first batch.
+    pub fn build(&self) -> Result<PostgresSink, EndpointError> {
+        let config_error = |e: FieldError| EndpointError::Other(format!("postgres sink: {e}"));
+        self.validate().map_err(config_error)?;
+        let pg = self.pg_config().map_err(config_error)?;
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let timeout = Duration::from_millis(self.timeout_ms);
+        let pool = Pool::builder(manager)
+            .max_size(self.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .build()
+            .map_err(|e| EndpointError::Other(format!("postgres sink: {e}")))?;
+        Ok(PostgresSink {
+            describe: format!("postgres table {}", self.table),
+            pool,
+            statements: sql::Statements::new(self),
+            table_ready: !self.create_table,
+            config: self.clone(),
+            context: None,
+        })
+    }
+}
+
+/// A running PostgreSQL sink.
+pub struct PostgresSink {
+    describe: String,
+    pool: Pool,
+    statements: sql::Statements,
+    /// Whether `create_table` (if asked) has run.
+    table_ready: bool,
+    config: PostgresSinkConfig,
+    context: Option<SinkContext>,
+}
+
+/// One event as a row: its key (for deduplication) and its JSON object.
+struct Row {
+    key: String,
+    version: i64,
+    json: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Why a write did not happen.
+enum WriteError {
+    /// The database refused the data (SQLSTATE class 22 or 23).
+    Refused(String),
+    /// Out of retries (or the pipeline stopped).
+    GaveUp(String),
+}
+
+impl PostgresSink {
+    fn row(&self, event: &Event) -> Result<Row, String> {
+        let value: serde_json::Value = serde_json::from_slice(&event.value)
+            .map_err(|e| format!("the value is not JSON ({e})"))?;
+        let version = self.config.version.of(event, Some(&value))?;
+        let mut json = serde_json::Map::new();
+        let mut key = String::new();
+        for (column, pointer) in &self.config.columns {
+            let v = value.pointer(pointer).cloned();
+            json.insert(column.clone(), v.clone().unwrap_or(serde_json::Value::Null));
+            if self.config.key.columns().contains(&column.as_str()) {
+                let v = v
+                    .filter(|v| !v.is_null())
+                    .ok_or_else(|| format!("the key column {column} has no value at {pointer}"))?;
+                key.push_str(&v.to_string());
+                key.push('\u{1f}');
+            }
+        }
+        json.insert(
+            self.config.version_column.clone(),
+            serde_json::Value::from(version),
+        );
+        Ok(Row { key, version, json })
+    }
+
+    /// One statement in one transaction.
+    async fn execute(&mut self, rows_json: &str) -> Result<u64, PoolError> {
+        let mut client = self.pool.get().await?;
+        if !self.table_ready {
+            client.batch_execute(&self.statements.create).await?;
+            self.table_ready = true;
+        }
+        let tx = client.transaction().await?;
+        let statement = tx.prepare_cached(&self.statements.upsert).await?;
+        let n = tx.execute(&statement, &[&rows_json]).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn write(&mut self, context: &SinkContext, rows: &[&Row]) -> Result<(), WriteError> {
+        let json = serde_json::Value::Array(
+            rows.iter()
+                .map(|r| serde_json::Value::Object(r.json.clone()))
+                .collect(),
+        )
+        .to_string();
+        let output = context.name.clone();
+        let mut retries = self.config.retry.start(&context.stop);
+        loop {
+            context.stats.requests.fetch_add(1, Relaxed);
+            let started = Instant::now();
+            let result = self.execute(&json).await;
+            context
+                .stats
+                .latency
+                .observe(started.elapsed().as_secs_f64());
+            let e = match result {
+                Ok(_) => {
+                    if context.stats.set_up(true) {
+                        tracing::info!(output, "PostgreSQL reachable again");
+                    }
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            let db = match &e {
+                PoolError::Backend(b) => b.as_db_error(),
+                _ => None,
+            };
+            match db {
+                Some(db) => {
+                    if context.stats.set_up(true) {
+                        tracing::info!(output, "PostgreSQL reachable again");
+                    }
+                    let code = db.code().code();
+                    let message = format!("{} ({code})", db.message());
+                    if code.starts_with("22") || code.starts_with("23") {
+                        return Err(WriteError::Refused(message));
+                    }
+                    tracing::warn!(output, error = %message, "PostgreSQL refused the statement; retrying");
+                }
+                None => {
+                    if context.stats.set_up(false) {
+                        tracing::warn!(output, error = %e, "PostgreSQL cannot be reached; retrying");
+                    }
+                }
+            }
+            if !retries.wait(None).await {
+                return Err(WriteError::GaveUp(format!(
+                    "postgres: writing failed after {} retries: {e}",
+                    retries.done()
+                )));
+            }
+            context.stats.retries.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+#[async_trait]
+impl Sink for PostgresSink {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn attach(&mut self, context: SinkContext) {
+        // Not ready until the database answers: probe in the background.
+        context.stats.set_up(false);
+        let (pool, stats, stop) = (
+            self.pool.clone(),
+            context.stats.clone(),
+            context.stop.clone(),
+        );
+        let (retry, output) = (self.config.retry.clone(), context.name.clone());
+        tokio::spawn(async move {
+            let mut attempt = 0;
+            while !stop.is_cancelled() && !stats.is_up() {
+                match pool.get().await {
+                    Ok(_) => {
+                        stats.set_up(true);
+                        tracing::info!(output, "PostgreSQL reachable");
+                    }
+                    Err(e) => {
+                        attempt += 1;
+                        if attempt == 1 {
+                            tracing::warn!(output, error = %e, "PostgreSQL cannot be reached yet");
+                        }
+                        tokio::time::sleep(retry.backoff(attempt)).await;
+                    }
+                }
+            }
+        });
+        self.context = Some(context);
+    }
+
+    async fn send(&mut self, batch: SinkBatch) -> Result<(), EndpointError> {
+        let SinkBatch { events, acks } = batch;
+        if events.is_empty() {
+            return Ok(());
+        }
+        let context = self
+            .context
+            .get_or_insert_with(|| SinkContext::detached("postgres"))
+            .clone();
+        // One row per key (the newest; the first of equal versions): a
+        // statement may not update a row twice.
+        let mut rows: Vec<(Row, Event)> = Vec::with_capacity(events.len());
+        let mut by_key: HashMap<String, usize> = HashMap::new();
+        for event in events {
+            match self.row(&event) {
+                Ok(row) => match by_key.get(&row.key) {
+                    Some(&i) if rows[i].0.version >= row.version => {}
+                    Some(&i) => rows[i] = (row, event),
+                    None => {
+                        by_key.insert(row.key.clone(), rows.len());
+                        rows.push((row, event));
+                    }
+                },
+                Err(reason) => {
+                    context
+                        .dead_letter(vec![event], &format!("postgres output: {reason}"), &acks)
+                        .await;
+                }
+            }
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        context.stats.in_flight.store(1, Relaxed);
+        let all: Vec<&Row> = rows.iter().map(|(r, _)| r).collect();
+        let mut result = self.write(&context, &all).await;
+        if let Err(WriteError::Refused(reason)) = &result {
+            tracing::warn!(output = %context.name, error = %reason, "PostgreSQL refused a batch; writing its rows one by one");
+            result = Ok(());
+            for (row, event) in &rows {
+                match self.write(&context, &[row]).await {
+                    Ok(()) => {}
+                    Err(WriteError::Refused(reason)) => {
+                        context
+                            .dead_letter(
+                                vec![event.clone()],
+                                &format!("postgres output: {reason}"),
+                                &acks,
+                            )
+                            .await;
+                    }
+                    Err(gave_up) => {
+                        result = Err(gave_up);
+                        break;
+                    }
+                }
+            }
+        }
+        context.stats.in_flight.store(0, Relaxed);
+        match result {
+            Ok(()) => Ok(()), // the acks drop: delivered
+            Err(WriteError::Refused(m) | WriteError::GaveUp(m)) => {
+                acks.fail();
+                context.stats.failures.fetch_add(rows.len() as u64, Relaxed);
+                Err(EndpointError::Other(m))
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), EndpointError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,518 @@
+//! The `redis` sink: each event written under a key built from a template,
+//! as a hash of its JSON object's fields or as a string, with an optional
+//! TTL: the online feature store a serving API reads.
+//!
+//! Writes are last-writer-wins made safe by a version stored beside the
+//! value (a hash field, or a sibling key `<key>:<version_field>` for
+//! strings): a Lua script writes only when the event's version is newer
+//! than the stored one, so a replay after a crash, or an event that arrives
+//! late, never overwrites a newer value. A batch is one pipelined round
+//! trip. Connection errors are retried (backoff with jitter; the
+//! connection is made anew), with the pipeline slowed down meanwhile; an
+//! event the server refuses (a key holding another type...) goes to the
+//! dead letters with the server's message.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use ::redis::aio::MultiplexedConnection;
+use ::redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError};
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::retry::RetryConfig;
+use super::secret::Secret;
+use super::template::{KeyTemplate, Version, validate_pointer};
+use super::{Sink, SinkBatch, SinkContext};
+use crate::endpoint::EndpointError;
+use crate::event::Event;
+use crate::validate::{self, FieldError};
+
+const SCRIPT: &str = include_str!("upsert.lua");
+
+/// `type = "redis"`.
+///
+/// ```toml
+/// [outputs.features]
+/// type = "redis"
+/// url = "redis://127.0.0.1:6379/0"
+/// password = "env:REDIS_PASSWORD"      # optional
+/// key = "card:{/card_id}"
+/// mode = "hash"                        # or "string"
+/// version = "/ts"                      # or "offset" (default)
+/// ttl_secs = 86400                     # optional
+/// ```
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSinkConfig {
+    /// `redis://host:port[/db]`, without a password (see `password`).
+    pub url: String,
+    /// The username (Redis ACLs), if any.
+    pub username: Option<String>,
+    /// The password: `"env:NAME"` reads it from the environment.
+    pub password: Option<Secret>,
+    /// The key template: `{key}` is the event's key, `{/json/pointer}` a
+    /// field of its value, e.g. `"card:{/card_id}"`.
+    pub key: KeyTemplate,
+    /// `hash` (default): the value's JSON object becomes the hash's fields
+    /// (strings as is, other values as JSON), replacing the previous ones;
+    /// `string`: the value's bytes.
+    #[serde(default)]
+    pub mode: RedisMode,
+    /// The version that orders writes of one key: `"offset"` (default; the
+    /// source offset) or an integer field such as `"/ts"`.
+    #[serde(default = "offset")]
+    pub version: Version,
+    /// Where the version is kept: the hash field (hash mode) or the suffix
+    /// of the sibling key `<key>:<version_field>` (string mode). Default
+    /// `_version`.
+    #[serde(default = "version_field")]
+    pub version_field: String,
+    /// Expire keys this many seconds after their last write.
+    pub ttl_secs: Option<u64>,
+    /// Timeout of connecting and of one batch's round trip (default 5000 ms).
+    #[serde(default = "timeout_ms")]
+    pub timeout_ms: u64,
+    /// Retries (`[outputs.<name>.retry]`): unbounded by default.
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+fn offset() -> Version {
+    Version::Offset
+}
+
+fn version_field() -> String {
+    "_version".into()
+}
+
+fn timeout_ms() -> u64 {
+    5000
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisMode {
+    #[default]
+    Hash,
+    String,
+}
+
+impl RedisMode {
+    fn name(self) -> &'static str {
+        match self {
+            RedisMode::Hash => "hash",
+            RedisMode::String => "string",
+        }
+    }
+}
+
+impl RedisSinkConfig {
+    fn client(&self) -> Result<Client, FieldError> {
+        let info = self
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| FieldError::new("url", format!("not a Redis URL ({e})")))?;
+        if info.redis_settings().password().is_some() {
+            return Err(FieldError::new(
+                "url",
+                "must not hold a password: use `password = \"env:NAME\"`",
+            ));
+        }
+        let mut redis = info.redis_settings().clone();
+        if let Some(user) = &self.username {
+            redis = redis.set_username(user);
+        }
+        if let Some(password) = &self.password {
+            password.validate("password")?;
+            let value = password
+                .reveal()
+                .map_err(|e| FieldError::new("password", e))?;
+            redis = redis.set_password(value);
+        }
+        Client::open(info.set_redis_settings(redis))
+            .map_err(|e| FieldError::new("url", e.to_string()))
+    }
+
+    pub fn validate(&self) -> Result<(), FieldError> {
+        validate::not_blank("url", &self.url)?;
+        self.client()?;
+        if let Version::Pointer(p) = &self.version {
+            validate_pointer("version", p)?;
+        }
+        validate::not_blank("version_field", &self.version_field)?;
+        if let Some(ttl) = self.ttl_secs {
+            validate::in_range("ttl_secs", ttl, 1..=(i64::MAX as u64))?;
+        }
+        validate::in_range("timeout_ms", self.timeout_ms, 1..=600_000)?;
+        self.retry.validate().map_err(|e| e.within("retry"))
+    }
+
+    /// Creates the client; it connects at the first batch.
+    pub fn build(&self) -> Result<RedisSink, EndpointError> {
+        let config_error = |e: FieldError| EndpointError::Other(format!("redis sink: {e}"));
+        self.validate().map_err(config_error)?;
+        let client = self.client().map_err(config_error)?;
+        let timeout = Duration::from_millis(self.timeout_ms);
+        Ok(RedisSink {
+            describe: format!(
+                "redis {} ({}, {})",
+                self.url,
+                self.key.written(),
+                self.mode.name()
+            ),
+            client,
+            connection_config: AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout)),
+            connection: None,
+            script_sha: ::redis::Script::new(SCRIPT).get_hash().to_owned(),
+            config: self.clone(),
+            context: None,
+        })
+    }
+}
+
+/// A running Redis sink.
+pub struct RedisSink {
+    describe: String,
+    client: Client,
+    connection_config: AsyncConnectionConfig,
+    connection: Option<MultiplexedConnection>,
+    script_sha: String,
+    config: RedisSinkConfig,
+    context: Option<SinkContext>,
+}
+
+/// One event, ready to write.
+struct Write {
+    key: String,
+    version: i64,
+    /// The string value, or the hash's field/value pairs.
+    value: Vec<Vec<u8>>,
+}
+
+impl RedisSink {
+    /// An event's write, or why it cannot be written.
+    fn prepare(&self, event: &Event) -> Result<Write, String> {
+        let c = &self.config;
+        let needs_json =
+            c.key.reads_value() || c.version.reads_value() || c.mode == RedisMode::Hash;
+        let json: Option<serde_json::Value> = if needs_json {
+            Some(
+                serde_json::from_slice(&event.value)
+                    .map_err(|e| format!("the value is not JSON ({e})"))?,
+            )
+        } else {
+            None
+        };
+        let key = c.key.render(event, json.as_ref())?;
+        let version = c.version.of(event, json.as_ref())?;
+        let value = match (c.mode, json) {
+            (RedisMode::Hash, Some(serde_json::Value::Object(fields))) => {
+                let mut pairs = Vec::with_capacity(fields.len() * 2);
+                for (name, v) in fields {
+                    if name == c.version_field {
+                        continue;
+                    }
+                    let text = match v {
+                        serde_json::Value::String(s) => s.into_bytes(),
+                        other => other.to_string().into_bytes(),
+                    };
+                    pairs.push(name.into_bytes());
+                    pairs.push(text);
+                }
+                pairs
+            }
+            (RedisMode::Hash, _) => {
+                return Err("hash mode needs a JSON object as the value".into());
+            }
+            (RedisMode::String, _) => vec![event.value.to_vec()],
+        };
+        Ok(Write {
+            key,
+            version,
+            value,
+        })
+    }
+
+    fn command(&self, w: &Write) -> ::redis::Cmd {
+        let c = &self.config;
+        let mut cmd = ::redis::cmd("EVALSHA");
+        cmd.arg(&self.script_sha)
+            .arg(2)
+            .arg(&w.key)
+            .arg(format!("{}:{}", w.key, c.version_field))
+            .arg(c.mode.name())
+            .arg(w.version)
+            .arg(c.ttl_secs.unwrap_or(0))
+            .arg(&c.version_field);
+        for part in &w.value {
+            cmd.arg(&part[..]);
+        }
+        cmd
+    }
+
+    /// The connection, made (and the script loaded) if there is none.
+    async fn connection(&mut self) -> Result<MultiplexedConnection, RedisError> {
+        if let Some(c) = &self.connection {
+            return Ok(c.clone());
+        }
+        let mut c = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.connection_config)
+            .await?;
+        let _: String = ::redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(SCRIPT)
+            .query_async(&mut c)
+            .await?;
+        self.connection = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Runs `writes` in one pipelined round trip.
+    async fn run(&mut self, writes: &[Write]) -> Result<Vec<i64>, RedisError> {
+        let mut connection = self.connection().await?;
+        let mut pipe = ::redis::pipe();
+        for w in writes {
+            pipe.add_command(self.command(w));
+        }
+        pipe.query_async(&mut connection).await
+    }
+
+    /// Writes, retrying connection errors; `Err(server error)` when the
+    /// server refused the pipeline, `Ok(false)` when out of retries.
+    async fn write(
+        &mut self,
+        context: &SinkContext,
+        writes: &[Write],
+    ) -> Result<Result<(), RedisError>, String> {
+        let mut retries = self.config.retry.start(&context.stop);
+        let output = context.name.clone();
+        loop {
+            context.stats.requests.fetch_add(1, Relaxed);
+            let started = Instant::now();
+            let result = self.run(writes).await;
+            context
+                .stats
+                .latency
+                .observe(started.elapsed().as_secs_f64());
+            let e = match result {
+                Ok(_) => {
+                    if context.stats.set_up(true) {
+                        tracing::info!(output, "Redis reachable again");
+                    }
+                    return Ok(Ok(()));
+                }
+                Err(e) => e,
+            };
+            let connection_error = e.is_io_error()
+                || e.is_connection_refusal()
+                || e.is_connection_dropped()
+                || e.is_timeout()
+                || e.is_unrecoverable_error();
+            if !connection_error && e.code() != Some("NOSCRIPT") && e.code() != Some("LOADING") {
+                if context.stats.set_up(true) {
+                    tracing::info!(output, "Redis reachable again");
+                }
+                return Ok(Err(e));
+            }
+            // Start over with a fresh connection (and the script loaded).
+            self.connection = None;
+            if connection_error && context.stats.set_up(false) {
+                tracing::warn!(output, error = %e, "Redis cannot be reached; retrying");
+            }
+            if !retries.wait(None).await {
+                return Err(format!(
+                    "redis: writing failed after {} retries: {e}",
+                    retries.done()
+                ));
+            }
+            context.stats.retries.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+#[async_trait]
+impl Sink for RedisSink {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn attach(&mut self, context: SinkContext) {
+        // Not ready until Redis answers: probe in the background.
+        context.stats.set_up(false);
+        let (client, config, stats) = (
+            self.client.clone(),
+            self.connection_config.clone(),
+            context.stats.clone(),
+        );
+        let (stop, retry, output) = (
+            context.stop.clone(),
+            self.config.retry.clone(),
+            context.name.clone(),
+        );
+        tokio::spawn(async move {
+            let mut attempt = 0;
+            while !stop.is_cancelled() && !stats.is_up() {
+                match client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                {
+                    Ok(_) => {
+                        stats.set_up(true);
+                        tracing::info!(output, "Redis reachable");
+                    }
+                    Err(e) => {
+                        attempt += 1;
+                        if attempt == 1 {
+                            tracing::warn!(output, error = %e, "Redis cannot be reached yet");
+                        }
+                        tokio::time::sleep(retry.backoff(attempt)).await;
+                    }
+                }
+            }
+        });
+        self.context = Some(context);
+    }
+
+    async fn send(&mut self, batch: SinkBatch) -> Result<(), EndpointError> {
+        let SinkBatch { events, acks } = batch;
+        if events.is_empty() {
+            return Ok(());
+        }
+        let context = self
+            .context
+            .get_or_insert_with(|| SinkContext::detached("redis"))
+            .clone();
+        let mut writes = Vec::with_capacity(events.len());
+        let mut kept = Vec::with_capacity(events.len());
+        for event in events {
+            match self.prepare(&event) {
+                Ok(w) => {
+                    writes.push(w);
+                    kept.push(event);
+                }
+                Err(reason) => {
+                    context
+                        .dead_letter(vec![event], &format!("redis output: {reason}"), &acks)
+                        .await;
+                }
+            }
+        }
+        if writes.is_empty() {
+            return Ok(());
+        }
+        context.stats.in_flight.store(1, Relaxed);
+        let outcome = self.write(&context, &writes).await;
+        let result = match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(refused)) => {
+                // The server refused the pipeline: one event at a time, the
+                // refused ones to the dead letters.
+                tracing::warn!(output = %context.name, error = %refused, "Redis refused a batch; writing its events one by one");
+                let mut result = Ok(());
+                for (w, event) in writes.iter().zip(kept) {
+                    match self.write(&context, std::slice::from_ref(w)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            context
+                                .dead_letter(vec![event], &format!("redis output: {e}"), &acks)
+                                .await;
+                        }
+                        Err(message) => {
+                            result = Err(message);
+                            break;
+                        }
+                    }
+                }
+                result
+            }
+            Err(message) => Err(message),
+        };
+        context.stats.in_flight.store(0, Relaxed);
+        match result {
+            Ok(()) => Ok(()), // the acks drop: delivered
+            Err(message) => {
+                acks.fail();
+                context
+                    .stats
+                    .failures
+                    .fetch_add(writes.len() as u64, Relaxed);
+                Err(EndpointError::Other(message))
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), EndpointError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(toml_text: &str) -> String {
+        toml::from_str::<RedisSinkConfig>(toml_text)
+            .expect("config")
+            .validate()
+            .expect_err("invalid")
+            .field()
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        let ok = "url = \"redis://127.0.0.1:6379/0\"\nkey = \"card:{/card_id}\"\n";
+        let c: RedisSinkConfig = toml::from_str(ok).expect("config");
+        assert!(c.validate().is_ok());
+        assert_eq!(c.version, Version::Offset);
+        assert_eq!(
+            field("url = \"redis://:pw@127.0.0.1/\"\nkey = \"{key}\""),
+            "url"
+        );
+        assert_eq!(field("url = \"nope://x\"\nkey = \"{key}\""), "url");
+        assert_eq!(
+            field(&format!("{ok}password = \"env:WEIR_TEST_UNSET_REDIS_PW\"")),
+            "password"
+        );
+        assert_eq!(field(&format!("{ok}ttl_secs = 0")), "ttl_secs");
+        assert_eq!(
+            field(&format!("{ok}version_field = \" \"")),
+            "version_field"
+        );
+        assert!(toml::from_str::<RedisSinkConfig>("url = \"redis://h\"\nkey = \"card\"").is_err());
+        assert!(toml::from_str::<RedisSinkConfig>(&format!("{ok}version = \"ts\"")).is_err());
+        assert!(toml::from_str::<RedisSinkConfig>(&format!("{ok}mode = \"list\"")).is_err());
+    }
+
+    #[test]
+    fn events_become_hash_fields_or_strings() {
+        let c: RedisSinkConfig = toml::from_str(
+            "url = \"redis://127.0.0.1/\"\nkey = \"card:{/card_id}\"\nversion = \"/ts\"",
+        )
+        .expect("config");
+        let sink = c.build().expect("build");
+        let e = Event::new(
+            br#"{"card_id":"c1","ts":5,"score":0.5,"f":{"a":1}}"#.to_vec(),
+            0,
+            crate::event::Position::new("s".into(), 0, 3),
+        );
+        let w = sink.prepare(&e).expect("write");
+        assert_eq!(w.key, "card:c1");
+        assert_eq!(w.version, 5);
+        let pairs: Vec<String> = w
+            .value
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        assert_eq!(
+            pairs,
+            ["card_id", "c1", "f", "{\"a\":1}", "score", "0.5", "ts", "5"]
+        );
+        let bad = Event::new(b"[1]".to_vec(), 0, e.position.clone());
+        assert!(sink.prepare(&bad).is_err());
+    }
+}

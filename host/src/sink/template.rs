@@ -1,0 +1,256 @@
+//! What the redis and postgres sinks read from an event: a key built from a
+//! template, fields by JSON pointer, and the version that orders writes.
+
+use serde::Deserialize;
+
+use crate::event::Event;
+use crate::validate::FieldError;
+
+/// A key template: literal text with `{key}` (the event's key, UTF-8) and
+/// `{/json/pointer}` (a field of the event's JSON value; a string as is,
+/// a number or boolean as written) placeholders, e.g. `"card:{/card_id}"`.
+/// `{{` and `}}` are literal braces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyTemplate {
+    written: String,
+    parts: Vec<Part>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Key,
+    Pointer(String),
+}
+
+impl KeyTemplate {
+    pub fn parse(written: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        let mut chars = written.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    text.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    text.push('}');
+                }
+                '{' => {
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') => break,
+                            Some(c) => name.push(c),
+                            None => return Err(format!("unclosed `{{` in {written:?}")),
+                        }
+                    }
+                    if !text.is_empty() {
+                        parts.push(Part::Text(std::mem::take(&mut text)));
+                    }
+                    if name == "key" {
+                        parts.push(Part::Key);
+                    } else if name.starts_with('/') {
+                        parts.push(Part::Pointer(name));
+                    } else {
+                        return Err(format!(
+                            "unknown placeholder {{{name}}} in {written:?}: use {{key}} or a JSON pointer such as {{/card_id}}"
+                        ));
+                    }
+                }
+                '}' => return Err(format!("unmatched `}}` in {written:?} (write `}}}}`)")),
+                c => text.push(c),
+            }
+        }
+        if !text.is_empty() {
+            parts.push(Part::Text(text));
+        }
+        if !parts.iter().any(|p| !matches!(p, Part::Text(_))) {
+            return Err(format!(
+                "{written:?} has no placeholder: every event would write the same key"
+            ));
+        }
+        Ok(Self {
+            written: written.to_owned(),
+            parts,
+        })
+    }
+
+    pub fn written(&self) -> &str {
+        &self.written
+    }
+
+    /// Whether the template reads the event's JSON value.
+    pub fn reads_value(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Pointer(_)))
+    }
+
+    /// The key of `event` (`value`: its parsed JSON value, when the
+    /// template needs it). An error says which placeholder is missing.
+    pub fn render(
+        &self,
+        event: &Event,
+        value: Option<&serde_json::Value>,
+    ) -> Result<String, String> {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                Part::Key => match &event.key {
+                    Some(k) => match std::str::from_utf8(k) {
+                        Ok(k) => out.push_str(k),
+                        Err(_) => return Err("the event's key is not UTF-8".into()),
+                    },
+                    None => return Err("the event has no key (for {key})".into()),
+                },
+                Part::Pointer(p) => {
+                    let v = value
+                        .and_then(|v| v.pointer(p))
+                        .ok_or_else(|| format!("the event has no field {p}"))?;
+                    out.push_str(&scalar_text(v).ok_or_else(|| {
+                        format!("the field {p} is not a string, number or boolean")
+                    })?);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A JSON scalar as text: a string as is, a number or boolean as written.
+pub fn scalar_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyTemplate {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(de)?;
+        KeyTemplate::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What orders the writes of one key: a newer version overwrites, an older
+/// or equal one is skipped (a replay, or an event that arrives late).
+/// `"offset"`: the event's source offset (Kafka: per partition, and one key's
+/// events share a partition); `"/ts"`: an integer field of the value (event
+/// time in ms, a sequence number).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Version {
+    Offset,
+    Pointer(String),
+}
+
+impl Version {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "offset" {
+            Ok(Version::Offset)
+        } else if s.starts_with('/') {
+            Ok(Version::Pointer(s.to_owned()))
+        } else {
+            Err(format!(
+                "{s:?} is neither \"offset\" nor a JSON pointer such as \"/ts\""
+            ))
+        }
+    }
+
+    /// The version of `event`.
+    pub fn of(&self, event: &Event, value: Option<&serde_json::Value>) -> Result<i64, String> {
+        match self {
+            Version::Offset => Ok(event.position.offset),
+            Version::Pointer(p) => {
+                let v = value
+                    .and_then(|v| v.pointer(p))
+                    .ok_or_else(|| format!("the event has no version field {p}"))?;
+                v.as_i64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    .ok_or_else(|| format!("the version field {p} is not an integer"))
+            }
+        }
+    }
+
+    pub fn reads_value(&self) -> bool {
+        matches!(self, Version::Pointer(_))
+    }
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(de)?;
+        Version::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Checks that a JSON pointer is one (`field` names it).
+pub fn validate_pointer(field: &str, p: &str) -> Result<(), FieldError> {
+    if p.starts_with('/') {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            field,
+            format!("{p:?} is not a JSON pointer (they start with `/`, e.g. \"/score\")"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Position;
+
+    fn event(json: &str) -> (Event, serde_json::Value) {
+        let e = Event::new(
+            json.as_bytes().to_vec(),
+            0,
+            Position::new("s".into(), 0, 42),
+        )
+        .with_key("k1");
+        let v = serde_json::from_str(json).expect("json");
+        (e, v)
+    }
+
+    #[test]
+    fn templates_render_key_and_pointers() {
+        let (e, v) = event(r#"{"card_id":"c7","n":3,"o":{}}"#);
+        let t = KeyTemplate::parse("card:{/card_id}:{key}:{/n}{{x}}").expect("parse");
+        assert_eq!(t.render(&e, Some(&v)).as_deref(), Ok("card:c7:k1:3{x}"));
+        let missing = KeyTemplate::parse("{/nope}").expect("parse");
+        assert!(
+            missing
+                .render(&e, Some(&v))
+                .expect_err("missing")
+                .contains("/nope")
+        );
+        let obj = KeyTemplate::parse("{/o}").expect("parse");
+        assert!(obj.render(&e, Some(&v)).is_err());
+        for bad in ["card", "{card}", "a{/x", "a}"] {
+            assert!(KeyTemplate::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn versions_come_from_the_offset_or_an_integer_field() {
+        let (e, v) = event(r#"{"ts":1700,"s":"12","f":1.5}"#);
+        assert_eq!(Version::Offset.of(&e, None), Ok(42));
+        assert_eq!(
+            Version::parse("/ts").and_then(|x| x.of(&e, Some(&v))),
+            Ok(1700)
+        );
+        assert_eq!(
+            Version::parse("/s").and_then(|x| x.of(&e, Some(&v))),
+            Ok(12)
+        );
+        assert!(
+            Version::parse("/f")
+                .and_then(|x| x.of(&e, Some(&v)))
+                .is_err()
+        );
+        assert!(Version::parse("ts").is_err());
+    }
+}
