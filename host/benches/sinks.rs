@@ -276,6 +276,8 @@ fn main() {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    // The raw reqwest client needs rustls's provider (the sink installs it too).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

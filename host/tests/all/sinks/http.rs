@@ -69,11 +69,6 @@ fn http_batches_carry_idempotency_keys_and_the_token_never_shows() {
         "the token is in the log:\n{}",
         out.stderr
     );
-    assert!(
-        out.stderr.contains("http POST http://127.0.0.1"),
-        "{}",
-        out.stderr
-    );
 }
 
 #[test]
@@ -136,7 +131,11 @@ fn http_endpoint_down_for_10s_loses_nothing_and_stays_bounded() {
         "{metrics}"
     );
     assert_eq!(m["weir_sink_up{output=\"default\"}"], 0.0);
-    assert_eq!(m["weir_output_events_total{output=\"default\"}"], 0.0);
+    // Nothing is acknowledged before a 2xx.
+    assert_eq!(
+        m["weir_source_chunks_total{status=\"delivered\"}"], 0.0,
+        "{metrics}"
+    );
     assert!(
         saw_503,
         "/readyz never said 503 while the endpoint was down"
