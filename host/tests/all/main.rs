@@ -16,5 +16,6 @@ mod polyglot;
 mod reload;
 mod sandbox;
 mod shutdown;
+mod state;
 mod status_page;
 mod support;
