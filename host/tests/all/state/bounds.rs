@@ -28,7 +28,11 @@ fn an_oversized_value_and_a_missing_key_are_dead_letters_and_the_stage_goes_on()
         r#"{"card":"b","input":5}"#.to_owned(),
     ];
     std::fs::write(dir.path().join("in.jsonl"), lines.join("\n") + "\n").expect("write");
-    counting(dir.path(), "max_value_bytes = 64\n").write(dir.path());
+    // One event per batch: a refused write dead-letters the events of its
+    // key in that call, here the one that grew it.
+    counting(dir.path(), "max_value_bytes = 64\n")
+        .batch(1, 0)
+        .write(dir.path());
     let (out, dlq) = run(dir.path());
     let got: Vec<(u64, u64)> = out
         .iter()

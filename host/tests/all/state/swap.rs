@@ -16,23 +16,36 @@ fn install(dir: &Path, bytes: &[u8]) {
     std::fs::rename(&tmp, dir.join("keyed-count.wasm")).expect("rename");
 }
 
-/// Waits until the log has `n` lines containing `needle`.
-fn wait_log(dir: &Path, needle: &str, n: usize, child: &mut std::process::Child) {
+/// How many log lines contain `needle`.
+fn log_count(dir: &Path, needle: &str) -> usize {
+    let log = std::fs::read_to_string(dir.join("weir.log")).unwrap_or_default();
+    log.lines().filter(|l| l.contains(needle)).count()
+}
+
+/// Feeds events (a stage swaps at a batch boundary: it needs batches)
+/// until the log has `n` lines containing `needle`.
+fn feed_until(
+    dir: &Path,
+    needle: &str,
+    n: usize,
+    child: &mut std::process::Child,
+    feed: &mut dyn FnMut(usize),
+) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let log = std::fs::read_to_string(dir.join("weir.log")).unwrap_or_default();
-        if log.lines().filter(|l| l.contains(needle)).count() >= n {
-            return;
-        }
+    while log_count(dir, needle) < n {
+        let log = || std::fs::read_to_string(dir.join("weir.log")).unwrap_or_default();
         assert!(
             child.try_wait().expect("poll").is_none(),
-            "weir exited: {log}"
+            "weir exited: {}",
+            log()
         );
         assert!(
             Instant::now() < deadline,
-            "timed out waiting for {n}× {needle:?}: {log}"
+            "timed out waiting for {n}× {needle:?}: {}",
+            log()
         );
-        std::thread::sleep(Duration::from_millis(10));
+        feed(3);
+        std::thread::sleep(Duration::from_millis(15));
     }
 }
 
@@ -58,26 +71,36 @@ fn twenty_hot_swaps_keep_counts_exact_and_an_incompatible_version_is_refused() {
         .stderr(log)
         .spawn()
         .expect("start weir");
-    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdin = Some(child.stdin.take().expect("stdin"));
     let keys = 13;
     let mut next = 0usize;
-    let mut feed = |stdin: &mut std::process::ChildStdin, n: usize| {
+    let mut feed = |n: usize| {
+        let Some(stdin) = stdin.as_mut() else { return };
         for _ in 0..n {
             writeln!(stdin, "{{\"card\":\"c{}\",\"input\":{next}}}", next % keys).expect("feed");
             next += 1;
         }
         stdin.flush().expect("flush");
     };
+    let d = dir.path();
+    feed_until(
+        d,
+        "watching for new plugin versions",
+        1,
+        &mut child,
+        &mut feed,
+    );
     for k in 1..=20u32 {
-        feed(&mut stdin, 150);
+        feed(100);
         install(&plugins, &variant(&base, k));
-        wait_log(dir.path(), "plugin swapped", k as usize, &mut child);
+        feed_until(d, "plugin swapped", k as usize, &mut child, &mut feed);
     }
-    feed(&mut stdin, 150);
+    feed(100);
     let incompatible = std::fs::read(plugin("keyed-incompatible")).expect("read");
     install(&plugins, &incompatible);
-    wait_log(dir.path(), "new plugin version refused", 1, &mut child);
-    feed(&mut stdin, 150);
+    feed_until(d, "new plugin version refused", 1, &mut child, &mut feed);
+    feed(100);
+    drop(feed);
     drop(stdin);
     let status = child.wait().expect("wait");
     let log = std::fs::read_to_string(dir.path().join("weir.log")).unwrap_or_default();
