@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::PipelineConfig;
 use crate::inference::{Infer, ModelRegistry};
-use crate::pipeline::SwapSlot;
 use crate::pipeline::{BatchPolicy, Pipeline, Stage, StageSpec};
+use crate::pipeline::{KeyedState, PipelineState, SwapSlot};
 use crate::pipeline::{Reloader, StageHandle};
 use crate::plugin::{ArtifactCache, EngineOptions, InstanceConfig, PluginEngine};
 use crate::telemetry::PipelineStats;
@@ -82,6 +82,15 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
     let infer: Option<Arc<dyn Infer>> = models
         .as_ref()
         .map(|m| Arc::new(m.clone()) as Arc<dyn Infer>);
+    // The state store, if some stage is keyed (one process per store: a
+    // second `weir run` of the pipeline is refused here).
+    let state = if config.is_keyed() {
+        let store = crate::state::StateStore::open(config.state_dir_path(), &config.state)
+            .context("state_dir")?;
+        Some(PipelineState::new(store, config.state.clone()))
+    } else {
+        None
+    };
     let mut stages = Vec::with_capacity(config.stages.len());
     let mut handles = Vec::with_capacity(config.stages.len());
     for (i, sc) in config.stages.iter().enumerate() {
@@ -114,6 +123,30 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
         let stage_stats = stats.stage(&sc.name).context("stage statistics missing")?;
         let mut stage = Stage::start(spec, engine.clone(), stage_stats)
             .with_context(|| format!("stages[{i}] `{}`", sc.name))?;
+        match (sc.state.is_some(), stage.plugin_info().keyed) {
+            (true, false) => anyhow::bail!(
+                "stages[{i}] `{}`: plugin {} is not keyed, but the stage has [stages.state]: a keyed stage needs a keyed plugin (#[weir_sdk::keyed], contract 0.2.0)",
+                sc.name,
+                path.display()
+            ),
+            (false, true) => anyhow::bail!(
+                "stages[{i}] `{}`: plugin {} is keyed: give the stage a [stages.state] table with its key (key = \"/field\" or \"$key\")",
+                sc.name,
+                path.display()
+            ),
+            _ => {}
+        }
+        if let (Some(sc_state), Some(state)) = (&sc.state, &state) {
+            let keyed = KeyedState::new(
+                sc.name.as_str().into(),
+                sc_state,
+                &config.watermark,
+                state.store.clone(),
+                state.committed.clone(),
+            )
+            .map_err(|e| anyhow::anyhow!("stages[{i}].state: {e}"))?;
+            stage.make_keyed(keyed);
+        }
         let slot = SwapSlot::default();
         stage.enable_reload(slot.clone(), status.clone());
         let smoke = match &sc.smoke {
@@ -128,6 +161,10 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
                 .unwrap_or_default(),
             slot,
             smoke,
+            state: state
+                .as_ref()
+                .filter(|_| sc.state.is_some())
+                .map(|s| s.store.clone()),
         });
         stages.push(stage);
     }
@@ -147,6 +184,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
         dead_letter,
         stats,
         drain_timeout: Duration::from_secs(30),
+        state,
     };
     Ok(Built {
         pipeline,

@@ -21,5 +21,6 @@ pub mod pipeline;
 pub mod plugin;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod telemetry;
 pub mod validate;

@@ -5,6 +5,7 @@
 mod generate;
 mod plugin;
 mod run;
+mod state;
 mod status;
 
 use std::process::ExitCode;
@@ -14,6 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub use generate::GenerateArgs;
 pub use plugin::PluginCommand;
 pub use run::RunArgs;
+pub use state::StateArgs;
 pub use status::StatusArgs;
 
 #[derive(Debug, Parser)]
@@ -43,6 +45,8 @@ pub enum Command {
     /// Show the plugin versions a pipeline serves and its recent reloads
     /// (swaps, refusals), as JSON.
     Status(StatusArgs),
+    /// Print the keyed state a stage of a pipeline holds (JSON lines).
+    State(StateArgs),
     /// Print synthetic events (JSON lines) from the built-in generator.
     Generate(GenerateArgs),
     /// Plugin author tools: scaffold, build, test locally, inspect.
@@ -57,6 +61,7 @@ impl Cli {
             Command::Run(args) => args.run(),
             Command::Generate(args) => args.run(),
             Command::Status(args) => args.run(),
+            Command::State(args) => args.run(),
             Command::Plugin(cmd) => cmd.run(),
         }
     }

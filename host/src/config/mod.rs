@@ -5,6 +5,7 @@
 //! name = "quickstart"            # optional, default "pipeline"
 //! plugin_dir = "plugins"         # optional, default "plugins"
 //! cache_dir = ".weir-cache"      # optional, default ".weir-cache"
+//! state_dir = ".weir-state"      # optional: keyed state, in <state_dir>/<name>
 //!
 //! [source]
 //! type = "generate"              # generate | file | stdin | kafka
@@ -21,6 +22,12 @@
 //! plugin = "pii-redact"          # <plugin_dir>/pii-redact.wasm
 //! [stages.params]                # any table: the plugin's init parameters (JSON)
 //! fields = ["card_number"]
+//!
+//! [stages.state]                 # optional: a keyed stage (crate::state)
+//! key = "/card_id"               # or "$key"; ttl_secs, max_key_bytes, max_value_bytes
+//!
+//! [state]                        # optional: durability = "batch" | "interval"
+//! [watermark]                    # optional: out_of_order_ms, idle_timeout_ms
 //!
 //! [outputs.default]              # required
 //! type = "stdout"
@@ -85,6 +92,17 @@ pub struct PipelineConfig {
     /// pipeline file's folder. Default `".weir-cache"`.
     #[serde(default = "default_cache_dir")]
     pub cache_dir: PathBuf,
+    /// Where keyed stages keep their state: the store is
+    /// `<state_dir>/<name>`. Relative to the pipeline file's folder.
+    /// Default `".weir-state"`.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// The state store (`[state]`): durability, changelog.
+    #[serde(default)]
+    pub state: crate::state::StateConfig,
+    /// How event time advances (`[watermark]`).
+    #[serde(default)]
+    pub watermark: crate::state::WatermarkConfig,
     /// Where events come from (`[source]`, with a `type`).
     pub source: SourceConfig,
     /// How events are grouped into micro-batches for the stages (`[batch]`).
@@ -128,6 +146,8 @@ pub struct PipelineConfig {
     plugin_dir_path: PathBuf,
     #[serde(skip)]
     cache_dir_path: PathBuf,
+    #[serde(skip)]
+    state_dir_path: PathBuf,
 }
 
 fn default_name() -> String {
@@ -140,6 +160,10 @@ fn default_plugin_dir() -> PathBuf {
 
 fn default_cache_dir() -> PathBuf {
     PathBuf::from(".weir-cache")
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(".weir-state")
 }
 
 fn valid_output_name(name: &str) -> bool {
@@ -217,6 +241,7 @@ impl PipelineConfig {
         let base = self.base_dir.clone();
         self.plugin_dir_path = resolve(&base, &self.plugin_dir);
         self.cache_dir_path = resolve(&base, &self.cache_dir);
+        self.state_dir_path = resolve(&base, &self.state_dir).join(&self.name);
         self.source.resolve_paths(&base);
         for sink in self.outputs.values_mut().chain(self.dead_letter.as_mut()) {
             sink.resolve_paths(&base);
@@ -243,6 +268,18 @@ impl PipelineConfig {
         }
         validate::not_empty("plugin_dir", &self.plugin_dir)?;
         validate::not_empty("cache_dir", &self.cache_dir)?;
+        validate::not_empty("state_dir", &self.state_dir)?;
+        let unsafe_folder = self.name.contains(['/', '\\']) || self.name.starts_with('.');
+        if unsafe_folder && self.is_keyed() {
+            return Err(FieldError::new(
+                "name",
+                "a pipeline with keyed stages names its state folder: no '/', '\\' or leading '.'",
+            ));
+        }
+        self.state.validate().map_err(|e| e.within("state"))?;
+        self.watermark
+            .validate()
+            .map_err(|e| e.within("watermark"))?;
         self.source.validate().map_err(|e| e.within("source"))?;
         self.batch.validate().map_err(|e| e.within("batch"))?;
         if let Some(admin) = &self.admin {
@@ -357,6 +394,16 @@ impl PipelineConfig {
     /// `cache_dir`, resolved.
     pub fn cache_dir_path(&self) -> &Path {
         &self.cache_dir_path
+    }
+
+    /// The state store's folder: `<state_dir>/<name>`, resolved.
+    pub fn state_dir_path(&self) -> &Path {
+        &self.state_dir_path
+    }
+
+    /// Whether some stage is keyed (has `[stages.state]`).
+    pub fn is_keyed(&self) -> bool {
+        self.stages.iter().any(|s| s.state.is_some())
     }
 
     /// `[onnxruntime] library`, resolved.

@@ -75,6 +75,10 @@ pub struct StageConfig {
     /// Relative to the pipeline file's folder.
     #[serde(default)]
     pub smoke: Option<PathBuf>,
+    /// Makes the stage keyed (`[stages.state]`: its key, TTL and bounds):
+    /// the host keeps per-key state for the plugin (crate::state).
+    #[serde(default)]
+    pub state: Option<crate::state::StageStateConfig>,
     /// The plugin's component file, resolved (at load).
     #[serde(skip)]
     plugin_file: PathBuf,
@@ -143,6 +147,9 @@ impl StageConfig {
         self.params_json()?;
         self.limits.validate().map_err(|e| e.within("limits"))?;
         self.grants.validate().map_err(|e| e.within("grants"))?;
+        if let Some(state) = &self.state {
+            state.validate().map_err(|e| e.within("state"))?;
+        }
         self.circuit_breaker
             .validate()
             .map_err(|e| e.within("circuit_breaker"))

@@ -114,9 +114,13 @@ fn minimal_pipeline_gets_defaults() {
     assert_eq!(
         c.source,
         SourceConfig::Stdin(crate::source::StdinSourceConfig {
-            format: LineFormat::Json
+            format: LineFormat::Json,
+            event_time: None,
         })
     );
+    assert_eq!(c.state_dir_path(), Path::new("/p/.weir-state/pipeline"));
+    assert_eq!(c.state, crate::state::StateConfig::default());
+    assert!(!c.is_keyed());
 }
 
 /// A refused file, written with two abbreviations: `<min>` for [`MINIMAL`],
@@ -165,6 +169,13 @@ const REFUSED: &[Refused] = &[
     ("<min><stage>[stages.circuit_breaker]\nmax_faults = 0\n", "stages[0].circuit_breaker.max_faults", 9, "at least 1"),
     ("<min>[reload]\npoll_interval_ms = 0\n", "reload.poll_interval_ms", 6, "at least 1"),
     ("<min>[admin]\naddress = 'nowhere'\n", "admin.address", 6, "not host:port"),
+    // State: the key, bounds and the state tables.
+    ("<min><stage>[stages.state]\nkey = 'card_id'\n", "stages[0].state.key", 9, "JSON pointer"),
+    ("<min><stage>[stages.state]\nkey = '/c'\nmax_value_bytes = 0\n", "stages[0].state.max_value_bytes", 10, "between 1 and"),
+    ("<min><stage>[stages.state]\nkey = '/c'\nttl = 5\n", "stages[0].state.ttl", 10, "unknown field `ttl`"),
+    ("<min>[state]\ndurability = 'never'\n", "state.durability", 6, "unknown variant `never`"),
+    ("<min>[watermark]\nidle_timeout_ms = 0\n", "watermark.idle_timeout_ms", 6, "between 1 and"),
+    ("[source]\ntype = 'file'\npath = 'in'\nevent_time = 'ts'\n[outputs.default]\ntype = 'stdout'\n", "source.event_time", 4, "JSON pointer"),
     // One file for two sinks.
     ("<min>[outputs.a]\ntype = 'file'\npath = 'out.jsonl'\n[dead_letter]\ntype = 'file'\npath = 'out.jsonl'\n", "dead_letter.path", 10, "also used by outputs.a.path"),
 ];
@@ -177,6 +188,22 @@ fn refused_files_name_the_field_and_the_line() {
             .replace("<stage>", "[[stages]]\nname = 'a'\nplugin = 'p'\n");
         assert_error(&src, field, *line, needle);
     }
+}
+
+#[test]
+fn a_keyed_stage_and_the_state_tables() {
+    let src = format!(
+        "name = 'fraud'\nstate_dir = 'st'\n{MINIMAL}[[stages]]\nname = 'a'\nplugin = 'p'\n[stages.state]\nkey = '$key'\nttl_secs = 60\n[state]\ndurability = 'interval'\ninterval_ms = 200\n[watermark]\nout_of_order_ms = 0\n"
+    );
+    let c = PipelineConfig::from_str(&src, "/p").expect("valid");
+    assert!(c.is_keyed());
+    assert_eq!(c.state_dir_path(), Path::new("/p/st/fraud"));
+    let state = c.stages[0].state.as_ref().expect("keyed");
+    assert_eq!(state.ttl_ms(), Some(60_000));
+    assert_eq!(state.max_value_bytes, 64 * 1024);
+    assert_eq!(c.state.durability, crate::state::Durability::Interval);
+    assert_eq!(c.watermark.out_of_order_ms, 0);
+    assert_eq!(c.watermark.idle_timeout_ms, 10_000);
 }
 
 #[test]

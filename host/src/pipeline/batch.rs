@@ -20,4 +20,10 @@ pub struct Batch {
     pub dead: Vec<DeadLetter>,
     /// The source chunks this batch holds events of.
     pub acks: AckSet,
+    /// What the keyed stages wrote for this batch: committed with the source
+    /// progress once its outputs are acknowledged.
+    pub state: crate::state::Commit,
+    /// The last batch of a finite input (no events): keyed stages fire every
+    /// timer left.
+    pub end_of_input: bool,
 }

@@ -24,6 +24,9 @@ pub struct StageHandle {
     pub slot: SwapSlot,
     /// Events run through a new version before it may serve: a trap refuses it.
     pub smoke: Option<Vec<Event>>,
+    /// A keyed stage's store: a new version must be keyed too, and must
+    /// read a sample of the stored state (`check_state`).
+    pub state: Option<crate::state::StateStore>,
 }
 
 /// Turns settled file changes into prepared versions for the stages.
@@ -85,6 +88,7 @@ impl Reloader {
                 .map_err(|e| format!("smoke batch of stage `{}`: {e}", handle.spec.name))?;
         }
         let mut instance = fresh().map_err(|e| format!("stage `{}`: {e}", handle.spec.name))?;
+        check_keyed(handle, &mut instance)?;
         // Warm it up (first-call costs: lazy init, fresh pages) before it
         // is on the data path.
         instance
@@ -179,6 +183,38 @@ impl Reloader {
             });
         }
     }
+}
+
+/// Stored values a new keyed version must read before it may serve.
+const STATE_SAMPLE: usize = 64;
+
+/// A keyed stage takes only a keyed version that reads a sample of its
+/// stored state; a plain stage only a plain version.
+fn check_keyed(handle: &StageHandle, instance: &mut PluginInstance) -> Result<(), String> {
+    let name = &handle.spec.name;
+    let keyed = instance.info().keyed;
+    let Some(store) = &handle.state else {
+        if keyed {
+            return Err(format!(
+                "stage `{name}` is not keyed: the new version is a keyed plugin (the stage has no [stages.state])"
+            ));
+        }
+        return Ok(());
+    };
+    if !keyed {
+        return Err(format!(
+            "stage `{name}` is keyed: the new version is not a keyed plugin, it could not use the stored state"
+        ));
+    }
+    let sample: Vec<(bytes::Bytes, bytes::Bytes)> = store
+        .scan(name, None, STATE_SAMPLE, now_ms())
+        .map_err(|e| format!("stage `{name}`: reading a state sample: {e}"))?
+        .into_iter()
+        .map(|e| (e.key, e.value))
+        .collect();
+    instance
+        .check_state(&sample)
+        .map_err(|e| format!("stage `{name}`: the new version cannot read the stored state: {e}"))
 }
 
 fn stem(path: &Path) -> String {

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ack::{AckSet, AckStatus, Finalizer, ack_channel};
 use super::batch::Batch;
+use super::commit::{CommitMsg, CommitTracker, END_CHUNK, PipelineState, spawn_committer};
 use super::route::Routes;
 use super::stage::Stage;
 use crate::endpoint::EndpointError;
@@ -45,6 +46,10 @@ pub struct Pipeline {
     pub stats: Arc<PipelineStats>,
     /// How long shutdown waits for in-flight events to be acknowledged.
     pub drain_timeout: Duration,
+    /// The keyed state store, if a stage is keyed: batches commit their
+    /// state and source progress once acknowledged, and a restart skips
+    /// what was applied.
+    pub state: Option<PipelineState>,
 }
 
 /// How a run ended.
@@ -66,6 +71,8 @@ pub enum RunError {
     Sink { output: String, message: String },
     #[error("{0}")]
     Stage(String),
+    #[error("state: {0}")]
+    State(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -82,6 +89,7 @@ impl Pipeline {
             dead_letter,
             stats,
             drain_timeout,
+            state,
         } = self;
         // A fatal sink error stops the source like a signal would.
         let stop = shutdown.child_token();
@@ -129,10 +137,27 @@ impl Pipeline {
                 spawn_sink(SinkRole::Output(name), sink, Some(dead))
             })
             .collect();
+        // The committer, and where the driver resumes, if state is kept.
+        let mut committer = None;
+        let mut tracker = None;
+        let mut staged = None;
+        if let Some(state) = &state {
+            let resume = state
+                .store
+                .progress()
+                .map_err(|e| RunError::State(e.to_string()))?;
+            let (tx, handle) = spawn_committer(state, stats.clone()).map_err(|e| {
+                RunError::Internal(format!("cannot start the state committer: {e}"))
+            })?;
+            tracker = Some(CommitTracker::new(tx.clone(), resume));
+            staged = Some(tx);
+            committer = Some(handle);
+        }
         let fan_out = FanOut {
             outputs,
             default,
             dead_letter,
+            staged,
         };
 
         // Stages, one thread each, chained.
@@ -182,6 +207,7 @@ impl Pipeline {
             stop.clone(),
             stats.clone(),
             drain_timeout,
+            tracker,
         )
         .await;
         let (chunks_unacked, source_result) = match driven {
@@ -200,6 +226,16 @@ impl Pipeline {
         for t in stage_threads {
             if t.join().is_err() {
                 return Err(RunError::Internal("a stage thread panicked".into()));
+            }
+        }
+        if let Some(handle) = committer {
+            // Every sender is gone (driver and fan-out ended): it commits
+            // what is left and ends.
+            let joined = tokio::task::spawn_blocking(move || handle.join()).await;
+            match joined {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => return Err(RunError::State(e)),
+                _ => return Err(RunError::Internal("the state committer panicked".into())),
             }
         }
         if let Some(err) = fatal.lock().ok().and_then(|mut f| f.take()) {
@@ -227,6 +263,7 @@ async fn drive_source(
     stop: CancellationToken,
     stats: Arc<PipelineStats>,
     drain_timeout: Duration,
+    mut tracker: Option<CommitTracker>,
 ) -> Result<u64, RunError> {
     let (ack_tx, mut ack_rx) = ack_channel();
     let mut outstanding = 0u64;
@@ -250,16 +287,25 @@ async fn drive_source(
             }
             Some(ack) = ack_rx.recv() => {
                 outstanding -= 1;
-                count_ack(&stats, ack.status);
-                source.ack(ack).await?;
+                handle_ack(ack, &mut tracker, &stats, source.as_mut()).await?;
             }
             _ = sleep_until(deadline), if deadline.is_some() => flush = true,
             read = source.read(room), if !exhausted && !stopping && room > 0 => match read? {
-                Some(read) if !read.is_empty() => {
+                Some(mut read) if !read.is_empty() => {
+                    let skipped = tracker.as_mut().map_or(0, |t| t.skip_applied(&mut read));
                     let n = read.len();
-                    stats.events_in.fetch_add(n as u64, Relaxed);
-                    finalizers.push(Finalizer::new(read.chunk, n, ack_tx.clone()));
                     outstanding += 1;
+                    if n == 0 {
+                        // All applied before a restart: acknowledged at once.
+                        let done = Finalizer::new(read.chunk, skipped, ack_tx.clone());
+                        done.mark_reached_sinks();
+                        continue;
+                    }
+                    stats.events_in.fetch_add(n as u64, Relaxed);
+                    finalizers.push(Finalizer::new(read.chunk, n + skipped, ack_tx.clone()));
+                    if let Some(t) = tracker.as_mut() {
+                        t.add_chunk(read.chunk);
+                    }
                     pending.events.extend(read.events);
                     pending.dead.extend(read.rejects);
                     pending_len += n;
@@ -276,6 +322,13 @@ async fn drive_source(
             batch.seq = seq;
             seq += 1;
             batch.acks = AckSet::new(std::mem::take(&mut finalizers));
+            if let Some(t) = tracker.as_mut() {
+                let dead = batch.dead.iter().map(|d| &d.event.position);
+                t.cut(
+                    batch.seq,
+                    batch.events.iter().map(|e| &e.position).chain(dead),
+                );
+            }
             pending_len = 0;
             deadline = None;
             if tx.send(batch).await.is_err() {
@@ -286,6 +339,33 @@ async fn drive_source(
             break;
         }
     }
+    // A finite input ended: keyed stages get a last, empty batch in which
+    // every timer left is due.
+    if exhausted
+        && !stopping
+        && let Some(t) = tracker.as_mut()
+    {
+        t.add_chunk(END_CHUNK);
+        t.cut(seq, std::iter::empty());
+        let batch = Batch {
+            seq,
+            end_of_input: true,
+            acks: AckSet::new(vec![Finalizer::new(END_CHUNK, 0, ack_tx.clone())]),
+            ..Batch::default()
+        };
+        outstanding += 1;
+        if tx.send(batch).await.is_err() {
+            return Err(RunError::Internal("the stage chain stopped early".into()));
+        }
+    }
+    if let Some(t) = &tracker
+        && t.skipped() > 0
+    {
+        tracing::info!(
+            events = t.skipped(),
+            "skipped events whose state effects were already stored"
+        );
+    }
     // No more batches: the stages drain and exit, then the sinks.
     drop(tx);
     drop(ack_tx);
@@ -294,8 +374,7 @@ async fn drive_source(
         match tokio::time::timeout_at(give_up, ack_rx.recv()).await {
             Ok(Some(ack)) => {
                 outstanding -= 1;
-                count_ack(&stats, ack.status);
-                source.ack(ack).await?;
+                handle_ack(ack, &mut tracker, &stats, source.as_mut()).await?;
             }
             Ok(None) => break,
             Err(_) => {
@@ -309,6 +388,25 @@ async fn drive_source(
     }
     source.close().await?;
     Ok(outstanding)
+}
+
+/// One acknowledgement: to the state committer's tracker, then (unless it is
+/// the driver's own end-of-input chunk) to the source.
+async fn handle_ack(
+    ack: super::ack::Ack,
+    tracker: &mut Option<CommitTracker>,
+    stats: &PipelineStats,
+    source: &mut dyn Source,
+) -> Result<(), RunError> {
+    if let Some(t) = tracker.as_mut() {
+        t.acked(&ack);
+    }
+    if ack.chunk == END_CHUNK && tracker.is_some() {
+        return Ok(());
+    }
+    count_ack(stats, ack.status);
+    source.ack(ack).await?;
+    Ok(())
 }
 
 fn count_ack(stats: &PipelineStats, status: AckStatus) {
@@ -334,18 +432,27 @@ struct FanOut {
     /// The place of the `default` output.
     default: usize,
     dead_letter: mpsc::Sender<SinkBatch>,
+    /// The state committer: what each batch's keyed stages wrote.
+    staged: Option<std::sync::mpsc::Sender<CommitMsg>>,
 }
 
 impl FanOut {
     async fn run(self, mut rx: mpsc::Receiver<Batch>) {
         while let Some(batch) = rx.recv().await {
             let Batch {
+                seq,
                 events,
                 routed,
                 dead,
                 acks,
+                state,
                 ..
             } = batch;
+            if let Some(staged) = &self.staged {
+                // Before the batch's acks can complete. A failed send means
+                // the committer stopped on an error, which the run reports.
+                let _ = staged.send(CommitMsg::Staged { seq, delta: state });
+            }
             acks.mark_reached_sinks();
             let dead = dead.into_iter().map(|d| d.into_event()).collect();
             send(&self.dead_letter, dead, &acks).await;

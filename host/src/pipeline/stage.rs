@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+mod keyed_run;
+
 use super::batch::Batch;
 use super::breaker::{Breaker, BreakerAction, CircuitBreakerConfig};
 use super::dlq::DeadLetter;
@@ -55,6 +57,8 @@ pub struct Stage {
     /// Hot reload: new versions arrive here, taken at a batch boundary.
     slot: SwapSlot,
     status: Option<Arc<VersionBoard>>,
+    /// A keyed stage's state (`[stages.state]`).
+    keyed: Option<super::keyed::KeyedState>,
 }
 
 impl Stage {
@@ -76,6 +80,7 @@ impl Stage {
             fatal: None,
             slot: SwapSlot::default(),
             status: None,
+            keyed: None,
         };
         stage.fresh_instance()?;
         Ok(stage)
@@ -170,6 +175,23 @@ impl Stage {
     pub fn process(&mut self, batch: &mut Batch) {
         self.take_new_version();
         let inputs = std::mem::take(&mut batch.events);
+        if self.keyed.is_some() {
+            let _span = tracing::info_span!(
+                "batch",
+                seq = batch.seq,
+                version = %self.plugin().short_version(),
+                partitions = %partitions(&inputs),
+            )
+            .entered();
+            self.stats.record_in(inputs.len());
+            let started = std::time::Instant::now();
+            self.process_keyed(inputs, batch);
+            self.stats.record_call(started.elapsed());
+            if let Some(keyed) = &self.keyed {
+                self.stats.set_watermark(keyed.watermark());
+            }
+            return;
+        }
         if inputs.is_empty() {
             // Only source rejects: the plugin is not called.
             return;

@@ -24,11 +24,17 @@ pub struct FileSourceConfig {
     /// `text`: each non-empty line is the value as is.
     #[serde(default)]
     pub format: LineFormat,
+    /// A JSON pointer to each event's time in milliseconds (`"/ts"`), for
+    /// watermarks and timers; absent (or not a number in a line): the
+    /// ingestion time.
+    #[serde(default)]
+    pub event_time: Option<String>,
 }
 
 impl FileSourceConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
-        validate::not_empty("path", self.path.written())
+        validate::not_empty("path", self.path.written())?;
+        super::lines::validate_event_time(self.event_time.as_deref(), self.format)
     }
 
     /// Resolves `path` against the pipeline file's folder.
@@ -46,7 +52,13 @@ impl FileSourceConfig {
         let written = self.path.written();
         let stream: Arc<str> = Arc::from(written.to_string_lossy().as_ref());
         let describe = format!("file {} ({})", written.display(), self.format.name());
-        LinesSource::spawn(describe, stream, self.format, file)
+        LinesSource::spawn(
+            describe,
+            stream,
+            self.format,
+            self.event_time.as_deref().map(Arc::from),
+            file,
+        )
     }
 }
 
@@ -63,6 +75,7 @@ mod tests {
         let mut config = FileSourceConfig {
             path: path.into(),
             format,
+            event_time: None,
         };
         config.resolve_paths(base_dir);
         config
@@ -176,6 +189,7 @@ mod tests {
             "feed".into(),
             Arc::from("feed"),
             LineFormat::Text,
+            None,
             Feed(rx, Vec::new()),
         )
         .expect("spawn");

@@ -74,6 +74,7 @@ impl LinesSource {
         describe: String,
         stream: Arc<str>,
         format: LineFormat,
+        event_time: Option<Arc<str>>,
         reader: R,
     ) -> Result<Self, EndpointError>
     where
@@ -82,7 +83,7 @@ impl LinesSource {
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
         std::thread::Builder::new()
             .name("weir-source-lines".into())
-            .spawn(move || reader_thread(reader, stream, format, tx))
+            .spawn(move || reader_thread(reader, Splitter::new(stream, format, event_time), tx))
             .map_err(|source| EndpointError::Io {
                 context: format!("{describe}: cannot start the reader thread"),
                 source,
@@ -174,13 +175,7 @@ impl Source for LinesSource {
     }
 }
 
-fn reader_thread<R: std::io::Read>(
-    mut reader: R,
-    stream: Arc<str>,
-    format: LineFormat,
-    tx: mpsc::Sender<Chunk>,
-) {
-    let mut splitter = Splitter::new(stream, format);
+fn reader_thread<R: std::io::Read>(mut reader: R, mut splitter: Splitter, tx: mpsc::Sender<Chunk>) {
     let mut buf = BytesMut::with_capacity(BLOCK);
     loop {
         let start = buf.len();
@@ -223,14 +218,17 @@ fn reader_thread<R: std::io::Read>(
 pub(crate) struct Splitter {
     stream: Arc<str>,
     format: LineFormat,
+    /// A JSON pointer to the event time (ms) in each JSON line.
+    event_time: Option<Arc<str>>,
     next_line: i64,
 }
 
 impl Splitter {
-    pub(crate) fn new(stream: Arc<str>, format: LineFormat) -> Self {
+    pub(crate) fn new(stream: Arc<str>, format: LineFormat, event_time: Option<Arc<str>>) -> Self {
         Self {
             stream,
             format,
+            event_time,
             next_line: 0,
         }
     }
@@ -264,7 +262,13 @@ impl Splitter {
             LineFormat::Text => Some(Item::Event(Event::new(line, ts, position()))),
             LineFormat::Json if line.iter().all(u8::is_ascii_whitespace) => None,
             LineFormat::Json => match check_json(&line) {
-                Ok(()) => Some(Item::Event(Event::new(line, ts, position()))),
+                Ok(()) => {
+                    let ts = match &self.event_time {
+                        Some(pointer) => event_time_at(&line, pointer).unwrap_or(ts),
+                        None => ts,
+                    };
+                    Some(Item::Event(Event::new(line, ts, position())))
+                }
                 Err(why) => {
                     let reason = format!("invalid JSON at line {}: {why}", offset + 1);
                     let event = Event::new(line, ts, position());
@@ -273,6 +277,37 @@ impl Splitter {
             },
         }
     }
+}
+
+/// `event_time` of a line source: a JSON pointer, on JSON lines.
+pub(crate) fn validate_event_time(
+    event_time: Option<&str>,
+    format: LineFormat,
+) -> Result<(), crate::validate::FieldError> {
+    let Some(pointer) = event_time else {
+        return Ok(());
+    };
+    if !pointer.starts_with('/') || pointer.len() < 2 {
+        return Err(crate::validate::FieldError::new(
+            "event_time",
+            format!("{pointer:?}: use a JSON pointer such as \"/ts\""),
+        ));
+    }
+    if format != LineFormat::Json {
+        return Err(crate::validate::FieldError::new(
+            "event_time",
+            "needs format = \"json\"",
+        ));
+    }
+    Ok(())
+}
+
+/// The event time (ms) at a JSON pointer of a JSON document: an integer, or
+/// a float (truncated). `None` if absent or not a number.
+pub(crate) fn event_time_at(value: &[u8], pointer: &str) -> Option<i64> {
+    let value: serde_json::Value = serde_json::from_slice(value).ok()?;
+    let v = value.pointer(pointer)?;
+    v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
 }
 
 /// Whether `line` is one JSON document (UTF-8 included); the reason if not,
@@ -297,7 +332,7 @@ mod tests {
     use super::*;
 
     fn split_all(format: LineFormat, input: &[u8]) -> Vec<Item> {
-        let mut s = Splitter::new(Arc::from("t"), format);
+        let mut s = Splitter::new(Arc::from("t"), format, None);
         s.split(&Bytes::copy_from_slice(input))
     }
 
@@ -324,6 +359,26 @@ mod tests {
             panic!("event expected")
         };
         assert_eq!(e.position.offset, 4);
+    }
+
+    #[test]
+    fn event_time_from_a_pointer_else_ingestion_time() {
+        assert_eq!(event_time_at(br#"{"ts":1700}"#, "/ts"), Some(1700));
+        assert_eq!(event_time_at(br#"{"ts":17.9}"#, "/ts"), Some(17));
+        assert_eq!(event_time_at(br#"{"ts":"x"}"#, "/ts"), None);
+        let mut s = Splitter::new(Arc::from("t"), LineFormat::Json, Some(Arc::from("/ts")));
+        let before = now_ms();
+        let items = s.split(&Bytes::from_static(b"{\"ts\":42}\n{\"n\":1}\n"));
+        let stamps: Vec<i64> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Event(e) => Some(e.timestamp_ms),
+                Item::Reject(_) => None,
+            })
+            .collect();
+        assert_eq!(stamps.len(), 2);
+        assert_eq!(stamps[0], 42);
+        assert!(stamps[1] >= before, "no /ts: the ingestion time");
     }
 
     #[test]

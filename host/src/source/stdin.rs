@@ -18,17 +18,26 @@ pub struct StdinSourceConfig {
     /// that is not goes to the dead-letter output; `text`: each non-empty line
     /// is the value as is.
     pub format: LineFormat,
+    /// A JSON pointer to each event's time in milliseconds (`"/ts"`);
+    /// absent: the ingestion time.
+    pub event_time: Option<String>,
 }
 
 impl StdinSourceConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
-        Ok(())
+        super::lines::validate_event_time(self.event_time.as_deref(), self.format)
     }
 
     /// Starts reading standard input. The reader thread blocks on stdin and
     /// cannot be interrupted; it ends with the input or the process.
     pub fn build(&self) -> Result<LinesSource, EndpointError> {
         let describe = format!("stdin ({})", self.format.name());
-        LinesSource::spawn(describe, Arc::from("stdin"), self.format, std::io::stdin())
+        LinesSource::spawn(
+            describe,
+            Arc::from("stdin"),
+            self.format,
+            self.event_time.as_deref().map(Arc::from),
+            std::io::stdin(),
+        )
     }
 }

@@ -358,6 +358,57 @@ impl prometheus_client::collector::Collector for PipelineCollector {
             memory,
             gauge_i64,
         )?;
+        // Keyed state.
+        family(
+            &mut enc,
+            "weir_stage_late_events",
+            "Events of a keyed stage at or behind its watermark.",
+            Counter,
+            per_stage(|s| s.late_events.load(Relaxed)),
+            counter,
+        )?;
+        let keys: Vec<_> = per_stage(|s| s.state_keys.load(Relaxed))
+            .into_iter()
+            .map(|(l, v)| (l, i64::try_from(v).unwrap_or(i64::MAX)))
+            .collect();
+        family(
+            &mut enc,
+            "weir_state_keys",
+            "Keys a keyed stage holds in the store (approximate).",
+            Gauge,
+            keys,
+            gauge_i64,
+        )?;
+        let now = crate::event::now_ms();
+        let lag: Vec<_> = stats
+            .stages
+            .iter()
+            .filter_map(|(n, s)| {
+                let w = s.watermark_ms.load(Relaxed);
+                (w != i64::MIN && w != i64::MAX).then(|| {
+                    (
+                        stage_labels(&snapshot, n),
+                        (now.saturating_sub(w)) as f64 / 1000.0,
+                    )
+                })
+            })
+            .collect();
+        family(
+            &mut enc,
+            "weir_watermark_lag_seconds",
+            "Wall clock minus a keyed stage's watermark.",
+            Gauge,
+            lag,
+            |m, v: f64| m.encode_gauge(&v),
+        )?;
+        single(
+            &mut enc,
+            "weir_state_commit_seconds",
+            "Time of one batch's atomic state commit.",
+            Histogram,
+            &stats.state_commit.snapshot(),
+            histogram,
+        )?;
         type StageHistogram = fn(&StageStats) -> &AtomicHistogram;
         let histograms: [(&str, &str, StageHistogram); 2] = [
             (

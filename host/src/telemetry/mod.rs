@@ -40,6 +40,12 @@ pub struct StageStats {
     pub batch_events: AtomicHistogram,
     /// Linear memory of the stage's current plugin instance, in bytes.
     pub memory_bytes: AtomicU64,
+    /// Keyed stages: events whose time was at or behind the watermark.
+    pub late_events: AtomicU64,
+    /// Keyed stages: the watermark (ms since the epoch; `i64::MIN`: none yet).
+    pub watermark_ms: std::sync::atomic::AtomicI64,
+    /// Keyed stages: keys in the store (approximate).
+    pub state_keys: AtomicU64,
 }
 
 impl Default for StageStats {
@@ -56,6 +62,9 @@ impl Default for StageStats {
             latency: AtomicHistogram::latency(),
             batch_events: AtomicHistogram::batch_events(),
             memory_bytes: AtomicU64::new(0),
+            late_events: AtomicU64::new(0),
+            watermark_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+            state_keys: AtomicU64::new(0),
         }
     }
 }
@@ -80,6 +89,16 @@ impl StageStats {
         self.calls.fetch_add(1, Relaxed);
         self.call_nanos.fetch_add(took.as_nanos() as u64, Relaxed);
         self.latency.observe(took.as_secs_f64());
+    }
+
+    pub fn record_late(&self, n: usize) {
+        self.late_events.fetch_add(n as u64, Relaxed);
+    }
+
+    pub fn set_watermark(&self, ms: Option<i64>) {
+        if let Some(ms) = ms {
+            self.watermark_ms.store(ms, Relaxed);
+        }
     }
 
     pub fn set_memory(&self, bytes: usize) {
@@ -165,6 +184,8 @@ pub struct PipelineStats {
     pub dead_letter_latency: AtomicHistogram,
     /// Each output's sink (and the dead-letter one, [`DEAD_LETTER_SINK`]).
     pub sinks: BTreeMap<String, Arc<SinkStats>>,
+    /// Keyed state: how long each batch's atomic commit took.
+    pub state_commit: AtomicHistogram,
 }
 
 impl Default for PipelineStats {
@@ -180,6 +201,7 @@ impl Default for PipelineStats {
             end_to_end: BTreeMap::new(),
             dead_letter_latency: AtomicHistogram::latency(),
             sinks: BTreeMap::new(),
+            state_commit: AtomicHistogram::latency(),
         }
     }
 }

@@ -17,5 +17,6 @@ mod reload;
 mod sandbox;
 mod shutdown;
 mod sinks;
+mod state;
 mod status_page;
 mod support;

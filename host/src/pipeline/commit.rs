@@ -1,0 +1,421 @@
+//! Exactly-once state: each batch's state writes and the source progress
+//! they cover are committed in one atomic store batch, in batch order, once
+//! every chunk of the batch was acknowledged delivered (its outputs accepted
+//! by their sinks). The source driver tells the committer when a batch was
+//! acknowledged ([`CommitTracker`]); the fan-out hands over what the keyed
+//! stages wrote for it. After a crash the driver skips what the store's
+//! progress says was applied, so no event's effect is applied twice or lost
+//! (outputs stay at-least-once: a crash between a sink's write and the
+//! commit re-delivers them). See `docs/state.md`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Instant;
+
+use crate::pipeline::{Ack, AckStatus};
+use crate::source::Read;
+use crate::state::{Commit, Durability, Progress, StateConfig, StateStore};
+use crate::telemetry::PipelineStats;
+
+/// The chunk id of the end-of-input batch the driver makes itself (so that
+/// keyed stages fire their last timers); never a source's.
+pub const END_CHUNK: u64 = u64::MAX;
+
+/// The state every keyed stage of a pipeline shares.
+#[derive(Clone)]
+pub struct PipelineState {
+    pub store: StateStore,
+    pub config: StateConfig,
+    /// The first batch not committed yet; keyed stages drop overlay entries
+    /// of the batches before it.
+    pub committed: Arc<AtomicU64>,
+}
+
+impl PipelineState {
+    pub fn new(store: StateStore, config: StateConfig) -> Self {
+        Self {
+            store,
+            config,
+            committed: Arc::default(),
+        }
+    }
+}
+
+pub(super) enum CommitMsg {
+    /// A batch left the last stage: what its keyed stages wrote.
+    Staged { seq: u64, delta: Commit },
+    /// Every chunk of a batch was acknowledged.
+    Acked {
+        seq: u64,
+        delivered: bool,
+        progress: Vec<(Arc<str>, i32, i64)>,
+    },
+}
+
+#[derive(Default)]
+struct Pending {
+    delta: Option<Commit>,
+    acked: Option<(bool, Vec<(Arc<str>, i32, i64)>)>,
+}
+
+/// Starts the committer thread. It ends when every sender is gone, after
+/// committing what it can; a store error is returned (the pipeline fails).
+pub(super) fn spawn_committer(
+    state: &PipelineState,
+    stats: Arc<PipelineStats>,
+) -> std::io::Result<(
+    mpsc::Sender<CommitMsg>,
+    std::thread::JoinHandle<Result<(), String>>,
+)> {
+    let (tx, rx) = mpsc::channel::<CommitMsg>();
+    let state = state.clone();
+    let handle = std::thread::Builder::new()
+        .name("weir-state-commit".into())
+        .spawn(move || run_committer(&state, &rx, &stats))?;
+    Ok((tx, handle))
+}
+
+fn run_committer(
+    state: &PipelineState,
+    rx: &mpsc::Receiver<CommitMsg>,
+    stats: &PipelineStats,
+) -> Result<(), String> {
+    let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
+    let mut next = state.committed.load(Ordering::Acquire);
+    let mut stalled = false;
+    let interval = state.config.interval();
+    let mut dirty = false;
+    let mut last_sync = Instant::now();
+    loop {
+        let msg = match state.config.durability {
+            Durability::Batch => match rx.recv() {
+                Ok(m) => Some(m),
+                Err(_) => break,
+            },
+            Durability::Interval => match rx.recv_timeout(interval) {
+                Ok(m) => Some(m),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+        };
+        match msg {
+            Some(CommitMsg::Staged { seq, delta }) => {
+                pending.entry(seq).or_default().delta = Some(delta);
+            }
+            Some(CommitMsg::Acked {
+                seq,
+                delivered,
+                progress,
+            }) => {
+                pending.entry(seq).or_default().acked = Some((delivered, progress));
+            }
+            None => {}
+        }
+        while !stalled {
+            let ready = pending
+                .get(&next)
+                .is_some_and(|p| p.delta.is_some() && p.acked.is_some());
+            if !ready {
+                break;
+            }
+            let Some(Pending {
+                delta: Some(mut commit),
+                acked: Some((delivered, progress)),
+            }) = pending.remove(&next)
+            else {
+                break;
+            };
+            if !delivered {
+                // Its outputs were not all accepted: neither it nor any later
+                // batch (computed from its state) may be committed; a restart
+                // replays from the last commit.
+                tracing::error!(
+                    batch = next,
+                    "a batch's outputs were not delivered: state commits stop here (a restart replays from the last commit)"
+                );
+                stalled = true;
+                break;
+            }
+            commit.progress = progress;
+            let started = Instant::now();
+            state
+                .store
+                .commit(&commit)
+                .map_err(|e| format!("committing state: {e}"))?;
+            stats.state_commit.observe(started.elapsed().as_secs_f64());
+            dirty = true;
+            next += 1;
+            state.committed.store(next, Ordering::Release);
+        }
+        if stalled {
+            pending.clear();
+        }
+        if state.config.durability == Durability::Interval
+            && dirty
+            && last_sync.elapsed() >= interval
+        {
+            state
+                .store
+                .persist()
+                .map_err(|e| format!("syncing state: {e}"))?;
+            dirty = false;
+            last_sync = Instant::now();
+        }
+    }
+    if dirty {
+        state
+            .store
+            .persist()
+            .map_err(|e| format!("syncing state: {e}"))?;
+    }
+    Ok(())
+}
+
+struct Tracked {
+    chunks_left: usize,
+    delivered: bool,
+    progress: Vec<(Arc<str>, i32, i64)>,
+}
+
+/// The source driver's side: skips what the store already applied, knows
+/// which chunks make each batch, and tells the committer when a batch was
+/// acknowledged.
+pub(super) struct CommitTracker {
+    tx: mpsc::Sender<CommitMsg>,
+    resume: Progress,
+    chunk_batch: HashMap<u64, u64>,
+    batches: HashMap<u64, Tracked>,
+    /// Chunks of the batch being filled.
+    filling: Vec<u64>,
+    skipped: u64,
+}
+
+impl CommitTracker {
+    pub(super) fn new(tx: mpsc::Sender<CommitMsg>, resume: Progress) -> Self {
+        if !resume.is_empty() {
+            tracing::info!(
+                partitions = resume.len(),
+                "resuming after the stored state progress"
+            );
+        }
+        Self {
+            tx,
+            resume,
+            chunk_batch: HashMap::new(),
+            batches: HashMap::new(),
+            filling: Vec::new(),
+            skipped: 0,
+        }
+    }
+
+    /// Removes the events (and rejects) of `read` whose effects the store
+    /// already holds; returns how many.
+    pub(super) fn skip_applied(&mut self, read: &mut Read) -> usize {
+        if self.resume.is_empty() {
+            return 0;
+        }
+        let before = read.len();
+        let resume = &self.resume;
+        let applied = |p: &crate::event::Position| {
+            resume
+                .get(&(p.stream.clone(), p.partition))
+                .is_some_and(|&at| p.offset <= at)
+        };
+        read.events.retain(|e| !applied(&e.position));
+        read.rejects.retain(|d| !applied(&d.event.position));
+        let n = before - read.len();
+        self.skipped += n as u64;
+        n
+    }
+
+    /// How many events were skipped as already applied.
+    pub(super) fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// A chunk joined the batch being filled.
+    pub(super) fn add_chunk(&mut self, chunk: u64) {
+        self.filling.push(chunk);
+    }
+
+    /// The batch being filled was cut as `seq`, holding these positions.
+    pub(super) fn cut<'a>(
+        &mut self,
+        seq: u64,
+        positions: impl Iterator<Item = &'a crate::event::Position>,
+    ) {
+        let mut high: BTreeMap<(Arc<str>, i32), i64> = BTreeMap::new();
+        for p in positions {
+            let at = high
+                .entry((p.stream.clone(), p.partition))
+                .or_insert(p.offset);
+            *at = (*at).max(p.offset);
+        }
+        let chunks = std::mem::take(&mut self.filling);
+        for &c in &chunks {
+            self.chunk_batch.insert(c, seq);
+        }
+        self.batches.insert(
+            seq,
+            Tracked {
+                chunks_left: chunks.len(),
+                delivered: true,
+                progress: high.into_iter().map(|((s, p), o)| (s, p, o)).collect(),
+            },
+        );
+    }
+
+    /// A chunk was acknowledged.
+    pub(super) fn acked(&mut self, ack: &Ack) {
+        let Some(seq) = self.chunk_batch.remove(&ack.chunk) else {
+            return;
+        };
+        let Some(t) = self.batches.get_mut(&seq) else {
+            return;
+        };
+        t.chunks_left = t.chunks_left.saturating_sub(1);
+        t.delivered &= ack.status == AckStatus::Delivered;
+        if t.chunks_left == 0
+            && let Some(t) = self.batches.remove(&seq)
+        {
+            // The committer outlives the driver: a send fails only if it
+            // stopped on a store error, which the pipeline reports.
+            let _ = self.tx.send(CommitMsg::Acked {
+                seq,
+                delivered: t.delivered,
+                progress: t.progress,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, Position};
+    use crate::state::StateWrite;
+    use bytes::Bytes;
+    use std::time::Duration;
+
+    fn write(key: &str, value: &str) -> Commit {
+        Commit {
+            writes: vec![StateWrite {
+                stage: Arc::from("s"),
+                partition: 0,
+                key: Bytes::from(key.to_owned()),
+                value: Some(Bytes::from(value.to_owned())),
+                expires_ms: None,
+            }],
+            ..Commit::default()
+        }
+    }
+
+    fn ack(chunk: u64, status: AckStatus) -> Ack {
+        Ack {
+            chunk,
+            events: 1,
+            status,
+        }
+    }
+
+    fn pos(offset: i64) -> Position {
+        Position::new(Arc::from("in"), 0, offset)
+    }
+
+    /// Commits happen in batch order, only for delivered batches, with the
+    /// progress of each; a failed batch stops every later commit.
+    #[test]
+    fn commits_in_order_after_acknowledgement_and_stop_at_a_failure() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = StateStore::open(dir.path(), &StateConfig::default()).expect("open");
+        let state = PipelineState::new(store.clone(), StateConfig::default());
+        let (tx, handle) = spawn_committer(&state, Arc::default()).expect("spawn");
+        let mut tracker = CommitTracker::new(tx.clone(), Progress::new());
+        for (seq, offsets) in [(0u64, [0i64, 1]), (1, [2, 3]), (2, [4, 5]), (3, [6, 7])] {
+            tracker.add_chunk(seq * 10);
+            tracker.add_chunk(seq * 10 + 1);
+            tracker.cut(
+                seq,
+                offsets.iter().map(|&o| pos(o)).collect::<Vec<_>>().iter(),
+            );
+        }
+        // Batch 1 staged and acked before batch 0: nothing may commit yet.
+        tx.send(CommitMsg::Staged {
+            seq: 1,
+            delta: write("b", "1"),
+        })
+        .expect("send");
+        tracker.acked(&ack(10, AckStatus::Delivered));
+        tracker.acked(&ack(11, AckStatus::Delivered));
+        tx.send(CommitMsg::Staged {
+            seq: 0,
+            delta: write("a", "1"),
+        })
+        .expect("send");
+        tracker.acked(&ack(0, AckStatus::Delivered));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            state.committed.load(Ordering::Acquire),
+            0,
+            "batch 0 has a chunk unacked"
+        );
+        tracker.acked(&ack(1, AckStatus::Delivered));
+        // Batch 2 failed: it and batch 3 are never committed.
+        tx.send(CommitMsg::Staged {
+            seq: 2,
+            delta: write("c", "1"),
+        })
+        .expect("send");
+        tx.send(CommitMsg::Staged {
+            seq: 3,
+            delta: write("d", "1"),
+        })
+        .expect("send");
+        tracker.acked(&ack(20, AckStatus::Delivered));
+        tracker.acked(&ack(21, AckStatus::Failed));
+        tracker.acked(&ack(30, AckStatus::Delivered));
+        tracker.acked(&ack(31, AckStatus::Delivered));
+        drop(tracker);
+        drop(tx);
+        handle.join().expect("join").expect("committer");
+        assert_eq!(state.committed.load(Ordering::Acquire), 2);
+        let keys: Vec<Bytes> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|k| Bytes::from(*k))
+            .collect();
+        let got = store.get_many("s", 0, &keys, 0).expect("get");
+        assert_eq!(got.iter().filter(|v| v.is_some()).count(), 2, "{got:?}");
+        assert!(got[0].is_some() && got[1].is_some());
+        assert_eq!(
+            store
+                .progress()
+                .expect("progress")
+                .get(&(Arc::from("in"), 0)),
+            Some(&3)
+        );
+    }
+
+    #[test]
+    fn resumes_after_the_stored_progress() {
+        let (tx, _rx) = mpsc::channel();
+        let mut resume = Progress::new();
+        resume.insert((Arc::from("in"), 0), 4);
+        let mut tracker = CommitTracker::new(tx, resume);
+        let mut read = Read {
+            chunk: 0,
+            events: (0..8).map(|o| Event::new("{}", 0, pos(o))).collect(),
+            rejects: Vec::new(),
+        };
+        read.events
+            .push(Event::new("{}", 0, Position::new(Arc::from("in"), 1, 0)));
+        assert_eq!(tracker.skip_applied(&mut read), 5);
+        let left: Vec<(i32, i64)> = read
+            .events
+            .iter()
+            .map(|e| (e.position.partition, e.position.offset))
+            .collect();
+        assert_eq!(left, vec![(0, 5), (0, 6), (0, 7), (1, 0)]);
+        assert_eq!(tracker.skipped(), 5);
+    }
+}
