@@ -87,7 +87,14 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
     let state = if config.is_keyed() {
         let store = crate::state::StateStore::open(config.state_dir_path(), &config.state)
             .context("state_dir")?;
-        Some(PipelineState::new(store, config.state.clone()))
+        let mut state = PipelineState::new(store, config.state.clone());
+        state.ttl_stages = config
+            .stages
+            .iter()
+            .filter(|s| s.state.as_ref().is_some_and(|st| st.ttl_secs.is_some()))
+            .map(|s| s.name.as_str().into())
+            .collect();
+        Some(state)
     } else {
         None
     };

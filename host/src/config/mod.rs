@@ -276,6 +276,15 @@ impl PipelineConfig {
                 "a pipeline with keyed stages names its state folder: no '/', '\\' or leading '.'",
             ));
         }
+        if self.is_keyed() && matches!(self.source, SourceConfig::Kafka(_)) {
+            // Kafka's committed offsets can run ahead of the state commit
+            // until the source seeks to the stored progress on assignment.
+            return Err(FieldError::new(
+                "type",
+                "keyed stages ([stages.state]) cannot read a kafka source yet: use file, stdin or generate",
+            )
+            .within("source"));
+        }
         self.state.validate().map_err(|e| e.within("state"))?;
         self.watermark
             .validate()

@@ -30,7 +30,13 @@ pub struct PipelineState {
     /// The first batch not committed yet; keyed stages drop overlay entries
     /// of the batches before it.
     pub committed: Arc<AtomicU64>,
+    /// Stages with a TTL: the committer removes their expired entries.
+    pub ttl_stages: Vec<Arc<str>>,
 }
+
+/// How often expired entries are swept, and at most how many at a time.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+const SWEEP_MAX: usize = 10_000;
 
 impl PipelineState {
     pub fn new(store: StateStore, config: StateConfig) -> Self {
@@ -38,9 +44,16 @@ impl PipelineState {
             store,
             config,
             committed: Arc::default(),
+            ttl_stages: Vec::new(),
         }
     }
 }
+
+/// (stream, partition, highest offset) of a batch, per partition.
+pub(super) type BatchProgress = Vec<(Arc<str>, i32, i64)>;
+
+/// The committer thread: its result is a store error, if one stopped it.
+pub(super) type Committer = std::thread::JoinHandle<Result<(), String>>;
 
 pub(super) enum CommitMsg {
     /// A batch left the last stage: what its keyed stages wrote.
@@ -49,14 +62,14 @@ pub(super) enum CommitMsg {
     Acked {
         seq: u64,
         delivered: bool,
-        progress: Vec<(Arc<str>, i32, i64)>,
+        progress: BatchProgress,
     },
 }
 
 #[derive(Default)]
 struct Pending {
     delta: Option<Commit>,
-    acked: Option<(bool, Vec<(Arc<str>, i32, i64)>)>,
+    acked: Option<(bool, BatchProgress)>,
 }
 
 /// Starts the committer thread. It ends when every sender is gone, after
@@ -64,10 +77,7 @@ struct Pending {
 pub(super) fn spawn_committer(
     state: &PipelineState,
     stats: Arc<PipelineStats>,
-) -> std::io::Result<(
-    mpsc::Sender<CommitMsg>,
-    std::thread::JoinHandle<Result<(), String>>,
-)> {
+) -> std::io::Result<(mpsc::Sender<CommitMsg>, Committer)> {
     let (tx, rx) = mpsc::channel::<CommitMsg>();
     let state = state.clone();
     let handle = std::thread::Builder::new()
@@ -87,6 +97,7 @@ fn run_committer(
     let interval = state.config.interval();
     let mut dirty = false;
     let mut last_sync = Instant::now();
+    let mut last_sweep = Instant::now();
     loop {
         let msg = match state.config.durability {
             Durability::Batch => match rx.recv() {
@@ -151,6 +162,19 @@ fn run_committer(
         if stalled {
             pending.clear();
         }
+        if !state.ttl_stages.is_empty() && last_sweep.elapsed() >= SWEEP_EVERY {
+            last_sweep = Instant::now();
+            for stage in &state.ttl_stages {
+                match state
+                    .store
+                    .sweep_expired(stage, crate::event::now_ms(), SWEEP_MAX)
+                {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(stage = %stage, entries = n, "expired state removed"),
+                    Err(e) => tracing::warn!(stage = %stage, error = %e, "sweeping expired state"),
+                }
+            }
+        }
         if state.config.durability == Durability::Interval
             && dirty
             && last_sync.elapsed() >= interval
@@ -175,7 +199,7 @@ fn run_committer(
 struct Tracked {
     chunks_left: usize,
     delivered: bool,
-    progress: Vec<(Arc<str>, i32, i64)>,
+    progress: BatchProgress,
 }
 
 /// The source driver's side: skips what the store already applied, knows

@@ -100,7 +100,6 @@ fn twenty_hot_swaps_keep_counts_exact_and_an_incompatible_version_is_refused() {
     install(&plugins, &incompatible);
     feed_until(d, "new plugin version refused", 1, &mut child, &mut feed);
     feed(100);
-    drop(feed);
     drop(stdin);
     let status = child.wait().expect("wait");
     let log = std::fs::read_to_string(dir.path().join("weir.log")).unwrap_or_default();
