@@ -75,10 +75,11 @@ fn http_batches_carry_idempotency_keys_and_the_token_never_shows() {
 fn http_endpoint_down_for_10s_loses_nothing_and_stays_bounded() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut receiver = Receiver::start();
+    // Taken while the receiver holds its port, so the two cannot be the same.
+    let admin = free_port();
     receiver.down();
     let n = 5000;
     write(tmp.path(), "in.jsonl", &card_events(n, 50));
-    let admin = free_port();
     Pipeline::new(tmp.path())
         .file_source("in.jsonl")
         .batch(100, 20)

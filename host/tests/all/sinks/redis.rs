@@ -135,10 +135,11 @@ fn redis_down_makes_readyz_503_and_loses_nothing_and_the_password_never_shows() 
     let tmp = tempfile::tempdir().expect("tempdir");
     let password = "redis-pw-9c2e1f77";
     let mut redis = Redis::with_password(Some(password));
+    // Taken while Redis holds its port, so the two cannot be the same.
+    let admin = free_port();
     redis.down();
     let (n, card_count) = (300, 30);
     write(tmp.path(), "in.jsonl", &card_events(n, card_count));
-    let admin = free_port();
     Pipeline::new(tmp.path())
         .file_source("in.jsonl")
         .batch(20, 5)
