@@ -161,9 +161,7 @@ brokers = "{brokers}"
 topics = ["in"]
 group_id = "{group}"
 [source.properties]
-# 10 s, not 6: tansu's heartbeat answers lag on a loaded 2-core machine, and
-# a session that times out mid-run revokes the partitions over and over.
-"session.timeout.ms" = 10000
+"session.timeout.ms" = 6000
 "heartbeat.interval.ms" = 1000
 "auto.commit.interval.ms" = 500
 [reload]
