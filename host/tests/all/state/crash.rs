@@ -30,16 +30,18 @@ fn sigkill_at_random_points_and_restarts_keep_counts_exact() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let mut child = weir_run(dir.path()).spawn().expect("start weir");
-        // Kill once some output of this run exists, at a random delay.
-        let before = std::fs::metadata(&out_path).map_or(0, |m| m.len());
+        // Kill once this run wrote a random number of lines, 1 to n/8: at a
+        // random point, and always mid-stream however fast the machine is.
+        let lines_now =
+            || std::fs::read(&out_path).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+        let target = lines_now() + 1 + (seed as usize % (n / 8));
         let started = Instant::now();
-        while std::fs::metadata(&out_path).map_or(0, |m| m.len()) == before
+        while lines_now() < target
             && started.elapsed() < Duration::from_secs(60)
             && child.try_wait().expect("poll").is_none()
         {
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(2));
         }
-        std::thread::sleep(Duration::from_millis(seed % 400));
         let finished = child.try_wait().expect("poll").is_some();
         child.kill().expect("SIGKILL");
         child.wait().expect("wait");
