@@ -173,7 +173,12 @@ fn redis_down_makes_readyz_503_and_loses_nothing_and_the_password_never_shows() 
             })
         },
     );
-    assert_eq!(get(admin, "/readyz").map(|r| r.0), Some(503));
+    // The readiness loop re-reads the sinks every 100 ms.
+    wait_for(
+        "/readyz 503 while Redis is down",
+        Duration::from_secs(10),
+        || get(admin, "/readyz").map(|r| r.0) == Some(503),
+    );
     let (_, doc) = get(admin, "/status.json").expect("status");
     assert!(doc.contains("\"up\":false"), "{doc}");
     assert!(!doc.contains(password));
