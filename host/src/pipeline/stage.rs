@@ -14,7 +14,7 @@ use super::route::Routes;
 use super::swap::SwapSlot;
 use crate::event::Event;
 use crate::plugin::{
-    InstanceConfig, LoadedPlugin, PluginEngine, PluginError, PluginInstance, Processed,
+    CallError, InstanceConfig, LoadedPlugin, PluginEngine, PluginError, PluginInstance, Processed,
 };
 use crate::telemetry::StageStats;
 use crate::telemetry::VersionBoard;
@@ -258,24 +258,7 @@ impl Stage {
                 self.instance = None;
                 self.stats.record_fault(&fault);
                 if inputs.len() == 1 {
-                    tracing::warn!(stage = %self.spec.name, position = %inputs[0].position, reason = %fault, "poison event isolated");
-                    batch
-                        .dead
-                        .push(self.dead(inputs[0].clone(), fault.to_string()));
-                    self.stats.record_dead(1);
-                    if self.breaker.record_fault(std::time::Instant::now()) {
-                        let reason = self.breaker.reason();
-                        match self.breaker.action() {
-                            BreakerAction::DeadLetter => tracing::error!(
-                                stage = %self.spec.name,
-                                "{reason}: tripped; every further event of this stage goes to the dead-letter output"
-                            ),
-                            BreakerAction::Stop => {
-                                tracing::error!(stage = %self.spec.name, "{reason}: tripped; stopping the pipeline");
-                                self.fatal = Some(format!("stage `{}`: {reason}", self.spec.name));
-                            }
-                        }
-                    }
+                    self.isolated_poison(&inputs[0], &fault, batch);
                 } else {
                     // Each halving step re-runs the fault: the isolated
                     // event is logged once, above, with its position.
@@ -283,6 +266,28 @@ impl Stage {
                     let (left, right) = inputs.split_at(inputs.len() / 2);
                     self.run_isolating(left, batch);
                     self.run_isolating(right, batch);
+                }
+            }
+        }
+    }
+
+    /// The end of a bisect (plain or keyed): `event` alone faults. It goes to
+    /// the dead letters with the reason, logged once with its position, and
+    /// the breaker counts it.
+    fn isolated_poison(&mut self, event: &Event, fault: &CallError, batch: &mut Batch) {
+        tracing::warn!(stage = %self.spec.name, position = %event.position, reason = %fault, "poison event isolated");
+        batch.dead.push(self.dead(event.clone(), fault.to_string()));
+        self.stats.record_dead(1);
+        if self.breaker.record_fault(std::time::Instant::now()) {
+            let reason = self.breaker.reason();
+            match self.breaker.action() {
+                BreakerAction::DeadLetter => tracing::error!(
+                    stage = %self.spec.name,
+                    "{reason}: tripped; every further event of this stage goes to the dead-letter output"
+                ),
+                BreakerAction::Stop => {
+                    tracing::error!(stage = %self.spec.name, "{reason}: tripped; stopping the pipeline");
+                    self.fatal = Some(format!("stage `{}`: {reason}", self.spec.name));
                 }
             }
         }

@@ -39,6 +39,43 @@ impl SinkContext {
     /// Sends `events` to the dead letters with `reason` (keeping them under
     /// `acks`); without a dead-letter output, fails `acks` and returns
     /// `false`.
+    /// Marks the sink down, then probes `connect` in the background (with
+    /// `retry`'s backoff, until it answers or the pipeline stops) and marks
+    /// it up: `/readyz` says not ready until the server answers. `server`
+    /// names it in the log.
+    pub fn probe_until_up<F, Fut, T, E>(
+        &self,
+        server: &'static str,
+        retry: super::retry::RetryConfig,
+        mut connect: F,
+    ) where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+        T: Send,
+        E: std::fmt::Display + Send,
+    {
+        self.stats.set_up(false);
+        let (stats, stop, output) = (self.stats.clone(), self.stop.clone(), self.name.clone());
+        tokio::spawn(async move {
+            let mut attempt = 0;
+            while !stop.is_cancelled() && !stats.is_up() {
+                match connect().await {
+                    Ok(_) => {
+                        stats.set_up(true);
+                        tracing::info!(output, "{server} reachable");
+                    }
+                    Err(e) => {
+                        attempt += 1;
+                        if attempt == 1 {
+                            tracing::warn!(output, error = %e, "{server} cannot be reached yet");
+                        }
+                        tokio::time::sleep(retry.backoff(attempt)).await;
+                    }
+                }
+            }
+        });
+    }
+
     pub async fn dead_letter(&self, events: Vec<Event>, reason: &str, acks: &AckSet) -> bool {
         let n = events.len() as u64;
         self.stats

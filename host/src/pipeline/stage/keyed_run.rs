@@ -11,7 +11,6 @@ use super::Stage;
 use crate::event::Event;
 use crate::event::Position;
 use crate::pipeline::batch::Batch;
-use crate::pipeline::breaker::BreakerAction;
 use crate::pipeline::keyed::KeyedState;
 
 /// Rounds of timers fired at the end of the input (a timer a fired timer
@@ -185,27 +184,11 @@ impl Stage {
             return;
         }
         if events.len() == 1 {
-            tracing::warn!(stage = %self.spec.name, position = %events[0].position, reason = %fault, "poison event isolated");
-            batch
-                .dead
-                .push(self.dead(events[0].clone(), fault.to_string()));
-            self.stats.record_dead(1);
-            if self.breaker.record_fault(std::time::Instant::now()) {
-                let reason = self.breaker.reason();
-                match self.breaker.action() {
-                    BreakerAction::DeadLetter => tracing::error!(
-                        stage = %self.spec.name,
-                        "{reason}: tripped; every further event of this stage goes to the dead-letter output"
-                    ),
-                    BreakerAction::Stop => {
-                        tracing::error!(stage = %self.spec.name, "{reason}: tripped; stopping the pipeline");
-                        self.fatal = Some(format!("stage `{}`: {reason}", self.spec.name));
-                    }
-                }
-            }
+            self.isolated_poison(&events[0], &fault, batch);
             return;
         }
-        tracing::warn!(stage = %self.spec.name, events = events.len(), reason = %fault, "plugin fault; isolating the events that cause it");
+        // Each halving re-runs the fault: the isolated event is logged once.
+        tracing::debug!(stage = %self.spec.name, events = events.len(), reason = %fault, "plugin fault; isolating the events that cause it");
         let half = events.len() / 2;
         self.run_keyed(
             keyed,

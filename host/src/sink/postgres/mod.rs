@@ -358,30 +358,10 @@ impl Sink for PostgresSink {
 
     fn attach(&mut self, context: SinkContext) {
         // Not ready until the database answers: probe in the background.
-        context.stats.set_up(false);
-        let (pool, stats, stop) = (
-            self.pool.clone(),
-            context.stats.clone(),
-            context.stop.clone(),
-        );
-        let (retry, output) = (self.config.retry.clone(), context.name.clone());
-        tokio::spawn(async move {
-            let mut attempt = 0;
-            while !stop.is_cancelled() && !stats.is_up() {
-                match pool.get().await {
-                    Ok(_) => {
-                        stats.set_up(true);
-                        tracing::info!(output, "PostgreSQL reachable");
-                    }
-                    Err(e) => {
-                        attempt += 1;
-                        if attempt == 1 {
-                            tracing::warn!(output, error = %e, "PostgreSQL cannot be reached yet");
-                        }
-                        tokio::time::sleep(retry.backoff(attempt)).await;
-                    }
-                }
-            }
+        let pool = self.pool.clone();
+        context.probe_until_up("PostgreSQL", self.config.retry.clone(), move || {
+            let pool = pool.clone();
+            async move { pool.get().await.map(drop) }
         });
         self.context = Some(context);
     }

@@ -343,36 +343,14 @@ impl Sink for RedisSink {
 
     fn attach(&mut self, context: SinkContext) {
         // Not ready until Redis answers: probe in the background.
-        context.stats.set_up(false);
-        let (client, config, stats) = (
-            self.client.clone(),
-            self.connection_config.clone(),
-            context.stats.clone(),
-        );
-        let (stop, retry, output) = (
-            context.stop.clone(),
-            self.config.retry.clone(),
-            context.name.clone(),
-        );
-        tokio::spawn(async move {
-            let mut attempt = 0;
-            while !stop.is_cancelled() && !stats.is_up() {
-                match client
+        let (client, config) = (self.client.clone(), self.connection_config.clone());
+        context.probe_until_up("Redis", self.config.retry.clone(), move || {
+            let (client, config) = (client.clone(), config.clone());
+            async move {
+                client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await
-                {
-                    Ok(_) => {
-                        stats.set_up(true);
-                        tracing::info!(output, "Redis reachable");
-                    }
-                    Err(e) => {
-                        attempt += 1;
-                        if attempt == 1 {
-                            tracing::warn!(output, error = %e, "Redis cannot be reached yet");
-                        }
-                        tokio::time::sleep(retry.backoff(attempt)).await;
-                    }
-                }
+                    .map(drop)
             }
         });
         self.context = Some(context);
