@@ -129,6 +129,17 @@ fn stage_labels<'a>(snapshot: &'a VersionsSnapshot, stage: &'a str) -> Labels<'a
     vec![("stage", stage), ("plugin", plugin)]
 }
 
+/// One value per output's sink, labelled `output`.
+fn per_sink<'a, T>(
+    stats: &'a PipelineStats,
+    value: impl Fn(&SinkStats) -> T + 'a,
+) -> impl Iterator<Item = (Labels<'a>, T)> + 'a {
+    stats
+        .sinks
+        .iter()
+        .map(move |(o, s)| (vec![("output", o.as_str())], value(s)))
+}
+
 /// One value per stage, labelled with [`stage_labels`].
 fn per_stage<'a>(
     stats: &'a PipelineStats,
@@ -144,6 +155,11 @@ fn per_stage<'a>(
 
 fn gauge_i64(m: &mut MetricEncoder<'_>, v: i64) -> Result<(), std::fmt::Error> {
     m.encode_gauge(&v)
+}
+
+/// A count as a gauge (saturating at `i64::MAX`).
+fn gauge_u64(m: &mut MetricEncoder<'_>, v: u64) -> Result<(), std::fmt::Error> {
+    gauge_i64(m, i64::try_from(v).unwrap_or(i64::MAX))
 }
 
 impl prometheus_client::collector::Collector for PipelineCollector {
@@ -252,11 +268,14 @@ impl prometheus_client::collector::Collector for PipelineCollector {
             ),
         ];
         for (name, help, value) in sink_counters {
-            let rows = stats
-                .sinks
-                .iter()
-                .map(|(o, s)| (vec![("output", o.as_str())], value(s)));
-            family(&mut enc, name, help, Counter, rows, counter)?;
+            family(
+                &mut enc,
+                name,
+                help,
+                Counter,
+                per_sink(stats, value),
+                counter,
+            )?;
         }
         type SinkGauge = fn(&SinkStats) -> i64;
         let sink_gauges: [(&str, &str, SinkGauge); 2] = [
@@ -272,17 +291,16 @@ impl prometheus_client::collector::Collector for PipelineCollector {
             ),
         ];
         for (name, help, value) in sink_gauges {
-            let rows = stats
-                .sinks
-                .iter()
-                .map(|(o, s)| (vec![("output", o.as_str())], value(s)));
-            family(&mut enc, name, help, Gauge, rows, gauge_i64)?;
+            family(
+                &mut enc,
+                name,
+                help,
+                Gauge,
+                per_sink(stats, value),
+                gauge_i64,
+            )?;
         }
-        let sink_latency: Vec<_> = stats
-            .sinks
-            .iter()
-            .map(|(o, s)| (vec![("output", o.as_str())], s.latency.snapshot()))
-            .collect();
+        let sink_latency: Vec<_> = per_sink(stats, |s| s.latency.snapshot()).collect();
         family(
             &mut enc,
             "weir_sink_request_latency_seconds",
@@ -346,17 +364,14 @@ impl prometheus_client::collector::Collector for PipelineCollector {
             faults,
             counter,
         )?;
-        let memory: Vec<_> = per_stage(|s| s.memory_bytes.load(Relaxed))
-            .into_iter()
-            .map(|(l, v)| (l, i64::try_from(v).unwrap_or(i64::MAX)))
-            .collect();
+        let memory = per_stage(|s| s.memory_bytes.load(Relaxed));
         family(
             &mut enc,
             "weir_stage_memory_bytes",
             "Linear memory of the stage's current plugin instance.",
             Gauge,
             memory,
-            gauge_i64,
+            gauge_u64,
         )?;
         // Keyed state.
         family(
@@ -367,17 +382,14 @@ impl prometheus_client::collector::Collector for PipelineCollector {
             per_stage(|s| s.late_events.load(Relaxed)),
             counter,
         )?;
-        let keys: Vec<_> = per_stage(|s| s.state_keys.load(Relaxed))
-            .into_iter()
-            .map(|(l, v)| (l, i64::try_from(v).unwrap_or(i64::MAX)))
-            .collect();
+        let keys = per_stage(|s| s.state_keys.load(Relaxed));
         family(
             &mut enc,
             "weir_state_keys",
             "Keys a keyed stage holds in the store (approximate).",
             Gauge,
             keys,
-            gauge_i64,
+            gauge_u64,
         )?;
         let now = crate::event::now_ms();
         let lag: Vec<_> = stats
