@@ -1,6 +1,7 @@
-//! Fraud scoring: weir (source → `fraud-features` plugin → ONNX model on 1
+//! Fraud scoring: weir (source → the keyed `card-history` plugin, each card's
+//! history in weir's store → `fraud-features` plugin → ONNX model on 1
 //! thread → file sinks) against the Python peer (`examples/fraud/peer.py`:
-//! the same features, onnxruntime with 1 intra/1 inter thread, batches of 64),
+//! the card's history in a dict, the same features, onnxruntime with 1 intra/1 inter thread, batches of 64),
 //! same input, same model, same run.
 //!
 //! Run: `cargo bench -p weir --bench fraud` (needs the venv of
@@ -77,6 +78,7 @@ fn pipeline(dir: &Path, source: &str, format: &str) -> PathBuf {
 name = "bench-fraud"
 plugin_dir = "{plugins}"
 cache_dir = "{cache}"
+state_dir = "{state}"
 [source]
 {source}
 [batch]
@@ -90,6 +92,11 @@ intra_threads = 1
 inter_threads = 1
 max_batch = 1024
 max_delay_ms = 0
+[[stages]]
+name = "history"
+plugin = "card-history"
+[stages.state]
+key = "/card_id"
 [[stages]]
 name = "score"
 plugin = "fraud-features"
@@ -109,11 +116,14 @@ path = "out/dlq.jsonl"
 "#,
         plugins = dir.join("plugins").display(),
         cache = dir.join("cache").display(),
+        state = dir.join("state").display(),
         model = model.display(),
     );
     let path = dir.join("pipeline.toml");
     std::fs::write(&path, toml).expect("write pipeline");
     let _ = std::fs::remove_dir_all(dir.join("out"));
+    // Every run reads the same events: a kept store would resume after them.
+    let _ = std::fs::remove_dir_all(dir.join("state"));
     path
 }
 
@@ -217,11 +227,13 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(200_000);
-    let wasm = common::build_plugins(&["fraud-features"]).remove(0);
+    let wasm = common::build_plugins(&["card-history", "fraud-features"]);
     let work = tempfile::tempdir().expect("tempdir");
     let dir = work.path();
     std::fs::create_dir_all(dir.join("plugins")).expect("plugins dir");
-    std::fs::copy(&wasm, dir.join("plugins/fraud-features.wasm")).expect("copy plugin");
+    for (name, wasm) in ["card-history", "fraud-features"].iter().zip(&wasm) {
+        std::fs::copy(wasm, dir.join(format!("plugins/{name}.wasm"))).expect("copy plugin");
+    }
 
     let input = dir.join("in.jsonl");
     let lines = rate::generate(Path::new(env!("CARGO_BIN_EXE_weir")), n, &input);
