@@ -6,12 +6,10 @@ use std::path::PathBuf;
 /// version, if it had one; at start-up this is a clear error.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    #[error("cannot read plugin file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// (The I/O error is in the message, not a `source`: a chain printed
+    /// with `{:#}` would say it twice.)
+    #[error("cannot read plugin file {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("{name}: not a WebAssembly component: {reason}")]
     NotAComponent { name: String, reason: String },
     #[error("{name}: this host cannot run it: {reason}")]
