@@ -9,7 +9,10 @@ pub enum PluginError {
     /// (The I/O error is in the message, not a `source`: a chain printed
     /// with `{:#}` would say it twice.)
     #[error("cannot read plugin file {path}: {error}")]
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("{name}: not a WebAssembly component: {reason}")]
     NotAComponent { name: String, reason: String },
     #[error("{name}: this host cannot run it: {reason}")]

@@ -250,55 +250,21 @@ impl prometheus_client::collector::Collector for PipelineCollector {
         // The outputs' sinks: requests to their servers (http, redis,
         // postgres; the others report zeros and up).
         type SinkValue = fn(&SinkStats) -> u64;
-        let sink_counters: [(&str, &str, SinkValue); 3] = [
-            (
-                "weir_sink_requests",
-                "Requests the output's sink sent to its server (retries included).",
-                |s| s.requests.load(Relaxed),
-            ),
-            (
-                "weir_sink_retries",
-                "Requests the output's sink tried again.",
-                |s| s.retries.load(Relaxed),
-            ),
-            (
-                "weir_sink_failures",
-                "Events the output's sink gave up on (refused: to the dead letters; or out of retries).",
-                |s| s.failures.load(Relaxed),
-            ),
+        #[rustfmt::skip]
+        let sink_families: [(&str, MetricType, &str, SinkValue); 5] = [
+            ("weir_sink_requests", Counter, "Requests the output's sink sent to its server (retries included).", |s| s.requests.load(Relaxed)),
+            ("weir_sink_retries", Counter, "Requests the output's sink tried again.", |s| s.retries.load(Relaxed)),
+            ("weir_sink_failures", Counter, "Events the output's sink gave up on (refused: to the dead letters; or out of retries).", |s| s.failures.load(Relaxed)),
+            ("weir_sink_in_flight", Gauge, "Requests or batches the output's sink has accepted and not settled.", |s| s.in_flight.load(Relaxed)),
+            ("weir_sink_up", Gauge, "1 while the output's sink reaches its server.", |s| u64::from(s.is_up())),
         ];
-        for (name, help, value) in sink_counters {
-            family(
-                &mut enc,
-                name,
-                help,
-                Counter,
-                per_sink(stats, value),
-                counter,
-            )?;
-        }
-        type SinkGauge = fn(&SinkStats) -> i64;
-        let sink_gauges: [(&str, &str, SinkGauge); 2] = [
-            (
-                "weir_sink_in_flight",
-                "Requests or batches the output's sink has accepted and not settled.",
-                |s| i64::try_from(s.in_flight.load(Relaxed)).unwrap_or(i64::MAX),
-            ),
-            (
-                "weir_sink_up",
-                "1 while the output's sink reaches its server.",
-                |s| i64::from(s.is_up()),
-            ),
-        ];
-        for (name, help, value) in sink_gauges {
-            family(
-                &mut enc,
-                name,
-                help,
-                Gauge,
-                per_sink(stats, value),
-                gauge_i64,
-            )?;
+        for (name, kind, help, value) in sink_families {
+            let rows = per_sink(stats, value);
+            if matches!(kind, Counter) {
+                family(&mut enc, name, help, kind, rows, counter)?;
+            } else {
+                family(&mut enc, name, help, kind, rows, gauge_u64)?;
+            }
         }
         let sink_latency: Vec<_> = per_sink(stats, |s| s.latency.snapshot()).collect();
         family(
