@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 use super::versions::{VersionBoard, VersionsSnapshot};
 use super::{AtomicHistogram, HistogramSnapshot, PipelineStats, SinkStats, StageStats};
 use crate::source::{KafkaStats, PartitionMetrics};
+use crate::state::StateSize;
 
 /// What the pipeline collector reads at each scrape.
 #[derive(Clone)]
@@ -348,15 +349,20 @@ impl prometheus_client::collector::Collector for PipelineCollector {
             per_stage(|s| s.late_events.load(Relaxed)),
             counter,
         )?;
-        let keys = per_stage(|s| s.state_keys.load(Relaxed));
-        family(
-            &mut enc,
-            "weir_state_keys",
-            "Keys a keyed stage holds in the store (approximate).",
-            Gauge,
-            keys,
-            gauge_u64,
-        )?;
+        let sizes: Vec<_> = stats
+            .stages
+            .iter()
+            .filter_map(|(n, s)| Some((stage_labels(&snapshot, n), s.state_size(n)?)))
+            .collect();
+        #[rustfmt::skip]
+        let size_families: [(&str, &str, fn(&StateSize) -> u64); 2] = [
+            ("weir_state_keys", "Keys a keyed stage holds in the store (approximate: an LSM count).", |s| s.keys),
+            ("weir_state_bytes", "Disk bytes of a keyed stage's flushed state tables (the journal not counted).", |s| s.bytes),
+        ];
+        for (name, help, value) in size_families {
+            let rows = sizes.iter().map(|(l, s)| (l.clone(), value(s)));
+            family(&mut enc, name, help, Gauge, rows, gauge_u64)?;
+        }
         let now = crate::event::now_ms();
         let lag: Vec<_> = stats
             .stages
