@@ -354,8 +354,9 @@ impl prometheus_client::collector::Collector for PipelineCollector {
             .iter()
             .filter_map(|(n, s)| Some((stage_labels(&snapshot, n), s.state_size(n)?)))
             .collect();
+        type SizeValue = fn(&StateSize) -> u64;
         #[rustfmt::skip]
-        let size_families: [(&str, &str, fn(&StateSize) -> u64); 2] = [
+        let size_families: [(&str, &str, SizeValue); 2] = [
             ("weir_state_keys", "Keys a keyed stage holds in the store (approximate: an LSM count).", |s| s.keys),
             ("weir_state_bytes", "Disk bytes of a keyed stage's flushed state tables (the journal not counted).", |s| s.bytes),
         ];
