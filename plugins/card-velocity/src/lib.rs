@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
-use weir_sdk::serde_json::{Value, json};
+use weir_sdk::serde_json::json;
 use weir_sdk::{Context, Event, Output, Result, State};
 
 /// The window's length in event time.
@@ -27,19 +27,30 @@ pub struct Card {
     pub window: VecDeque<(i64, i64)>,
 }
 
+/// The fields the job reads (the rest of the transaction is skipped, not
+/// built into a tree).
+#[derive(Deserialize)]
+struct Txn<'a> {
+    #[serde(borrow)]
+    txn_id: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    card_id: std::borrow::Cow<'a, str>,
+    ts: i64,
+    amount: f64,
+}
+
 #[weir_sdk::keyed]
 fn velocity(ev: Event, state: &mut State<Card>, _ctx: &mut Context) -> Result<Vec<Output>> {
-    let txn: Value = ev.json()?;
-    let (Some(txn_id), Some(card_id), Some(ts), Some(amount)) = (
-        txn.get("txn_id").and_then(Value::as_str),
-        txn.get("card_id").and_then(Value::as_str),
-        txn.get("ts").and_then(Value::as_i64),
-        txn.get("amount").and_then(Value::as_f64),
-    ) else {
-        weir_sdk::bail!(
-            "a transaction needs txn_id, card_id (strings), ts (integer ms) and amount (a number)"
-        );
-    };
+    let Txn {
+        txn_id,
+        card_id,
+        ts,
+        amount,
+    } = weir_sdk::serde_json::from_slice(ev.value()).map_err(|e| {
+        weir_sdk::Error::msg(format!(
+            "a transaction needs txn_id, card_id (strings), ts (integer ms) and amount (a number): {e}"
+        ))
+    })?;
     let cents = (amount * 100.0).round() as i64;
     let card = state.get_mut();
     let gap_ms = card.last_ts.map(|prev| ts - prev);
@@ -66,6 +77,7 @@ fn velocity(ev: Event, state: &mut State<Card>, _ctx: &mut Context) -> Result<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weir_sdk::serde_json::Value;
 
     fn txn(id: &str, ts: i64, amount: f64) -> Event {
         Event::from_json(&json!({"txn_id": id, "card_id": "c1", "ts": ts, "amount": amount}))
