@@ -24,8 +24,10 @@ pub enum Durability {
 /// Whether committed writes are published to a changelog topic (Kafka sources).
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum Changelog {
-    /// A Kafka-sourced pipeline publishes to `<pipeline>-changelog`.
+pub enum ChangelogMode {
+    /// A pipeline on a Kafka source publishes each keyed stage's commits to
+    /// the compacted topic `<pipeline>-<stage>-changelog` (created if
+    /// missing) and restores assigned partitions from it.
     #[default]
     Auto,
     /// No changelog: state stays on this machine.
@@ -44,7 +46,7 @@ pub struct StateConfig {
     /// milliseconds (10 to 60000). Default 1000.
     pub interval_ms: u64,
     /// `auto` (default) or `off`.
-    pub changelog: Changelog,
+    pub changelog: ChangelogMode,
 }
 
 impl Default for StateConfig {
@@ -52,7 +54,7 @@ impl Default for StateConfig {
         Self {
             durability: Durability::Batch,
             interval_ms: 1000,
-            changelog: Changelog::Auto,
+            changelog: ChangelogMode::Auto,
         }
     }
 }
