@@ -134,22 +134,22 @@ fn run_committer(
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             },
         };
-        match msg {
-            Some(CommitMsg::Staged { seq, delta }) => {
-                pending.entry(seq).or_default().delta = Some(delta);
-            }
-            Some(CommitMsg::Acked {
-                seq,
-                delivered,
-                progress,
-            }) => {
-                pending.entry(seq).or_default().acked = Some((delivered, progress));
-            }
-            None => {}
+        if let Some(m) = msg {
+            file(&mut pending, m);
         }
+        // What arrived meanwhile, so the ready batches commit together.
+        while let Ok(m) = rx.try_recv() {
+            file(&mut pending, m);
+        }
+        // Every ready batch, in order, in one group commit (one changelog
+        // flush, one atomic store batch): the later batches' writes and
+        // progress after the earlier ones'.
+        let mut group: Option<Commit> = None;
+        let mut upto = next;
+        let was_stalled = stalled;
         while !stalled {
             let ready = pending
-                .get(&next)
+                .get(&upto)
                 .is_some_and(|p| p.delta.is_some() && p.acked.is_some());
             if !ready {
                 break;
@@ -157,7 +157,7 @@ fn run_committer(
             let Some(Pending {
                 delta: Some(mut commit),
                 acked: Some((delivered, progress)),
-            }) = pending.remove(&next)
+            }) = pending.remove(&upto)
             else {
                 break;
             };
@@ -166,17 +166,21 @@ fn run_committer(
                 // batch (computed from its state) may be committed; a restart
                 // replays from the last commit.
                 tracing::error!(
-                    batch = next,
+                    batch = upto,
                     "a batch's outputs were not delivered: state commits stop here (a restart replays from the last commit)"
                 );
                 stalled = true;
-                let _ = done.send(Committed {
-                    upto: next,
-                    stalled: true,
-                });
                 break;
             }
             commit.progress = progress;
+            match group.as_mut() {
+                Some(g) => g.extend(commit),
+                None => group = Some(commit),
+            }
+            upto += 1;
+        }
+        if let Some(mut commit) = group {
+            commit.progress = latest_progress(std::mem::take(&mut commit.progress));
             let started = Instant::now();
             if let Some(changelog) = &state.changelog {
                 commit.changelog = changelog
@@ -189,7 +193,7 @@ fn run_committer(
                 .map_err(|e| format!("committing state: {e}"))?;
             stats.state_commit.observe(started.elapsed().as_secs_f64());
             dirty = true;
-            next += 1;
+            next = upto;
             state.committed.store(next, Ordering::Release);
             // The driver is gone only at the very end: nothing to tell.
             let _ = done.send(Committed {
@@ -198,6 +202,12 @@ fn run_committer(
             });
         }
         if stalled {
+            if !was_stalled {
+                let _ = done.send(Committed {
+                    upto: next,
+                    stalled: true,
+                });
+            }
             pending.clear();
         }
         if !state.ttl_stages.is_empty() && last_sweep.elapsed() >= SWEEP_EVERY {
@@ -232,6 +242,31 @@ fn run_committer(
             .map_err(|e| format!("syncing state: {e}"))?;
     }
     Ok(())
+}
+
+fn file(pending: &mut BTreeMap<u64, Pending>, msg: CommitMsg) {
+    match msg {
+        CommitMsg::Staged { seq, delta } => {
+            pending.entry(seq).or_default().delta = Some(delta);
+        }
+        CommitMsg::Acked {
+            seq,
+            delivered,
+            progress,
+        } => {
+            pending.entry(seq).or_default().acked = Some((delivered, progress));
+        }
+    }
+}
+
+/// The highest offset per (stream, partition) of a group of batches.
+fn latest_progress(progress: BatchProgress) -> BatchProgress {
+    let mut high: BTreeMap<(Arc<str>, i32), i64> = BTreeMap::new();
+    for (s, p, o) in progress {
+        let at = high.entry((s, p)).or_insert(o);
+        *at = (*at).max(o);
+    }
+    high.into_iter().map(|((s, p), o)| (s, p, o)).collect()
 }
 
 struct Tracked {

@@ -644,7 +644,7 @@ fn kafka_two_members_split_partitions_and_one_takes_over() {
     });
 }
 
-fn wait_for_log(weir: &Weir, needle: &str, times: usize) {
+pub(crate) fn wait_for_log(weir: &Weir, needle: &str, times: usize) {
     let deadline = Instant::now() + Duration::from_secs(90);
     while weir.log().matches(needle).count() < times {
         assert!(

@@ -80,13 +80,18 @@ impl Context {
             };
         }
         let drained = st.tracker.inflight(&tps) == 0;
+        // Closing: the partitions are let go, not handed to another member
+        // yet; keyed state stays (the next run catches up from it).
+        let closing = st.closing;
         let commits: Vec<(TopicPartition, i64)> = tps
             .iter()
             .filter_map(|tp| st.tracker.committable(tp).map(|o| (tp.clone(), o)))
             .collect();
         st.tracker.revoke(&tps);
         drop(st);
-        if let Some(a) = &self.shared.assignments {
+        if let Some(a) = &self.shared.assignments
+            && !closing
+        {
             a.revoked(&tps, drained);
         }
         tracing::info!(
