@@ -9,25 +9,21 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseRecord, Producer};
 
 use super::{ranks, read_lines_tolerant, stored_counts};
-use crate::kafka::{PARTITIONS, Weir, send, timed, wait_for_log};
+use crate::kafka::{PARTITIONS, Weir, producer, send, timed, wait_for_log};
 use crate::support::{Broker, Pipeline, plugin_dir};
 
 const KEYS: usize = 41;
+/// An assignment of every partition of `in`, as the source logs it.
+const ALL_FOUR: &str = r#"partitions=["in[0]", "in[1]", "in[2]", "in[3]"]"#;
 
 /// Produces inputs `range`: value `{"card": "c<k>", "input": i}` with
 /// `k = i % KEYS`, to partition `k % 4` (a card's events share a partition,
 /// in input order).
 fn produce_cards(broker: &Broker, range: std::ops::Range<usize>) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker.addr())
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer");
+    let producer = producer(broker);
     for i in range {
         let k = i % KEYS;
         let key = format!("c{k}");
@@ -123,6 +119,27 @@ fn totals(n: usize) -> HashMap<String, u64> {
     out
 }
 
+/// A temporary folder, and a compacting broker with topic `in` holding
+/// inputs `0..n`.
+fn broker_with(n: usize) -> (tempfile::TempDir, Broker) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::sqlite_compacting();
+    broker.create_topic("in", PARTITIONS as u32);
+    produce_cards(&broker, 0..n);
+    (tmp, broker)
+}
+
+/// [`broker_with`], and a folder per group member (`<tmp>/<name>`).
+fn members(n: usize, names: [&str; 2]) -> (tempfile::TempDir, Broker, [PathBuf; 2]) {
+    let (tmp, broker) = broker_with(n);
+    let dirs = names.map(|name| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        dir
+    });
+    (tmp, broker, dirs)
+}
+
 /// The "restored partition N of stage count: K keys" lines of a log: K per line.
 fn restored_keys(log: &str) -> Vec<u64> {
     log.lines()
@@ -136,11 +153,8 @@ fn restored_keys(log: &str) -> Vec<u64> {
 #[test]
 fn kafka_keyed_sigkill_mid_stream_and_restart_keep_counts_exact() {
     timed(Duration::from_secs(300), || {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let broker = Broker::sqlite_compacting();
-        broker.create_topic("in", PARTITIONS as u32);
         let n = 6_000;
-        produce_cards(&broker, 0..n);
+        let (tmp, broker) = broker_with(n);
         let dir = tmp.path();
         let first = counting(dir, &broker, "g-crash", "out1.jsonl");
         let files = [dir.join("out1.jsonl"), dir.join("out2.jsonl")];
@@ -166,50 +180,62 @@ fn kafka_keyed_sigkill_mid_stream_and_restart_keep_counts_exact() {
     });
 }
 
+/// Partitions move A → B (B joins), back and forth through a SIGKILL of A
+/// and its restart, all to B (A leaves), and B → A (A joins again); the
+/// two processes have separate `state_dir`s, so state moves only through
+/// the changelog.
+///
+/// tansu 0.6 keeps a SIGKILLed member's partitions assigned to it until
+/// another member joins (its expiry triggers no rebalance): after the kill
+/// the test waits out A's session (6 s) and restarts A, whose join hands the
+/// dead member's partitions out; "all to B" is then shown by A leaving
+/// (SIGTERM).
 #[test]
 fn kafka_keyed_partitions_move_both_ways_between_two_processes_counts_exact() {
     timed(Duration::from_secs(600), || {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let broker = Broker::sqlite_compacting();
-        broker.create_topic("in", PARTITIONS as u32);
-        let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
-        std::fs::create_dir_all(&a_dir).expect("mkdir");
-        std::fs::create_dir_all(&b_dir).expect("mkdir");
-        let a1 = counting(&a_dir, &broker, "g-move", "out1.jsonl");
+        let step = 1_000;
+        let (_tmp, broker, [a_dir, b_dir]) = members(2 * step, ["a", "b"]);
+        let a_run = |run: usize| {
+            let file = counting(&a_dir, &broker, "g-move", &format!("out{run}.jsonl"));
+            Weir::start(&file, a_dir.join(format!("weir{run}.log")))
+        };
         let b_file = counting(&b_dir, &broker, "g-move", "out.jsonl");
-        let files = [
-            a_dir.join("out1.jsonl"),
-            b_dir.join("out.jsonl"),
-            a_dir.join("out2.jsonl"),
-        ];
-        let third = 2_000;
-        produce_cards(&broker, 0..third);
-        let a = Weir::start(&a1, a_dir.join("weir1.log"));
-        wait_outputs(&files, third / 2, "A alone", &[&a]);
-        // B joins mid-stream: some partitions move to B, their state with
-        // them (B's state_dir is empty: only the changelog has it).
+        let files: Vec<PathBuf> = (1..=3)
+            .map(|run| a_dir.join(format!("out{run}.jsonl")))
+            .chain([b_dir.join("out.jsonl")])
+            .collect();
+        let a = a_run(1);
+        wait_outputs(&files, step, "A alone", &[&a]);
+        // B joins mid-stream: some partitions move to B with their state
+        // (B's state_dir is empty: only the changelog has it).
         let mut b = Weir::start(&b_file, b_dir.join("weir.log"));
         wait_for_log(&b, "partitions assigned", 1);
-        produce_cards(&broker, third..2 * third);
-        wait_outputs(&files, 2 * third, "A and B", &[&a, &b]);
+        produce_cards(&broker, 2 * step..4 * step);
+        wait_outputs(&files, 4 * step, "A and B", &[&a, &b]);
         assert!(
             restored_keys(&b.log()).iter().any(|&k| k > 0),
             "B restored state A wrote: {}",
             b.log()
         );
-        // SIGKILL A: all partitions move to B once A's session expired.
-        let before = b.log().matches("partitions assigned").count();
+        // SIGKILL A with events of its partitions unread.
+        produce_cards(&broker, 4 * step..5 * step);
         drop(a);
-        wait_for_log(&b, "partitions assigned", before + 1);
-        produce_cards(&broker, 2 * third..5 * third / 2);
-        wait_outputs(&files, 5 * third / 2, "B alone", &[&b]);
-        // A again (its own state_dir, behind B's work): some partitions move
-        // back and catch up from the changelog.
-        let a2 = counting(&a_dir, &broker, "g-move", "out2.jsonl");
-        let mut a = Weir::start(&a2, a_dir.join("weir2.log"));
+        std::thread::sleep(Duration::from_secs(8));
+        let mut a = a_run(2);
         wait_for_log(&a, "partitions assigned", 1);
-        produce_cards(&broker, 5 * third / 2..3 * third);
-        wait_outputs(&files, 3 * third, "A and B again", &[&a, &b]);
+        wait_outputs(&files, 5 * step, "after the kill", &[&a, &b]);
+        // A leaves: every partition moves to B.
+        let status = a.stop();
+        assert!(status.success(), "exit {status:?}: {}", a.log());
+        wait_for_log(&b, ALL_FOUR, 1);
+        produce_cards(&broker, 5 * step..6 * step);
+        wait_outputs(&files, 6 * step, "B alone", &[&b]);
+        // A again, behind B on every partition: what it gets back catches
+        // up from the changelog B wrote.
+        let mut a = a_run(3);
+        wait_for_log(&a, "partitions assigned", 1);
+        produce_cards(&broker, 6 * step..7 * step);
+        wait_outputs(&files, 7 * step, "A and B again", &[&a, &b]);
         let a_log = a.log();
         assert!(
             restored_keys(&a_log).iter().any(|&k| k > 0),
@@ -217,13 +243,13 @@ fn kafka_keyed_partitions_move_both_ways_between_two_processes_counts_exact() {
         );
         assert!(
             !read_lines_tolerant(&files[2]).is_empty(),
-            "A processed partitions after its restart: {a_log}"
+            "A processed partitions after it came back: {a_log}"
         );
         for w in [&mut a, &mut b] {
             let status = w.stop();
             assert!(status.success(), "exit {status:?}: {}", w.log());
         }
-        let repeated = assert_exact(&files, 3 * third);
+        let repeated = assert_exact(&files, 7 * step);
         eprintln!("{repeated} outputs re-delivered across the moves");
     });
 }
@@ -231,15 +257,13 @@ fn kafka_keyed_partitions_move_both_ways_between_two_processes_counts_exact() {
 #[test]
 fn kafka_keyed_restore_into_an_empty_state_dir_gives_the_same_state() {
     timed(Duration::from_secs(300), || {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let broker = Broker::sqlite_compacting();
-        broker.create_topic("in", PARTITIONS as u32);
         let n = 3_000;
-        produce_cards(&broker, 0..n);
-        let (a_dir, c_dir) = (tmp.path().join("a"), tmp.path().join("c"));
-        std::fs::create_dir_all(&a_dir).expect("mkdir");
-        std::fs::create_dir_all(&c_dir).expect("mkdir");
-        let a_file = counting(&a_dir, &broker, "g-restore", "out.jsonl");
+        let (_tmp, broker, dirs) = members(n, ["a", "c"]);
+        // The same pipeline and group in both folders.
+        let [a_file, c_file] = dirs
+            .each_ref()
+            .map(|d| counting(d, &broker, "g-restore", "out.jsonl"));
+        let [a_dir, c_dir] = dirs;
         let mut a = Weir::start(&a_file, a_dir.join("weir.log"));
         wait_outputs(&[a_dir.join("out.jsonl")], n, "A", &[&a]);
         let status = a.stop();
@@ -252,7 +276,6 @@ fn kafka_keyed_restore_into_an_empty_state_dir_gives_the_same_state() {
 
         // C: same pipeline and group, an empty state_dir; every partition is
         // restored from the changelog, and nothing is left to process.
-        let c_file = counting(&c_dir, &broker, "g-restore", "out.jsonl");
         let mut c = Weir::start(&c_file, c_dir.join("weir.log"));
         wait_for_log(&c, "restored partition", PARTITIONS as usize);
         let status = c.stop();
