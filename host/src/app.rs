@@ -235,14 +235,19 @@ fn kafka_state(
             "state changelog: cannot tell how many partitions the source topics {:?} have (they must exist, and be named, not patterns)",
             kafka.topics
         );
-        let stages: Vec<Arc<str>> = config
+        // Each keyed stage's topic: its `changelog_topic`, or the default.
+        let topics: Vec<(Arc<str>, String)> = config
             .stages
             .iter()
-            .filter(|s| s.state.is_some())
-            .map(|s| Arc::from(s.name.as_str()))
+            .filter_map(|s| {
+                let topic = s.state.as_ref()?.changelog_topic.clone();
+                let topic =
+                    topic.unwrap_or_else(|| crate::state::changelog_topic(&config.name, &s.name));
+                Some((Arc::from(s.name.as_str()), topic))
+            })
             .collect();
-        let changelog = crate::state::Changelog::open(client, &config.name, &stages, partitions)
-            .context("state changelog")?;
+        let changelog =
+            crate::state::Changelog::open(client, topics, partitions).context("state changelog")?;
         state.changelog = Some(Arc::new(changelog));
     }
     Ok(Some(Arc::new(crate::pipeline::StateAssignments::new(

@@ -144,18 +144,13 @@ pub fn changelog_client(brokers: &str, properties: &crate::kafka::Properties) ->
 }
 
 impl Changelog {
-    /// Connects to the changelogs of `stages` (pipeline `pipeline`), creating
-    /// missing topics as compacted topics with `partitions` partitions.
+    /// Connects to the changelogs `topics` (stage → topic), creating missing
+    /// topics as compacted topics with `partitions` partitions.
     pub fn open(
         client: ClientConfig,
-        pipeline: &str,
-        stages: &[Arc<str>],
+        topics: Vec<(Arc<str>, String)>,
         partitions: i32,
     ) -> Result<Self, ChangelogError> {
-        let topics: Vec<(Arc<str>, String)> = stages
-            .iter()
-            .map(|s| (s.clone(), changelog_topic(pipeline, s)))
-            .collect();
         let broker_err = |topic: &str, what: String| ChangelogError::Broker {
             topic: topic.to_owned(),
             what,

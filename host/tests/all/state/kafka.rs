@@ -140,6 +140,24 @@ fn members(n: usize, names: [&str; 2]) -> (tempfile::TempDir, Broker, [PathBuf; 
     (tmp, broker, dirs)
 }
 
+/// The broker's topics, in order.
+fn topic_names(broker: &Broker) -> Vec<String> {
+    let probe: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .create()
+        .expect("consumer");
+    let metadata =
+        rdkafka::consumer::Consumer::fetch_metadata(&probe, None, Duration::from_secs(10))
+            .expect("metadata");
+    let mut names: Vec<String> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// The "restored partition N of stage count: K keys" lines of a log: K per line.
 fn restored_keys(log: &str) -> Vec<u64> {
     log.lines()
@@ -260,9 +278,19 @@ fn kafka_keyed_restore_into_an_empty_state_dir_gives_the_same_state() {
         let n = 3_000;
         let (_tmp, broker, dirs) = members(n, ["a", "c"]);
         // The same pipeline and group in both folders.
-        let [a_file, c_file] = dirs
-            .each_ref()
-            .map(|d| counting(d, &broker, "g-restore", "out.jsonl"));
+        // The same pipeline and group in both folders, with a changelog
+        // topic of its own name.
+        let [a_file, c_file] = dirs.each_ref().map(|d| {
+            let file = counting(d, &broker, "g-restore", "out.jsonl");
+            let toml = std::fs::read_to_string(&file).expect("read pipeline");
+            let named = toml.replace(
+                "key = \"/card\"\n",
+                "key = \"/card\"\nchangelog_topic = \"cards-log\"\n",
+            );
+            assert_ne!(named, toml);
+            std::fs::write(&file, named).expect("write pipeline");
+            file
+        });
         let [a_dir, c_dir] = dirs;
         let mut a = Weir::start(&a_file, a_dir.join("weir.log"));
         wait_outputs(&[a_dir.join("out.jsonl")], n, "A", &[&a]);
@@ -271,6 +299,7 @@ fn kafka_keyed_restore_into_an_empty_state_dir_gives_the_same_state() {
         assert_exact(&[a_dir.join("out.jsonl")], n);
         let stored = stored_counts(&a_dir);
         assert_eq!(stored, totals(n));
+        assert_eq!(topic_names(&broker), ["cards-log", "in"]);
         // Let compaction run over the changelog (every 2 s) before reading it.
         std::thread::sleep(Duration::from_secs(5));
 
