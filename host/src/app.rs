@@ -84,7 +84,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
         .map(|m| Arc::new(m.clone()) as Arc<dyn Infer>);
     // The state store, if some stage is keyed (one process per store: a
     // second `weir run` of the pipeline is refused here).
-    let state = if config.is_keyed() {
+    let mut state = if config.is_keyed() {
         let store = crate::state::StateStore::open(config.state_dir_path(), &config.state)
             .context("state_dir")?;
         let mut state = PipelineState::new(store, config.state.clone());
@@ -177,7 +177,11 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
     }
     // What the stages serve at start.
     status.flush();
-    let source = config.build_source().context("source")?;
+    let assignments = match &mut state {
+        Some(state) => kafka_state(config, state, &stats)?,
+        None => None,
+    };
+    let source = config.build_source_with(assignments).context("source")?;
     let outputs = config.build_outputs().context("outputs")?;
     let dead_letter = config.build_dead_letter().context("dead_letter")?;
     let pipeline = Pipeline {
@@ -199,6 +203,58 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
         status,
         models,
     })
+}
+
+/// Keyed state on a Kafka source: the stages' changelog topics (created if
+/// missing, as many partitions as the source topics; unless `[state]
+/// changelog = "off"`) and the listener that restores and forgets
+/// partitions as the group moves them. `None` for other sources.
+fn kafka_state(
+    config: &PipelineConfig,
+    state: &mut PipelineState,
+    stats: &Arc<PipelineStats>,
+) -> anyhow::Result<Option<Arc<dyn crate::source::Assignments>>> {
+    let crate::source::SourceConfig::Kafka(kafka) = &config.source else {
+        return Ok(None);
+    };
+    if state.config.changelog == crate::state::ChangelogMode::Auto {
+        let client = crate::state::changelog_client(&kafka.brokers, &kafka.properties);
+        let named: Vec<String> = kafka
+            .topics
+            .iter()
+            .filter(|t| !t.starts_with('^'))
+            .cloned()
+            .collect();
+        let partitions = crate::state::partition_counts(&client, &named)
+            .map_err(|e| anyhow::anyhow!("state changelog: {e}"))?
+            .into_iter()
+            .max()
+            .unwrap_or(0);
+        anyhow::ensure!(
+            partitions > 0,
+            "state changelog: cannot tell how many partitions the source topics {:?} have (they must exist, and be named, not patterns)",
+            kafka.topics
+        );
+        // Each keyed stage's topic: its `changelog_topic`, or the default.
+        let topics: Vec<(Arc<str>, String)> = config
+            .stages
+            .iter()
+            .filter_map(|s| {
+                let topic = s.state.as_ref()?.changelog_topic.clone();
+                let topic =
+                    topic.unwrap_or_else(|| crate::state::changelog_topic(&config.name, &s.name));
+                Some((Arc::from(s.name.as_str()), topic))
+            })
+            .collect();
+        let changelog =
+            crate::state::Changelog::open(client, topics, partitions).context("state changelog")?;
+        state.changelog = Some(Arc::new(changelog));
+    }
+    Ok(Some(Arc::new(crate::pipeline::StateAssignments::new(
+        state.store.clone(),
+        state.changelog.clone(),
+        stats.clone(),
+    ))))
 }
 
 /// How soon a swap a stage made shows in the status file.

@@ -276,12 +276,15 @@ impl PipelineConfig {
                 "a pipeline with keyed stages names its state folder: no '/', '\\' or leading '.'",
             ));
         }
-        if self.is_keyed() && matches!(self.source, SourceConfig::Kafka(_)) {
-            // Kafka's committed offsets can run ahead of the state commit
-            // until the source seeks to the stored progress on assignment.
+        if let SourceConfig::Kafka(k) = &self.source
+            && self.is_keyed()
+            && self.state.changelog == crate::state::ChangelogMode::Auto
+            && k.topics.iter().any(|t| t.starts_with('^'))
+        {
+            // The changelog topics get as many partitions as the source's.
             return Err(FieldError::new(
-                "type",
-                "keyed stages ([stages.state]) cannot read a kafka source yet: use file, stdin or generate",
+                "topics",
+                "keyed stages on a kafka source need named topics (no patterns) to size their changelog topics, or [state] changelog = \"off\"",
             )
             .within("source"));
         }
@@ -422,6 +425,15 @@ impl PipelineConfig {
 
     pub fn build_source(&self) -> Result<Box<dyn Source>, EndpointError> {
         self.source.build()
+    }
+
+    /// The source, telling `assignments` of its rebalances (keyed state on
+    /// a Kafka source).
+    pub fn build_source_with(
+        &self,
+        assignments: Option<std::sync::Arc<dyn crate::source::Assignments>>,
+    ) -> Result<Box<dyn Source>, EndpointError> {
+        self.source.build_with(assignments)
     }
 
     /// Every output's sink, by name.

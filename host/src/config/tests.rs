@@ -176,7 +176,7 @@ const REFUSED: &[Refused] = &[
     ("<min>[state]\ndurability = 'never'\n", "state.durability", 6, "unknown variant `never`"),
     ("<min>[watermark]\nidle_timeout_ms = 0\n", "watermark.idle_timeout_ms", 6, "between 1 and"),
     ("[source]\ntype = 'file'\npath = 'in'\nevent_time = 'ts'\n[outputs.default]\ntype = 'stdout'\n", "source.event_time", 4, "JSON pointer"),
-    ("[source]\ntype = 'kafka'\nbrokers = 'b:9092'\ntopics = ['in']\ngroup_id = 'g'\n[outputs.default]\ntype = 'stdout'\n<stage>[stages.state]\nkey = '$key'\n", "source.type", 2, "cannot read a kafka source yet"),
+    ("[source]\ntype = 'kafka'\nbrokers = 'b:9092'\ntopics = ['^in.*']\ngroup_id = 'g'\n[outputs.default]\ntype = 'stdout'\n<stage>[stages.state]\nkey = '$key'\n", "source.topics", 4, "named topics"),
     // One file for two sinks.
     ("<min>[outputs.a]\ntype = 'file'\npath = 'out.jsonl'\n[dead_letter]\ntype = 'file'\npath = 'out.jsonl'\n", "dead_letter.path", 10, "also used by outputs.a.path"),
 ];

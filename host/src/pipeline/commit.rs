@@ -7,6 +7,13 @@
 //! progress says was applied, so no event's effect is applied twice or lost
 //! (outputs stay at-least-once: a crash between a sink's write and the
 //! commit re-delivers them). See `docs/state.md`.
+//!
+//! On a Kafka source the committer first publishes the batch's changes and
+//! progress to the stages' changelog topics and waits for the broker's acks;
+//! and the source hears of a chunk's acknowledgement only once its batch is
+//! committed (the tracker holds the acks until the committer reports it), so
+//! the Kafka offset is stored after the state: outputs acked → changelog
+//! acked → one atomic store batch → offset stored.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +22,7 @@ use std::time::Instant;
 
 use crate::pipeline::{Ack, AckStatus};
 use crate::source::Read;
-use crate::state::{Commit, Durability, Progress, StateConfig, StateStore};
+use crate::state::{Changelog, Commit, Durability, Progress, StateConfig, StateStore};
 use crate::telemetry::PipelineStats;
 
 /// The chunk id of the end-of-input batch the driver makes itself (so that
@@ -32,6 +39,9 @@ pub struct PipelineState {
     pub committed: Arc<AtomicU64>,
     /// Stages with a TTL: the committer removes their expired entries.
     pub ttl_stages: Vec<Arc<str>>,
+    /// The keyed stages' changelog topics (a Kafka source, `[state]
+    /// changelog = "auto"`): every commit is published there first.
+    pub changelog: Option<Arc<Changelog>>,
 }
 
 /// How often expired entries are swept, and at most how many at a time.
@@ -45,6 +55,7 @@ impl PipelineState {
             config,
             committed: Arc::default(),
             ttl_stages: Vec::new(),
+            changelog: None,
         }
     }
 }
@@ -54,6 +65,17 @@ pub(super) type BatchProgress = Vec<(Arc<str>, i32, i64)>;
 
 /// The committer thread: its result is a store error, if one stopped it.
 pub(super) type Committer = std::thread::JoinHandle<Result<(), String>>;
+
+/// What the committer tells the source driver after each commit: batches
+/// before `upto` are in the store; `stalled`: no later batch ever will be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Committed {
+    pub upto: u64,
+    pub stalled: bool,
+}
+
+/// The driver's end of the committer's reports.
+pub(super) type CommittedRx = tokio::sync::mpsc::UnboundedReceiver<Committed>;
 
 pub(super) enum CommitMsg {
     /// A batch left the last stage: what its keyed stages wrote.
@@ -77,18 +99,20 @@ struct Pending {
 pub(super) fn spawn_committer(
     state: &PipelineState,
     stats: Arc<PipelineStats>,
-) -> std::io::Result<(mpsc::Sender<CommitMsg>, Committer)> {
+) -> std::io::Result<(mpsc::Sender<CommitMsg>, Committer, CommittedRx)> {
     let (tx, rx) = mpsc::channel::<CommitMsg>();
+    let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
     let state = state.clone();
     let handle = std::thread::Builder::new()
         .name("weir-state-commit".into())
-        .spawn(move || run_committer(&state, &rx, &stats))?;
-    Ok((tx, handle))
+        .spawn(move || run_committer(&state, &rx, &done_tx, &stats))?;
+    Ok((tx, handle, done_rx))
 }
 
 fn run_committer(
     state: &PipelineState,
     rx: &mpsc::Receiver<CommitMsg>,
+    done: &tokio::sync::mpsc::UnboundedSender<Committed>,
     stats: &PipelineStats,
 ) -> Result<(), String> {
     let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
@@ -110,22 +134,22 @@ fn run_committer(
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             },
         };
-        match msg {
-            Some(CommitMsg::Staged { seq, delta }) => {
-                pending.entry(seq).or_default().delta = Some(delta);
-            }
-            Some(CommitMsg::Acked {
-                seq,
-                delivered,
-                progress,
-            }) => {
-                pending.entry(seq).or_default().acked = Some((delivered, progress));
-            }
-            None => {}
+        if let Some(m) = msg {
+            file(&mut pending, m);
         }
+        // What arrived meanwhile, so the ready batches commit together.
+        while let Ok(m) = rx.try_recv() {
+            file(&mut pending, m);
+        }
+        // Every ready batch, in order, in one group commit (one changelog
+        // flush, one atomic store batch): the later batches' writes and
+        // progress after the earlier ones'.
+        let mut group: Option<Commit> = None;
+        let mut upto = next;
+        let was_stalled = stalled;
         while !stalled {
             let ready = pending
-                .get(&next)
+                .get(&upto)
                 .is_some_and(|p| p.delta.is_some() && p.acked.is_some());
             if !ready {
                 break;
@@ -133,7 +157,7 @@ fn run_committer(
             let Some(Pending {
                 delta: Some(mut commit),
                 acked: Some((delivered, progress)),
-            }) = pending.remove(&next)
+            }) = pending.remove(&upto)
             else {
                 break;
             };
@@ -142,24 +166,48 @@ fn run_committer(
                 // batch (computed from its state) may be committed; a restart
                 // replays from the last commit.
                 tracing::error!(
-                    batch = next,
+                    batch = upto,
                     "a batch's outputs were not delivered: state commits stop here (a restart replays from the last commit)"
                 );
                 stalled = true;
                 break;
             }
             commit.progress = progress;
+            match group.as_mut() {
+                Some(g) => g.extend(commit),
+                None => group = Some(commit),
+            }
+            upto += 1;
+        }
+        if let Some(mut commit) = group {
+            commit.progress = latest_progress(std::mem::take(&mut commit.progress));
             let started = Instant::now();
+            if let Some(changelog) = &state.changelog {
+                commit.changelog = changelog
+                    .publish(&commit)
+                    .map_err(|e| format!("publishing state: {e}"))?;
+            }
             state
                 .store
                 .commit(&commit)
                 .map_err(|e| format!("committing state: {e}"))?;
             stats.state_commit.observe(started.elapsed().as_secs_f64());
             dirty = true;
-            next += 1;
+            next = upto;
             state.committed.store(next, Ordering::Release);
+            // The driver is gone only at the very end: nothing to tell.
+            let _ = done.send(Committed {
+                upto: next,
+                stalled: false,
+            });
         }
         if stalled {
+            if !was_stalled {
+                let _ = done.send(Committed {
+                    upto: next,
+                    stalled: true,
+                });
+            }
             pending.clear();
         }
         if !state.ttl_stages.is_empty() && last_sweep.elapsed() >= SWEEP_EVERY {
@@ -196,6 +244,31 @@ fn run_committer(
     Ok(())
 }
 
+fn file(pending: &mut BTreeMap<u64, Pending>, msg: CommitMsg) {
+    match msg {
+        CommitMsg::Staged { seq, delta } => {
+            pending.entry(seq).or_default().delta = Some(delta);
+        }
+        CommitMsg::Acked {
+            seq,
+            delivered,
+            progress,
+        } => {
+            pending.entry(seq).or_default().acked = Some((delivered, progress));
+        }
+    }
+}
+
+/// The highest offset per (stream, partition) of a group of batches.
+fn latest_progress(progress: BatchProgress) -> BatchProgress {
+    let mut high: BTreeMap<(Arc<str>, i32), i64> = BTreeMap::new();
+    for (s, p, o) in progress {
+        let at = high.entry((s, p)).or_insert(o);
+        *at = (*at).max(o);
+    }
+    high.into_iter().map(|((s, p), o)| (s, p, o)).collect()
+}
+
 struct Tracked {
     chunks_left: usize,
     delivered: bool,
@@ -203,8 +276,9 @@ struct Tracked {
 }
 
 /// The source driver's side: skips what the store already applied, knows
-/// which chunks make each batch, and tells the committer when a batch was
-/// acknowledged.
+/// which chunks make each batch, tells the committer when a batch was
+/// acknowledged, and holds each chunk's acknowledgement until its batch is
+/// committed (the source stores its offsets after the state).
 pub(super) struct CommitTracker {
     tx: mpsc::Sender<CommitMsg>,
     resume: Progress,
@@ -213,6 +287,11 @@ pub(super) struct CommitTracker {
     /// Chunks of the batch being filled.
     filling: Vec<u64>,
     skipped: u64,
+    /// Acknowledgements held for the source, by batch, until it commits.
+    held: BTreeMap<u64, Vec<Ack>>,
+    /// The committer reported a stall (or stopped): no batch from here on
+    /// commits; held and later acknowledgements reach the source as failed.
+    stalled: bool,
 }
 
 impl CommitTracker {
@@ -230,6 +309,8 @@ impl CommitTracker {
             batches: HashMap::new(),
             filling: Vec::new(),
             skipped: 0,
+            held: BTreeMap::new(),
+            stalled: false,
         }
     }
 
@@ -290,14 +371,20 @@ impl CommitTracker {
         );
     }
 
-    /// A chunk was acknowledged.
-    pub(super) fn acked(&mut self, ack: &Ack) {
+    /// A chunk was acknowledged: returns what the source may hear of now
+    /// (a chunk outside any batch — all of it applied before a restart — at
+    /// once; a batch's chunks once the batch is committed).
+    pub(super) fn acked(&mut self, ack: Ack) -> Vec<Ack> {
         let Some(seq) = self.chunk_batch.remove(&ack.chunk) else {
-            return;
+            return vec![ack];
         };
         let Some(t) = self.batches.get_mut(&seq) else {
-            return;
+            return vec![ack];
         };
+        if self.stalled {
+            return vec![failed(ack)];
+        }
+        self.held.entry(seq).or_default().push(ack);
         t.chunks_left = t.chunks_left.saturating_sub(1);
         t.delivered &= ack.status == AckStatus::Delivered;
         if t.chunks_left == 0
@@ -311,6 +398,40 @@ impl CommitTracker {
                 progress: t.progress,
             });
         }
+        Vec::new()
+    }
+
+    /// The committer's report (`None`: it stopped): the held
+    /// acknowledgements the source may now hear of.
+    pub(super) fn committed(&mut self, report: Option<Committed>) -> Vec<Ack> {
+        let (upto, stalled) = report.map_or((0, true), |c| (c.upto, c.stalled));
+        let mut out = Vec::new();
+        while let Some(entry) = self.held.first_entry() {
+            if *entry.key() >= upto && !stalled {
+                break;
+            }
+            let done = *entry.key() < upto;
+            out.extend(
+                entry
+                    .remove()
+                    .into_iter()
+                    .map(|a| if done { a } else { failed(a) }),
+            );
+        }
+        self.stalled |= stalled;
+        out
+    }
+
+    /// Acknowledgements held for uncommitted batches.
+    pub(super) fn holding(&self) -> usize {
+        self.held.values().map(Vec::len).sum()
+    }
+}
+
+fn failed(ack: Ack) -> Ack {
+    Ack {
+        status: AckStatus::Failed,
+        ..ack
     }
 }
 
@@ -347,14 +468,44 @@ mod tests {
         Position::new(Arc::from("in"), 0, offset)
     }
 
+    fn stage(tx: &mpsc::Sender<CommitMsg>, seq: u64, key: &str) {
+        tx.send(CommitMsg::Staged {
+            seq,
+            delta: write(key, "1"),
+        })
+        .expect("send");
+    }
+
+    /// The committer's next report, within a second.
+    fn report(rx: &mut CommittedRx) -> Option<Committed> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            match rx.try_recv() {
+                Ok(c) => return Some(c),
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return None,
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                    assert!(std::time::Instant::now() < deadline, "no report");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+
+    fn chunks(acks: &[Ack]) -> Vec<(u64, AckStatus)> {
+        acks.iter().map(|a| (a.chunk, a.status)).collect()
+    }
+
     /// Commits happen in batch order, only for delivered batches, with the
-    /// progress of each; a failed batch stops every later commit.
+    /// progress of each; a failed batch stops every later commit. The
+    /// source hears of a chunk only once its batch is committed; after the
+    /// stall, as failed.
     #[test]
     fn commits_in_order_after_acknowledgement_and_stop_at_a_failure() {
+        use AckStatus::{Delivered, Failed};
         let dir = tempfile::tempdir().expect("tempdir");
         let store = StateStore::open(dir.path(), &StateConfig::default()).expect("open");
         let state = PipelineState::new(store.clone(), StateConfig::default());
-        let (tx, handle) = spawn_committer(&state, Arc::default()).expect("spawn");
+        let (tx, handle, mut reports) = spawn_committer(&state, Arc::default()).expect("spawn");
         let mut tracker = CommitTracker::new(tx.clone(), Progress::new());
         for (seq, offsets) in [(0u64, [0i64, 1]), (1, [2, 3]), (2, [4, 5]), (3, [6, 7])] {
             tracker.add_chunk(seq * 10);
@@ -365,41 +516,56 @@ mod tests {
             );
         }
         // Batch 1 staged and acked before batch 0: nothing may commit yet.
-        tx.send(CommitMsg::Staged {
-            seq: 1,
-            delta: write("b", "1"),
-        })
-        .expect("send");
-        tracker.acked(&ack(10, AckStatus::Delivered));
-        tracker.acked(&ack(11, AckStatus::Delivered));
-        tx.send(CommitMsg::Staged {
-            seq: 0,
-            delta: write("a", "1"),
-        })
-        .expect("send");
-        tracker.acked(&ack(0, AckStatus::Delivered));
+        stage(&tx, 1, "b");
+        assert!(tracker.acked(ack(10, Delivered)).is_empty(), "held");
+        assert!(tracker.acked(ack(11, Delivered)).is_empty(), "held");
+        stage(&tx, 0, "a");
+        assert!(tracker.acked(ack(0, Delivered)).is_empty(), "held");
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(
             state.committed.load(Ordering::Acquire),
             0,
             "batch 0 has a chunk unacked"
         );
-        tracker.acked(&ack(1, AckStatus::Delivered));
+        assert!(reports.try_recv().is_err(), "nothing committed yet");
+        assert!(tracker.acked(ack(1, Delivered)).is_empty(), "held");
+        assert_eq!(tracker.holding(), 4);
+        let first = report(&mut reports);
+        let mut released = tracker.committed(first);
+        if tracker.holding() > 0 {
+            released.extend(tracker.committed(report(&mut reports)));
+        }
+        assert_eq!(
+            chunks(&released),
+            vec![
+                (0, Delivered),
+                (1, Delivered),
+                (10, Delivered),
+                (11, Delivered)
+            ]
+        );
         // Batch 2 failed: it and batch 3 are never committed.
-        tx.send(CommitMsg::Staged {
-            seq: 2,
-            delta: write("c", "1"),
-        })
-        .expect("send");
-        tx.send(CommitMsg::Staged {
-            seq: 3,
-            delta: write("d", "1"),
-        })
-        .expect("send");
-        tracker.acked(&ack(20, AckStatus::Delivered));
-        tracker.acked(&ack(21, AckStatus::Failed));
-        tracker.acked(&ack(30, AckStatus::Delivered));
-        tracker.acked(&ack(31, AckStatus::Delivered));
+        stage(&tx, 2, "c");
+        stage(&tx, 3, "d");
+        tracker.acked(ack(20, Delivered));
+        tracker.acked(ack(21, Failed));
+        assert_eq!(
+            report(&mut reports),
+            Some(Committed {
+                upto: 2,
+                stalled: true
+            })
+        );
+        let released = tracker.committed(Some(Committed {
+            upto: 2,
+            stalled: true,
+        }));
+        assert_eq!(chunks(&released), vec![(20, Failed), (21, Failed)]);
+        assert_eq!(
+            chunks(&tracker.acked(ack(30, Delivered))),
+            vec![(30, Failed)]
+        );
+        tracker.acked(ack(31, Delivered));
         drop(tracker);
         drop(tx);
         handle.join().expect("join").expect("committer");
@@ -418,6 +584,27 @@ mod tests {
                 .get(&(Arc::from("in"), 0)),
             Some(&3)
         );
+    }
+
+    /// A chunk outside any batch (all of it applied before a restart)
+    /// reaches the source at once; a committer that stopped fails what is
+    /// held.
+    #[test]
+    fn skipped_chunks_pass_and_a_stopped_committer_fails_what_is_held() {
+        let (tx, _rx) = mpsc::channel();
+        let mut tracker = CommitTracker::new(tx, Progress::new());
+        assert_eq!(
+            chunks(&tracker.acked(ack(7, AckStatus::Delivered))),
+            vec![(7, AckStatus::Delivered)]
+        );
+        tracker.add_chunk(8);
+        tracker.cut(0, [pos(0)].iter());
+        assert!(tracker.acked(ack(8, AckStatus::Delivered)).is_empty());
+        assert_eq!(
+            chunks(&tracker.committed(None)),
+            vec![(8, AckStatus::Failed)]
+        );
+        assert_eq!(tracker.holding(), 0);
     }
 
     #[test]

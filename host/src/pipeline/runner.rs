@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::ack::{AckSet, AckStatus, Finalizer, ack_channel};
 use super::batch::Batch;
-use super::commit::{CommitMsg, CommitTracker, END_CHUNK, PipelineState, spawn_committer};
+use super::commit::{
+    CommitMsg, CommitTracker, Committed, CommittedRx, END_CHUNK, PipelineState, spawn_committer,
+};
 use super::route::Routes;
 use super::stage::Stage;
 use crate::endpoint::EndpointError;
@@ -141,17 +143,19 @@ impl Pipeline {
         let mut committer = None;
         let mut tracker = None;
         let mut staged = None;
+        let mut committed = None;
         if let Some(state) = &state {
             let resume = state
                 .store
                 .progress()
                 .map_err(|e| RunError::State(e.to_string()))?;
-            let (tx, handle) = spawn_committer(state, stats.clone()).map_err(|e| {
+            let (tx, handle, reports) = spawn_committer(state, stats.clone()).map_err(|e| {
                 RunError::Internal(format!("cannot start the state committer: {e}"))
             })?;
             tracker = Some(CommitTracker::new(tx.clone(), resume));
             staged = Some(tx);
             committer = Some(handle);
+            committed = Some(reports);
         }
         let fan_out = FanOut {
             outputs,
@@ -208,6 +212,7 @@ impl Pipeline {
             stats.clone(),
             drain_timeout,
             tracker,
+            committed,
         )
         .await;
         let (chunks_unacked, source_result) = match driven {
@@ -255,7 +260,10 @@ impl Pipeline {
 /// Reads the source into batches of at most `max_events`, cut early after
 /// `max_wait`; hands acknowledgements back to the source; on shutdown or
 /// end of input, flushes and waits for every outstanding chunk's ack.
-/// Returns the number of chunks still unacknowledged at the end.
+/// Returns the number of chunks still unacknowledged at the end. With keyed
+/// state, a chunk's acknowledgement reaches the source once its batch is
+/// committed (`committed`: the committer's reports).
+#[allow(clippy::too_many_arguments)]
 async fn drive_source(
     mut source: Box<dyn Source>,
     policy: BatchPolicy,
@@ -264,6 +272,7 @@ async fn drive_source(
     stats: Arc<PipelineStats>,
     drain_timeout: Duration,
     mut tracker: Option<CommitTracker>,
+    mut committed: Option<CommittedRx>,
 ) -> Result<u64, RunError> {
     let (ack_tx, mut ack_rx) = ack_channel();
     let mut outstanding = 0u64;
@@ -288,6 +297,9 @@ async fn drive_source(
             Some(ack) = ack_rx.recv() => {
                 outstanding -= 1;
                 handle_ack(ack, &mut tracker, &stats, source.as_mut()).await?;
+            }
+            report = next_report(&mut committed), if committed.is_some() => {
+                on_report(report, &mut committed, &mut tracker, &stats, source.as_mut()).await?;
             }
             _ = sleep_until(deadline), if deadline.is_some() => flush = true,
             read = source.read(room), if !exhausted && !stopping && room > 0 => match read? {
@@ -386,26 +398,88 @@ async fn drive_source(
             }
         }
     }
+    // Keyed state: the last acknowledgements reach the source as their
+    // batches commit.
+    while committed.is_some() && tracker.as_ref().is_some_and(|t| t.holding() > 0) {
+        match tokio::time::timeout_at(give_up, next_report(&mut committed)).await {
+            Ok(report) => {
+                on_report(
+                    report,
+                    &mut committed,
+                    &mut tracker,
+                    &stats,
+                    source.as_mut(),
+                )
+                .await?;
+            }
+            Err(_) => {
+                tracing::error!(
+                    "drain timeout: some batches were not committed (they will be read again where the source supports it)"
+                );
+                break;
+            }
+        }
+    }
     source.close().await?;
     Ok(outstanding)
 }
 
-/// One acknowledgement: to the state committer's tracker, then (unless it is
-/// the driver's own end-of-input chunk) to the source.
+/// One acknowledgement: to the state committer's tracker (which holds it
+/// until its batch is committed), else to the source.
 async fn handle_ack(
     ack: super::ack::Ack,
     tracker: &mut Option<CommitTracker>,
     stats: &PipelineStats,
     source: &mut dyn Source,
 ) -> Result<(), RunError> {
-    if let Some(t) = tracker.as_mut() {
-        t.acked(&ack);
+    let acks = match tracker.as_mut() {
+        Some(t) => t.acked(ack),
+        None => vec![ack],
+    };
+    to_source(acks, stats, source).await
+}
+
+/// The next report of the committer (`None`: it stopped).
+async fn next_report(committed: &mut Option<CommittedRx>) -> Option<Committed> {
+    match committed {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
-    if ack.chunk == END_CHUNK && tracker.is_some() {
-        return Ok(());
+}
+
+/// A committer report: the acknowledgements of the committed batches go to
+/// the source (all of them, failed, if the committer stalled or stopped).
+async fn on_report(
+    report: Option<Committed>,
+    committed: &mut Option<CommittedRx>,
+    tracker: &mut Option<CommitTracker>,
+    stats: &PipelineStats,
+    source: &mut dyn Source,
+) -> Result<(), RunError> {
+    if report.is_none() {
+        *committed = None;
     }
-    count_ack(stats, ack.status);
-    source.ack(ack).await?;
+    let acks = tracker
+        .as_mut()
+        .map(|t| t.committed(report))
+        .unwrap_or_default();
+    to_source(acks, stats, source).await
+}
+
+/// Hands acknowledgements to the source (except the driver's own
+/// end-of-input chunk's).
+async fn to_source(
+    acks: Vec<super::ack::Ack>,
+    stats: &PipelineStats,
+    source: &mut dyn Source,
+) -> Result<(), RunError> {
+    for ack in acks {
+        if ack.chunk == END_CHUNK {
+            continue;
+        }
+        count_ack(stats, ack.status);
+        source.ack(ack).await?;
+    }
     Ok(())
 }
 

@@ -18,6 +18,7 @@ mod lines;
 mod stdin;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -79,11 +80,20 @@ impl SourceConfig {
 
     /// Creates the source.
     pub fn build(&self) -> Result<Box<dyn Source>, EndpointError> {
+        self.build_with(None)
+    }
+
+    /// Creates the source; a partitioned source (Kafka) tells `assignments`
+    /// of its rebalances (the others have nothing to tell).
+    pub fn build_with(
+        &self,
+        assignments: Option<Arc<dyn Assignments>>,
+    ) -> Result<Box<dyn Source>, EndpointError> {
         Ok(match self {
             SourceConfig::Generate(c) => Box::new(c.build()?),
             SourceConfig::File(c) => Box::new(c.build()?),
             SourceConfig::Stdin(c) => Box::new(c.build()?),
-            SourceConfig::Kafka(c) => Box::new(c.build()?),
+            SourceConfig::Kafka(c) => Box::new(c.build_with(assignments)?),
         })
     }
 
@@ -98,6 +108,28 @@ impl SourceConfig {
             _ => None,
         }
     }
+}
+
+/// A (stream, partition) of a partitioned source.
+pub type StreamPartition = (Arc<str>, i32);
+
+/// Told of a partitioned source's rebalances (keyed state on a Kafka
+/// source: restore on assignment, forget on revocation). Called on the
+/// source's own thread, before any event of an assigned partition is read
+/// and after every event of a revoked one was acknowledged.
+pub trait Assignments: Send + Sync {
+    /// Partitions were assigned: prepare them (restore their state). Returns
+    /// where to start reading each partition that has a known position (the
+    /// next offset), or why the partitions cannot be served (the source
+    /// then fails).
+    fn assigned(
+        &self,
+        partitions: &[StreamPartition],
+    ) -> Result<Vec<(StreamPartition, i64)>, String>;
+
+    /// Partitions were revoked, their in-flight events acknowledged (or the
+    /// wait for them timed out: `drained` false).
+    fn revoked(&self, partitions: &[StreamPartition], drained: bool);
 }
 
 /// What one [`Source::read`] returns: one chunk, never empty.

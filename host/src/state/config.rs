@@ -24,8 +24,10 @@ pub enum Durability {
 /// Whether committed writes are published to a changelog topic (Kafka sources).
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum Changelog {
-    /// A Kafka-sourced pipeline publishes to `<pipeline>-changelog`.
+pub enum ChangelogMode {
+    /// A pipeline on a Kafka source publishes each keyed stage's commits to
+    /// the compacted topic `<pipeline>-<stage>-changelog` (created if
+    /// missing) and restores assigned partitions from it.
     #[default]
     Auto,
     /// No changelog: state stays on this machine.
@@ -44,7 +46,7 @@ pub struct StateConfig {
     /// milliseconds (10 to 60000). Default 1000.
     pub interval_ms: u64,
     /// `auto` (default) or `off`.
-    pub changelog: Changelog,
+    pub changelog: ChangelogMode,
 }
 
 impl Default for StateConfig {
@@ -52,7 +54,7 @@ impl Default for StateConfig {
         Self {
             durability: Durability::Batch,
             interval_ms: 1000,
-            changelog: Changelog::Auto,
+            changelog: ChangelogMode::Auto,
         }
     }
 }
@@ -123,6 +125,10 @@ pub struct StageStateConfig {
     /// Default 65536. A write over it sends its event to the dead letters.
     #[serde(default = "default_max_value")]
     pub max_value_bytes: usize,
+    /// On a Kafka source: the stage's changelog topic. Default
+    /// `<pipeline>-<stage>-changelog`.
+    #[serde(default)]
+    pub changelog_topic: Option<String>,
 }
 
 fn default_max_key() -> usize {
@@ -141,6 +147,7 @@ impl StageStateConfig {
             ttl_secs: None,
             max_key_bytes: default_max_key(),
             max_value_bytes: default_max_value(),
+            changelog_topic: None,
         }
     }
 
@@ -150,7 +157,11 @@ impl StageStateConfig {
             validate::in_range("ttl_secs", ttl, 1..=10 * 365 * 86_400)?;
         }
         validate::in_range("max_key_bytes", self.max_key_bytes, 1..=MAX_KEY_BYTES)?;
-        validate::in_range("max_value_bytes", self.max_value_bytes, 1..=MAX_VALUE_BYTES)
+        validate::in_range("max_value_bytes", self.max_value_bytes, 1..=MAX_VALUE_BYTES)?;
+        if let Some(topic) = &self.changelog_topic {
+            validate::not_blank("changelog_topic", topic)?;
+        }
+        Ok(())
     }
 
     /// The TTL in milliseconds, if any.
@@ -182,6 +193,15 @@ mod tests {
             c.validate().map_err(|e| e.field()),
             Err("max_value_bytes".to_owned())
         );
+        c.max_value_bytes = 10;
+        c.changelog_topic = Some(" ".into());
+        assert_eq!(
+            c.validate().map_err(|e| e.field()),
+            Err("changelog_topic".to_owned())
+        );
+        let c: StageStateConfig =
+            toml::from_str("key = \"/a\"\nchangelog_topic = \"cards-log\"").expect("parse");
+        assert_eq!(c.changelog_topic.as_deref(), Some("cards-log"));
     }
 
     #[test]

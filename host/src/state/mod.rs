@@ -5,13 +5,17 @@
 //! they cover, to one atomic [`Commit`] per batch once the batch's outputs
 //! were accepted; see `docs/state.md` for the guarantees.
 
+mod changelog;
 mod config;
 mod key;
 mod store;
 mod watermark;
 
+pub use changelog::{
+    Changelog, ChangelogError, Restored, changelog_client, changelog_topic, partition_counts,
+};
 pub use config::{
-    Changelog, Durability, MAX_KEY_BYTES, MAX_VALUE_BYTES, StageStateConfig, StateConfig,
+    ChangelogMode, Durability, MAX_KEY_BYTES, MAX_VALUE_BYTES, StageStateConfig, StateConfig,
     WatermarkConfig,
 };
 pub use key::KeySpec;

@@ -79,6 +79,9 @@ pub struct Commit {
     pub timers: Vec<TimerWrite>,
     /// (stream, partition, last offset applied).
     pub progress: Vec<(Arc<str>, i32, i64)>,
+    /// (stage, partition, offset of the last changelog record these changes
+    /// are in): where a later restore from the changelog starts.
+    pub changelog: Vec<(Arc<str>, i32, i64)>,
 }
 
 impl Commit {
@@ -87,10 +90,14 @@ impl Commit {
         self.writes.extend(other.writes);
         self.timers.extend(other.timers);
         self.progress.extend(other.progress);
+        self.changelog.extend(other.changelog);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty() && self.timers.is_empty() && self.progress.is_empty()
+        self.writes.is_empty()
+            && self.timers.is_empty()
+            && self.progress.is_empty()
+            && self.changelog.is_empty()
     }
 }
 
@@ -129,11 +136,11 @@ fn timer_space(stage: &str, partition: i32) -> String {
 }
 
 /// Big-endian with the sign bit flipped: byte order is numeric order.
-fn ordered_i64(v: i64) -> [u8; 8] {
+pub(super) fn ordered_i64(v: i64) -> [u8; 8] {
     ((v as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-fn from_ordered_i64(b: [u8; 8]) -> i64 {
+pub(super) fn from_ordered_i64(b: [u8; 8]) -> i64 {
     (u64::from_be_bytes(b) ^ (1 << 63)) as i64
 }
 
@@ -155,14 +162,23 @@ fn parse_progress_key(k: &[u8]) -> Option<(Arc<str>, i32)> {
     Some((Arc::from(stream), partition))
 }
 
-fn timer_key(at_ms: i64, key: &[u8]) -> Vec<u8> {
+/// The meta key of a stage partition's changelog checkpoint.
+fn changelog_key(stage: &str, partition: i32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + stage.len() + 4);
+    k.push(b'c');
+    k.extend_from_slice(&partition.to_be_bytes());
+    k.extend_from_slice(stage.as_bytes());
+    k
+}
+
+pub(super) fn timer_key(at_ms: i64, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + key.len());
     k.extend_from_slice(&ordered_i64(at_ms));
     k.extend_from_slice(key);
     k
 }
 
-fn encode_value(value: &[u8], expires_ms: Option<i64>) -> Vec<u8> {
+pub(super) fn encode_value(value: &[u8], expires_ms: Option<i64>) -> Vec<u8> {
     let mut v = Vec::with_capacity(HEADER + value.len());
     let at = expires_ms.map_or(0, |t| t.max(1) as u64);
     v.extend_from_slice(&at.to_be_bytes());
@@ -171,7 +187,7 @@ fn encode_value(value: &[u8], expires_ms: Option<i64>) -> Vec<u8> {
 }
 
 /// (payload, expiry); `None` if shorter than the header.
-fn decode_value(stored: &[u8]) -> Option<(&[u8], Option<i64>)> {
+pub(super) fn decode_value(stored: &[u8]) -> Option<(&[u8], Option<i64>)> {
     let head: [u8; HEADER] = stored.get(..HEADER)?.try_into().ok()?;
     let at = u64::from_be_bytes(head);
     let expires = (at != 0).then_some(at as i64);
@@ -363,7 +379,64 @@ impl StateStore {
                 offset.to_be_bytes().to_vec(),
             );
         }
+        for (stage, partition, offset) in &commit.changelog {
+            batch.insert(
+                &self.inner.meta,
+                changelog_key(stage, *partition),
+                offset.to_be_bytes().to_vec(),
+            );
+        }
         batch.commit().map_err(|e| self.err(e))
+    }
+
+    /// The offset of the last changelog record of a stage's partition that
+    /// the store holds (a restore reads on from the next one).
+    pub fn changelog_offset(&self, stage: &str, partition: i32) -> Result<Option<i64>, StateError> {
+        let Some(v) = self
+            .inner
+            .meta
+            .get(changelog_key(stage, partition))
+            .map_err(|e| self.err(e))?
+        else {
+            return Ok(None);
+        };
+        let v: [u8; 8] = v[..]
+            .try_into()
+            .map_err(|_| self.corrupt("meta", "a changelog offset is not 8 bytes"))?;
+        Ok(Some(i64::from_be_bytes(v)))
+    }
+
+    /// Forgets a source partition: the state and timers of these stages in
+    /// it, its progress and changelog checkpoints, in one synced batch (a
+    /// later assignment restores it from the changelog).
+    pub fn forget(
+        &self,
+        stages: &[Arc<str>],
+        stream: &str,
+        partition: i32,
+    ) -> Result<usize, StateError> {
+        let mut batch = self
+            .inner
+            .db
+            .batch()
+            .durability(Some(PersistMode::SyncData));
+        let mut n = 0;
+        for stage in stages {
+            for name in [state_space(stage, partition), timer_space(stage, partition)] {
+                let Some(space) = self.space(&name, false)? else {
+                    continue;
+                };
+                for guard in space.iter() {
+                    let key = guard.key().map_err(|e| self.err(e))?;
+                    batch.remove(&space, key);
+                    n += 1;
+                }
+            }
+            batch.remove(&self.inner.meta, changelog_key(stage, partition));
+        }
+        batch.remove(&self.inner.meta, progress_key(stream, partition));
+        batch.commit().map_err(|e| self.err(e))?;
+        Ok(n)
     }
 
     /// Syncs what was committed to disk.

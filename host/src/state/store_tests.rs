@@ -38,6 +38,7 @@ fn commit_reopen_and_read() {
                 set: true,
             }],
             progress: vec![(Arc::from("in.jsonl"), 0, 41)],
+            ..Commit::default()
         };
         store.commit(&commit).expect("commit");
         let mut del = put("b", "", None);
@@ -247,4 +248,49 @@ fn a_commit_lands_whole_or_not_at_all_across_sigkill() {
         );
         last = n;
     }
+}
+
+/// Forgetting a partition removes its state, timers, progress and changelog
+/// checkpoint, and nothing of another partition.
+#[test]
+fn forget_removes_one_partition_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut other = put("b", "2", None);
+    other.partition = 1;
+    store
+        .commit(&Commit {
+            writes: vec![put("a", "1", None), other],
+            timers: vec![TimerWrite {
+                stage: stage(),
+                partition: 0,
+                at_ms: 5,
+                key: Bytes::from("a"),
+                set: true,
+            }],
+            progress: vec![(Arc::from("in"), 0, 10), (Arc::from("in"), 1, 20)],
+            changelog: vec![(stage(), 0, 3), (stage(), 1, 4)],
+        })
+        .expect("commit");
+    assert_eq!(store.changelog_offset("count", 0).expect("offset"), Some(3));
+    assert_eq!(store.forget(&[stage()], "in", 0).expect("forget"), 2);
+    assert_eq!(
+        store.get_many("count", 0, &keys(&["a"]), 0).expect("get"),
+        vec![None]
+    );
+    assert!(
+        store
+            .due_timers("count", 0, 100, 10)
+            .expect("timers")
+            .is_empty()
+    );
+    assert_eq!(store.changelog_offset("count", 0).expect("offset"), None);
+    assert_eq!(store.changelog_offset("count", 1).expect("offset"), Some(4));
+    let progress = store.progress().expect("progress");
+    assert_eq!(progress.len(), 1);
+    assert_eq!(progress.get(&(Arc::from("in"), 1)), Some(&20));
+    assert_eq!(
+        store.get_many("count", 1, &keys(&["b"]), 0).expect("get"),
+        vec![Some(Bytes::from("2"))]
+    );
 }

@@ -394,6 +394,14 @@ impl prometheus_client::collector::Collector for PipelineCollector {
             &stats.state_commit.snapshot(),
             histogram,
         )?;
+        single(
+            &mut enc,
+            "weir_state_restore_seconds",
+            "Time of restoring one assigned partition's state from its changelog.",
+            Histogram,
+            &stats.state_restore.snapshot(),
+            histogram,
+        )?;
         type StageHistogram = fn(&StageStats) -> &AtomicHistogram;
         let histograms: [(&str, &str, StageHistogram); 2] = [
             (

@@ -204,6 +204,9 @@ pub struct PipelineStats {
     pub sinks: BTreeMap<String, Arc<SinkStats>>,
     /// Keyed state: how long each batch's atomic commit took.
     pub state_commit: AtomicHistogram,
+    /// Keyed state on a Kafka source: how long restoring one assigned
+    /// partition from the changelog took.
+    pub state_restore: AtomicHistogram,
 }
 
 impl Default for PipelineStats {
@@ -220,6 +223,7 @@ impl Default for PipelineStats {
             dead_letter_latency: AtomicHistogram::latency(),
             sinks: BTreeMap::new(),
             state_commit: AtomicHistogram::latency(),
+            state_restore: AtomicHistogram::latency(),
         }
     }
 }

@@ -136,6 +136,12 @@ impl Broker {
         Self::start_with("sqlite://tansu.db")
     }
 
+    /// A `sqlite://` broker that compacts every 2 s (tansu compacts only on
+    /// sqlite, every 10 min by default): for changelog topics.
+    pub fn sqlite_compacting() -> Self {
+        Self::start_with("sqlite://tansu.db?maintenance_interval=2s")
+    }
+
     fn start_with(storage: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())

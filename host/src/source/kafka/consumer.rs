@@ -79,12 +79,21 @@ impl Context {
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
+        let drained = st.tracker.inflight(&tps) == 0;
+        // Closing: the partitions are let go, not handed to another member
+        // yet; keyed state stays (the next run catches up from it).
+        let closing = st.closing;
         let commits: Vec<(TopicPartition, i64)> = tps
             .iter()
             .filter_map(|tp| st.tracker.committable(tp).map(|o| (tp.clone(), o)))
             .collect();
         st.tracker.revoke(&tps);
         drop(st);
+        if let Some(a) = &self.shared.assignments
+            && !closing
+        {
+            a.revoked(&tps, drained);
+        }
         tracing::info!(
             partitions = tps.len(),
             waited_ms = started.elapsed().as_millis() as u64,
@@ -94,6 +103,34 @@ impl Context {
             self.shared.stats.set_assigned(t, *p, false);
         }
         commit(consumer, &commits, &self.shared);
+    }
+}
+
+impl Context {
+    /// Asks the assignments listener (keyed state) where the assigned
+    /// partitions start, after it prepared them, and sets those offsets in
+    /// the assignment (what librdkafka then fetches from, instead of the
+    /// group's committed offsets). A failure stops the pipeline.
+    fn start_at(&self, tpl: &TopicPartitionList, tps: &[TopicPartition]) {
+        let Some(a) = &self.shared.assignments else {
+            return;
+        };
+        match a.assigned(tps) {
+            Ok(starts) => {
+                for ((t, p), offset) in starts {
+                    if let Some(mut e) = tpl.find_partition(&t, p)
+                        && let Err(e) = e.set_offset(Offset::Offset(offset))
+                    {
+                        tracing::warn!(error = %e, "setting a start offset");
+                    }
+                }
+            }
+            Err(reason) => {
+                tracing::error!(error = %reason, "preparing assigned partitions failed");
+                self.shared.lock().error = Some(reason);
+                self.shared.data.notify_one();
+            }
+        }
     }
 }
 
@@ -128,6 +165,7 @@ impl ConsumerContext for Context {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let tps = partitions(tpl);
+                self.start_at(tpl, &tps);
                 tracing::info!(partitions = ?tps.iter().map(|(t, p)| format!("{t}[{p}]")).collect::<Vec<_>>(), "partitions assigned");
                 for (t, p) in &tps {
                     self.shared.stats.set_assigned(t, *p, true);

@@ -29,7 +29,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{ChunkIds, Read, Source};
+use super::{Assignments, ChunkIds, Read, Source};
 use crate::endpoint::EndpointError;
 use crate::event::Event;
 use crate::kafka::{Properties, client_config, validate_properties};
@@ -168,6 +168,16 @@ impl KafkaSourceConfig {
     /// Creates the consumer and subscribes; records flow once the group
     /// assigned partitions.
     pub fn build(&self) -> Result<KafkaSource, EndpointError> {
+        self.build_with(None)
+    }
+
+    /// [`build`](Self::build), telling `assignments` of every rebalance:
+    /// an assigned partition starts where it says (keyed state: the stored
+    /// progress), and a revoked one is handed back once drained.
+    pub fn build_with(
+        &self,
+        assignments: Option<Arc<dyn Assignments>>,
+    ) -> Result<KafkaSource, EndpointError> {
         self.validate()
             .map_err(|e| EndpointError::Other(format!("kafka source: {e}")))?;
         let shared = Arc::new(Shared {
@@ -177,6 +187,7 @@ impl KafkaSourceConfig {
             stats: Arc::new(KafkaStats::default()),
             revoke_timeout: Duration::from_millis(self.revoke_timeout_ms),
             buffer_events: self.buffer_events,
+            assignments,
         });
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         let thread = consumer::spawn(self.client_config(), &topics, shared.clone())?;
@@ -225,6 +236,8 @@ struct Shared {
     stats: Arc<KafkaStats>,
     revoke_timeout: Duration,
     buffer_events: usize,
+    /// Told of rebalances (keyed state), if any.
+    assignments: Option<Arc<dyn Assignments>>,
 }
 
 impl Shared {

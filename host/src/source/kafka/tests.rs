@@ -244,3 +244,67 @@ fn config_checks_name_the_field() {
     c.topics.clear();
     assert_eq!(c.validate().expect_err("no topics").field(), "topics");
 }
+
+/// Records the rebalances it is told of; starts partition `p` at `10 * p`
+/// (partition 0: no known position, the group's start applies).
+#[derive(Default)]
+struct Listener {
+    assigned: std::sync::Mutex<Vec<TopicPartition>>,
+    revoked: std::sync::Mutex<Vec<TopicPartition>>,
+}
+
+impl Assignments for Listener {
+    fn assigned(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, i64)>, String> {
+        self.assigned
+            .lock()
+            .expect("lock")
+            .extend(partitions.iter().cloned());
+        Ok(partitions
+            .iter()
+            .filter(|(_, p)| *p > 0)
+            .map(|tp| (tp.clone(), 10 * i64::from(tp.1)))
+            .collect())
+    }
+
+    fn revoked(&self, partitions: &[TopicPartition], _drained: bool) {
+        self.revoked
+            .lock()
+            .expect("lock")
+            .extend(partitions.iter().cloned());
+    }
+}
+
+/// An assigned partition starts where the listener says, not at the
+/// group's start; a shutdown lets the partitions go without telling the
+/// listener of a revocation (keyed state stays for the next run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assigned_partitions_start_where_the_listener_says() {
+    let (_cluster, brokers) = cluster_with(4, 400);
+    let listener = Arc::new(Listener::default());
+    let mut source = config(&brokers, "in", "g-listen")
+        .build_with(Some(listener.clone()))
+        .expect("source");
+    // 100 records per partition, minus 10, 20 and 30 skipped.
+    let chunks = read_n(&mut source, 340).await;
+    let events: Vec<&Event> = chunks.iter().flatten().collect();
+    assert_eq!(events.len(), 340);
+    for p in 0..4 {
+        let first = events
+            .iter()
+            .filter(|e| e.position.partition == p)
+            .map(|e| e.position.offset)
+            .min();
+        assert_eq!(first, Some(10 * i64::from(p)), "partition {p}");
+    }
+    let mut assigned = listener.assigned.lock().expect("lock").clone();
+    assigned.sort();
+    assert_eq!(
+        assigned,
+        (0..4).map(|p| (Arc::from("in"), p)).collect::<Vec<_>>()
+    );
+    source.close().await.expect("close");
+    assert!(listener.revoked.lock().expect("lock").is_empty());
+}

@@ -5,6 +5,7 @@
 
 mod bounds;
 mod crash;
+mod kafka;
 mod metrics;
 mod swap;
 
