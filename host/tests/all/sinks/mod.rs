@@ -3,6 +3,7 @@
 //! `scripts/setup.sh --tests`).
 
 mod http;
+mod kafka;
 mod postgres;
 mod receiver;
 mod redis;
