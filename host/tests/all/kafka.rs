@@ -203,15 +203,7 @@ pub(crate) fn produce(
 ) {
     let count = range.end - range.start;
     let headers_on_all = count <= 2_000;
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker.addr())
-        .set("enable.idempotence", "true")
-        // Small record batches: tansu's memory engine mis-reads fetches that
-        // start inside a batch.
-        .set("linger.ms", "5")
-        .set("batch.num.messages", "500")
-        .create()
-        .expect("producer");
+    let producer = producer(broker);
     for i in range {
         let key = format!("k{i}");
         let payload = value(i);
@@ -233,6 +225,19 @@ pub(crate) fn produce(
     producer
         .flush(Duration::from_secs(60))
         .expect("flush the produced events");
+}
+
+/// An idempotent producer (in order per partition) with small record
+/// batches: tansu's memory engine mis-reads fetches that start inside a
+/// batch.
+pub(crate) fn producer(broker: &Broker) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "500")
+        .create()
+        .expect("producer")
 }
 
 /// Sends `record`, waiting for room while librdkafka's queue is full.

@@ -10,12 +10,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseRecord, Producer};
 
 use super::receiver::Receiver;
 use super::servers::{Postgres, Redis};
-use crate::kafka::{PARTITIONS, Weir, committed, send, timed, wait_committed};
+use crate::kafka::{PARTITIONS, Weir, committed, producer, send, timed, wait_committed};
 use crate::support::{Broker, Pipeline, plugin_dir, read_jsonl_or_empty};
 
 /// Cards, a multiple of the partitions: each card's events are in one
@@ -42,13 +41,7 @@ fn partition_offset(i: u64) -> (usize, i64) {
 
 /// Produces events `range` to `in`, without headers.
 fn produce(broker: &Broker, range: std::ops::Range<u64>) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker.addr())
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .set("batch.num.messages", "500")
-        .create()
-        .expect("producer");
+    let producer = producer(broker);
     for i in range {
         let (key, payload) = (format!("k{i}"), value(i));
         let record = BaseRecord::to("in")
@@ -122,12 +115,9 @@ fn answered(hook: &Receiver) -> BTreeMap<u64, usize> {
 
 /// The ids held in Redis (`ev:<i>`).
 fn in_redis(redis: &Redis) -> BTreeSet<u64> {
-    let mut c = redis.connection();
-    let keys: Vec<String> = ::redis::cmd("KEYS")
-        .arg("ev:*")
-        .query(&mut c)
-        .expect("KEYS");
-    keys.iter()
+    redis
+        .keys("ev:*")
+        .iter()
         .map(|k| k.trim_start_matches("ev:").parse().expect("numeric id"))
         .collect()
 }

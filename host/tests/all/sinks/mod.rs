@@ -7,7 +7,7 @@ mod kafka;
 mod postgres;
 mod receiver;
 mod redis;
-mod servers;
+pub(crate) mod servers;
 
 use std::path::Path;
 

@@ -20,11 +20,9 @@ fn redis_output(redis: &Redis, extra: &str) -> String {
 /// Every `card:*` hash: card → fields.
 fn cards(redis: &Redis) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut c = redis.connection();
-    let keys: Vec<String> = ::redis::cmd("KEYS")
-        .arg("card:*")
-        .query(&mut c)
-        .expect("KEYS");
-    keys.into_iter()
+    redis
+        .keys("card:*")
+        .into_iter()
         .map(|k| {
             let h: BTreeMap<String, String> = ::redis::cmd("HGETALL")
                 .arg(&k)
