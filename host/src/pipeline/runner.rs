@@ -136,6 +136,9 @@ impl Pipeline {
                 spawn_sink(SinkRole::Output(name), sink, Some(dead))
             })
             .collect();
+        stats
+            .sinks_attached
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         // The committer, and where the driver resumes, if state is kept.
         let mut committer = None;
         let mut tracker = None;

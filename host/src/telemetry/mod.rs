@@ -186,6 +186,9 @@ pub struct PipelineStats {
     pub sinks: BTreeMap<String, Arc<SinkStats>>,
     /// Keyed state: how long each batch's atomic commit took.
     pub state_commit: AtomicHistogram,
+    /// Set once the pipeline has attached every sink (each has said
+    /// whether it reaches its server): readiness waits for it.
+    pub sinks_attached: AtomicBool,
 }
 
 impl Default for PipelineStats {
@@ -202,6 +205,7 @@ impl Default for PipelineStats {
             dead_letter_latency: AtomicHistogram::latency(),
             sinks: BTreeMap::new(),
             state_commit: AtomicHistogram::latency(),
+            sinks_attached: AtomicBool::new(false),
         }
     }
 }
@@ -240,9 +244,10 @@ impl PipelineStats {
             .map(|(_, s)| s.clone())
     }
 
-    /// Whether every sink reaches its server.
+    /// Whether every sink is attached and reaches its server (before the
+    /// pipeline attached them, a sink's `up` is only its default).
     pub fn sinks_up(&self) -> bool {
-        self.sinks.values().all(|s| s.is_up())
+        self.sinks_attached.load(Relaxed) && self.sinks.values().all(|s| s.is_up())
     }
 
     /// Events delivered to all outputs (not the dead-letter one).

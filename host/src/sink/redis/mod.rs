@@ -6,8 +6,8 @@
 //! value (a hash field, or a sibling key `<key>:<version_field>` for
 //! strings): a Lua script writes only when the event's version is newer
 //! than the stored one, so a replay after a crash, or an event that arrives
-//! late, never overwrites a newer value. A batch is one pipelined round
-//! trip. Connection errors are retried (backoff with jitter; the
+//! late, never overwrites a newer value. A batch is one round trip: one call
+//! of the script for up to 1,000 events, keys, versions and values. Connection errors are retried (backoff with jitter; the
 //! connection is made anew), with the pipeline slowed down meanwhile; an
 //! event the server refuses (a key holding another type...) goes to the
 //! dead letters with the server's message.
@@ -29,6 +29,9 @@ use crate::event::Event;
 use crate::validate::{self, FieldError};
 
 const SCRIPT: &str = include_str!("upsert.lua");
+
+/// Writes per call of the script.
+const PER_CALL: usize = 1000;
 
 /// `type = "redis"`.
 ///
@@ -237,19 +240,23 @@ impl RedisSink {
         })
     }
 
-    fn command(&self, w: &Write) -> ::redis::Cmd {
+    /// One call of the script writing all of `writes`.
+    fn command(&self, writes: &[&Write]) -> ::redis::Cmd {
         let c = &self.config;
         let mut cmd = ::redis::cmd("EVALSHA");
-        cmd.arg(&self.script_sha)
-            .arg(2)
-            .arg(&w.key)
-            .arg(format!("{}:{}", w.key, c.version_field))
-            .arg(c.mode.name())
-            .arg(w.version)
+        cmd.arg(&self.script_sha).arg(writes.len() * 2);
+        for w in writes {
+            cmd.arg(&w.key)
+                .arg(format!("{}:{}", w.key, c.version_field));
+        }
+        cmd.arg(c.mode.name())
             .arg(c.ttl_secs.unwrap_or(0))
             .arg(&c.version_field);
-        for part in &w.value {
-            cmd.arg(&part[..]);
+        for w in writes {
+            cmd.arg(w.version).arg(w.value.len());
+            for part in &w.value {
+                cmd.arg(&part[..]);
+            }
         }
         cmd
     }
@@ -272,12 +279,13 @@ impl RedisSink {
         Ok(c)
     }
 
-    /// Runs `writes` in one pipelined round trip.
+    /// Runs `writes` in one round trip: one call of the script per
+    /// [`PER_CALL`] writes (a script blocks the server while it runs).
     async fn run(&mut self, writes: &[&Write]) -> Result<Vec<i64>, RedisError> {
         let mut connection = self.connection().await?;
         let mut pipe = ::redis::pipe();
-        for w in writes {
-            pipe.add_command(self.command(w));
+        for chunk in writes.chunks(PER_CALL) {
+            pipe.add_command(self.command(chunk));
         }
         pipe.query_async(&mut connection).await
     }

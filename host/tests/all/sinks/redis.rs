@@ -205,8 +205,14 @@ fn redis_down_makes_readyz_503_and_loses_nothing_and_the_password_never_shows() 
     let ready = codes.iter().filter(|c| **c == 200).count();
     assert!(
         codes.len() > 100 && ready == 0,
-        "/readyz answered 200 {ready} times of {} while Redis was down",
-        codes.len()
+        "/readyz answered 200 {ready} times of {} while Redis was down (changes at {:?})",
+        codes.len(),
+        codes
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w[0] != w[1])
+            .map(|(i, w)| (i, w[1]))
+            .collect::<Vec<_>>()
     );
     redis.up();
     wait_for("weir to finish", Duration::from_secs(60), || {
