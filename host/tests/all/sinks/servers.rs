@@ -130,7 +130,7 @@ impl Drop for Redis {
     }
 }
 
-fn pg_bin() -> PathBuf {
+pub fn pg_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("WEIR_PG_BIN") {
         return PathBuf::from(p);
     }
