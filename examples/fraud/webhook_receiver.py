@@ -2,7 +2,8 @@
 """A tiny webhook receiver for examples/fraud/actions.toml (stdlib only).
 
 Prints each alert POSTed to it (JSON arrays, NDJSON or one JSON value) and
-answers 200. Checks the bearer token when WEBHOOK_TOKEN is set, and
+answers 200. Checks the bearer token when WEBHOOK_TOKEN is set (the
+pipeline sends `Authorization: Bearer <token>` from $WEBHOOK_AUTHORIZATION), and
 remembers the Idempotency-Key of each request so a replay after a crash is
 acknowledged without printing the alerts twice.
 
@@ -49,7 +50,7 @@ class Handler(BaseHTTPRequestHandler):
             SEEN.add(key)
             for a in alerts:
                 print(
-                    f"ALERT card {a.get('card_id')} amount {a.get('amount')} "
+                    f"ALERT {a.get('txn_id')} card {a.get('card_id')} amount {a.get('amount')} "
                     f"{a.get('merchant_category')} score {a.get('score', 0):.2f} "
                     f"(is_fraud={a.get('is_fraud')})",
                     flush=True,

@@ -3,10 +3,12 @@
 //! run on the same machine:
 //!
 //! - redis: `redis-benchmark -P 64 -t set` (the server's pipelined-write
-//!   ceiling), and a raw pipelined client loop running the sink's own
-//!   versioned-upsert script (the same writes without the sink);
+//!   ceiling), and a raw client running the sink's own versioned-upsert
+//!   script (the same writes without the sink): one call per batch, as the
+//!   sink does, and one call per event, pipelined per batch;
 //! - postgres: a raw tokio-postgres loop of the sink's multi-row upsert
-//!   statement, one transaction per 500 rows;
+//!   statement, one transaction per 500 rows, and `pgbench -n -M prepared
+//!   -f` running the same statement on the same batches;
 //! - http: a raw reqwest loop POSTing the same NDJSON bodies, 4 at a time,
 //!   to the same receiver.
 //!
@@ -99,6 +101,10 @@ fn redis_benchmark_set(port: u16) -> Option<f64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// One write for the script: `[version key, key]`, (version, field/value
+/// pairs).
+type ScriptItem = ([String; 2], (usize, Vec<String>));
+
 async fn bench_redis(events: &[Event]) {
     let redis = servers::Redis::start();
     let url = redis.url();
@@ -119,27 +125,53 @@ async fn bench_redis(events: &[Event]) {
         .query_async(&mut c)
         .await
         .expect("load");
+    // One write's keys and args for the script (see upsert.lua).
+    let item = |n: usize, e: &Event| {
+        let v: serde_json::Value = serde_json::from_slice(&e.value).expect("json");
+        let key = format!("raw:{}", v["card_id"].as_str().unwrap_or(""));
+        let fields: Vec<String> = v
+            .as_object()
+            .into_iter()
+            .flatten()
+            .flat_map(|(f, x)| [f.clone(), x.to_string()])
+            .collect();
+        ([format!("{key}:_version"), key], (n, fields))
+    };
+    let call = |items: Vec<ScriptItem>| {
+        let mut cmd = ::redis::cmd("EVALSHA");
+        cmd.arg(&sha).arg(items.len() * 2);
+        for ([vkey, key], _) in &items {
+            cmd.arg(key).arg(vkey);
+        }
+        cmd.arg("hash").arg(0).arg("_version");
+        for (_, (version, fields)) in &items {
+            cmd.arg(version).arg(fields.len()).arg(fields);
+        }
+        cmd
+    };
+    // The same script, one call per event, pipelined per batch.
     let started = Instant::now();
     for (b, chunk) in events.chunks(BATCH).enumerate() {
         let mut pipe = ::redis::pipe();
         for (i, e) in chunk.iter().enumerate() {
-            let v: serde_json::Value = serde_json::from_slice(&e.value).expect("json");
-            let key = format!("raw:{}", v["card_id"].as_str().unwrap_or(""));
-            let mut cmd = ::redis::cmd("EVALSHA");
-            cmd.arg(&sha)
-                .arg(2)
-                .arg(&key)
-                .arg(format!("{key}:_version"))
-                .arg("hash")
-                .arg(b * BATCH + i)
-                .arg(0)
-                .arg("_version");
-            for (f, x) in v.as_object().into_iter().flatten() {
-                cmd.arg(f).arg(x.to_string());
-            }
-            pipe.add_command(cmd);
+            pipe.add_command(call(vec![item(b * BATCH + i, e)]));
         }
         let _: Vec<i64> = pipe.query_async(&mut c).await.expect("pipeline");
+    }
+    let raw_per_event = events.len() as f64 / started.elapsed().as_secs_f64();
+    let _: () = ::redis::cmd("FLUSHALL")
+        .query_async(&mut c)
+        .await
+        .expect("flush");
+    // The same script, one call per batch (what the sink sends).
+    let started = Instant::now();
+    for (b, chunk) in events.chunks(BATCH).enumerate() {
+        let items = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, e)| item(b * BATCH + i, e))
+            .collect();
+        let _: i64 = call(items).query_async(&mut c).await.expect("script");
     }
     let raw = events.len() as f64 / started.elapsed().as_secs_f64();
     let batched = through(&mut *sink(&config), events, BATCH).await;
@@ -153,7 +185,8 @@ async fn bench_redis(events: &[Event]) {
         println!("  redis-benchmark -P 64 -t set (ceiling)      {set:>10.0} SET/s");
         row("sink, batched (500/send)  vs redis-benchmark", batched, set);
     }
-    println!("  raw pipelined client, same script (ceiling) {raw:>10.0} events/s");
+    println!("  raw client, one script call per batch (ceiling) {raw:>6.0} events/s");
+    println!("  raw client, one call per event, pipelined  {raw_per_event:>10.0} events/s");
     row("sink, batched (500/send)", batched, raw);
     row("sink, one event per send", single, raw);
 }
@@ -178,6 +211,7 @@ async fn bench_postgres(events: &[Event]) {
         ON CONFLICT (card_id) DO UPDATE SET amount = EXCLUDED.amount, score = EXCLUDED.score, ts = EXCLUDED.ts, version = EXCLUDED.version \
         WHERE t.version < EXCLUDED.version";
     let statement = client.prepare(upsert).await.expect("prepare");
+    let mut bodies = Vec::new();
     let started = Instant::now();
     for (b, chunk) in events.chunks(BATCH).enumerate() {
         // One row per card per batch, as the sink does.
@@ -194,15 +228,90 @@ async fn bench_postgres(events: &[Event]) {
         client.execute("BEGIN", &[]).await.expect("begin");
         client.execute(&statement, &[&body]).await.expect("upsert");
         client.execute("COMMIT", &[]).await.expect("commit");
+        bodies.push(body);
     }
     let raw = events.len() as f64 / started.elapsed().as_secs_f64();
+    let pgbench = pgbench(&pg, &client, &bodies).await;
     let batched = through(&mut *sink(&config), events, BATCH).await;
     pg.query("TRUNCATE scores");
     let single = through(&mut *sink(&config), &events[..N / 20], 1).await;
     println!("postgres (upsert of 5 columns, versioned, {CARDS} keys):");
     println!("  raw tokio-postgres, same statement (ceiling) {raw:>9.0} events/s");
+    if let Some(pgbench) = pgbench {
+        println!("  pgbench -M prepared, same statement          {pgbench:>9.0} events/s");
+        row(
+            "sink, batched (500/transaction) vs pgbench",
+            batched,
+            pgbench,
+        );
+    }
     row("sink, batched (500/transaction)", batched, raw);
     row("sink, one event per transaction", single, raw);
+}
+
+/// `pgbench -n -M prepared -f`: the sink's upsert of the same batches
+/// (their JSON bodies, stored in a table first), one per transaction, in
+/// order, into a table of its own; events/s.
+async fn pgbench(
+    pg: &servers::Postgres,
+    client: &tokio_postgres::Client,
+    bodies: &[String],
+) -> Option<f64> {
+    pg.query("CREATE TABLE pgb (LIKE scores INCLUDING ALL)");
+    pg.query("CREATE TABLE batches (b int PRIMARY KEY, body text)");
+    pg.query("CREATE SEQUENCE bseq");
+    for (b, body) in bodies.iter().enumerate() {
+        client
+            .execute("INSERT INTO batches VALUES ($1, $2)", &[&(b as i32), body])
+            .await
+            .expect("store a batch");
+    }
+    let script = format!(
+        "SELECT (nextval('bseq') - 1) % {n} AS b \\gset\n\
+         INSERT INTO pgb AS t (amount, card_id, score, ts, version) \
+         SELECT amount, card_id, score, ts, version FROM jsonb_populate_recordset(NULL::pgb, \
+         (SELECT body FROM batches WHERE b = :b)::jsonb) \
+         ON CONFLICT (card_id) DO UPDATE SET amount = EXCLUDED.amount, score = EXCLUDED.score, \
+         ts = EXCLUDED.ts, version = EXCLUDED.version WHERE t.version < EXCLUDED.version;\n",
+        n = bodies.len()
+    );
+    let file = tempfile::NamedTempFile::new().expect("script file");
+    std::fs::write(file.path(), script).expect("write script");
+    let out = Command::new(servers::pg_bin().join("pgbench"))
+        .args(["-n", "-M", "prepared", "-c", "1"])
+        .args(["-t", &bodies.len().to_string()])
+        .arg("-f")
+        .arg(file.path())
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            "weir",
+            "weir",
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        eprintln!(
+            "pgbench failed: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    let rows = pg.query("SELECT count(*) FROM pgb");
+    assert_eq!(rows.trim(), CARDS.to_string(), "pgbench wrote every card");
+    // "tps = 212.5 (without initial connection time)"
+    let tps: f64 = text
+        .lines()
+        .find(|l| l.starts_with("tps = "))?
+        .split_whitespace()
+        .nth(2)?
+        .parse()
+        .ok()?;
+    Some(tps * (N / bodies.len()) as f64)
 }
 
 async fn bench_http(events: &[Event]) {

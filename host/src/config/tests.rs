@@ -324,7 +324,7 @@ fn the_fraud_action_pipeline_is_valid() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fraud");
     let text = std::fs::read_to_string(dir.join("actions.toml")).expect("actions.toml");
     // The token comes from the environment when it runs; a literal here.
-    let text = text.replace("env:WEBHOOK_TOKEN", "Bearer test");
+    let text = text.replace("env:WEBHOOK_AUTHORIZATION", "Bearer test");
     let config = PipelineConfig::from_str(&text, &dir).expect("a valid pipeline");
     assert!(matches!(
         config.outputs.get("default"),

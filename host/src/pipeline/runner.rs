@@ -21,7 +21,6 @@ use super::commit::{
 use super::route::Routes;
 use super::stage::Stage;
 use crate::endpoint::EndpointError;
-use crate::event::Event;
 use crate::sink::{DeadLetters, Sink, SinkBatch, SinkContext};
 use crate::source::Source;
 use crate::telemetry::{DEAD_LETTER_SINK, PipelineStats};
@@ -139,6 +138,9 @@ impl Pipeline {
                 spawn_sink(SinkRole::Output(name), sink, Some(dead))
             })
             .collect();
+        stats
+            .sinks_attached
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         // The committer, and where the driver resumes, if state is kept.
         let mut committer = None;
         let mut tracker = None;
@@ -529,7 +531,7 @@ impl FanOut {
             }
             acks.mark_reached_sinks();
             let dead = dead.into_iter().map(|d| d.into_event()).collect();
-            send(&self.dead_letter, dead, &acks).await;
+            SinkBatch::send(&self.dead_letter, dead, &acks).await;
             let mut routed = routed.into_places();
             let mut unrouted = Some(events);
             for (place, tx) in self.outputs.iter().enumerate() {
@@ -540,27 +542,11 @@ impl FanOut {
                     first.append(&mut events);
                     events = first;
                 }
-                send(tx, events, &acks).await;
+                // A stopped sink recorded its fatal error already; the
+                // failed acks report the chunk failed.
+                SinkBatch::send(tx, events, &acks).await;
             }
         }
-    }
-}
-
-/// Sends `events` (if any) to a sink, holding the batch's acknowledgements.
-async fn send(tx: &mpsc::Sender<SinkBatch>, events: Vec<Event>, acks: &AckSet) {
-    if events.is_empty() {
-        return;
-    }
-    let sent = tx
-        .send(SinkBatch {
-            events,
-            acks: acks.clone(),
-        })
-        .await;
-    if sent.is_err() {
-        // The sink stopped (fatal error already recorded): the acks
-        // dropped with the batch report the chunk failed.
-        acks.fail();
     }
 }
 

@@ -36,9 +36,12 @@ impl SinkContext {
         }
     }
 
-    /// Sends `events` to the dead letters with `reason` (keeping them under
-    /// `acks`); without a dead-letter output, fails `acks` and returns
-    /// `false`.
+    /// The context `attach` left in `slot`, or a detached one named `name`
+    /// (a sink used on its own).
+    pub fn attached(slot: &mut Option<SinkContext>, name: &str) -> Self {
+        slot.get_or_insert_with(|| Self::detached(name)).clone()
+    }
+
     /// Marks the sink down, then probes `connect` in the background (with
     /// `retry`'s backoff, until it answers or the pipeline stops) and marks
     /// it up: `/readyz` says not ready until the server answers. `server`
@@ -76,6 +79,9 @@ impl SinkContext {
         });
     }
 
+    /// Sends `events` to the dead letters with `reason` (keeping them under
+    /// `acks`); without a dead-letter output, fails `acks` and returns
+    /// `false`.
     pub async fn dead_letter(&self, events: Vec<Event>, reason: &str, acks: &AckSet) -> bool {
         let n = events.len() as u64;
         self.stats
@@ -110,9 +116,6 @@ impl DeadLetters {
     /// Sends `events` as dead letters with `reason`, under `acks`. `false`
     /// (and `acks` failed) if the dead-letter output has stopped.
     pub async fn send(&self, events: Vec<Event>, reason: &str, acks: &AckSet) -> bool {
-        if events.is_empty() {
-            return true;
-        }
         let events = events
             .into_iter()
             .map(|event| {
@@ -126,16 +129,6 @@ impl DeadLetters {
                 .into_event()
             })
             .collect();
-        let sent = self
-            .tx
-            .send(SinkBatch {
-                events,
-                acks: acks.clone(),
-            })
-            .await;
-        if sent.is_err() {
-            acks.fail();
-        }
-        sent.is_ok()
+        SinkBatch::send(&self.tx, events, acks).await
     }
 }

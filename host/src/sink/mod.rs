@@ -17,12 +17,14 @@ mod retry;
 mod secret;
 mod stdout;
 mod template;
+mod upsert;
 mod writer;
 
 use std::path::Path;
 
 use async_trait::async_trait;
 use serde::Deserialize;
+use tokio::sync::mpsc;
 
 use crate::endpoint::EndpointError;
 use crate::event::Event;
@@ -133,11 +135,36 @@ impl SinkConfig {
     }
 }
 
+/// A sink config's error as the error of building a sink of type `kind`.
+fn config_error(kind: &'static str) -> impl Fn(FieldError) -> EndpointError {
+    move |e| EndpointError::Other(format!("{kind} sink: {e}"))
+}
+
 /// Events for one sink, with the acknowledgement handles of the source chunks
 /// they derive from.
 pub struct SinkBatch {
     pub events: Vec<Event>,
     pub acks: AckSet,
+}
+
+impl SinkBatch {
+    /// Queues `events` (if any) for the sink behind `tx`, under a clone of
+    /// `acks`. `false` (and `acks` failed: the chunks count as not
+    /// delivered) if that sink has stopped.
+    pub async fn send(tx: &mpsc::Sender<SinkBatch>, events: Vec<Event>, acks: &AckSet) -> bool {
+        if events.is_empty() {
+            return true;
+        }
+        let batch = SinkBatch {
+            events,
+            acks: acks.clone(),
+        };
+        let sent = tx.send(batch).await.is_ok();
+        if !sent {
+            acks.fail();
+        }
+        sent
+    }
 }
 
 #[async_trait]

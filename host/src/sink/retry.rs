@@ -55,6 +55,17 @@ impl RetryConfig {
         Ok(())
     }
 
+    /// Checks a sink's request `timeout_ms` (1 to `max_timeout_ms`) and its
+    /// `retry` table.
+    pub fn validate_with_timeout(
+        &self,
+        timeout_ms: u64,
+        max_timeout_ms: u64,
+    ) -> Result<(), FieldError> {
+        crate::validate::in_range("timeout_ms", timeout_ms, 1..=max_timeout_ms)?;
+        self.validate().map_err(|e| e.within("retry"))
+    }
+
     /// The backoff before retry number `retry` (1-based): a random duration
     /// up to `initial * 2^(retry-1)`, capped at `max_backoff_ms`, at least
     /// a tenth of it.

@@ -207,6 +207,9 @@ pub struct PipelineStats {
     /// Keyed state on a Kafka source: how long restoring one assigned
     /// partition from the changelog took.
     pub state_restore: AtomicHistogram,
+    /// Set once the pipeline has attached every sink (each has said
+    /// whether it reaches its server): readiness waits for it.
+    pub sinks_attached: AtomicBool,
 }
 
 impl Default for PipelineStats {
@@ -224,6 +227,7 @@ impl Default for PipelineStats {
             sinks: BTreeMap::new(),
             state_commit: AtomicHistogram::latency(),
             state_restore: AtomicHistogram::latency(),
+            sinks_attached: AtomicBool::new(false),
         }
     }
 }
@@ -262,9 +266,10 @@ impl PipelineStats {
             .map(|(_, s)| s.clone())
     }
 
-    /// Whether every sink reaches its server.
+    /// Whether every sink is attached and reaches its server (before the
+    /// pipeline attached them, a sink's `up` is only its default).
     pub fn sinks_up(&self) -> bool {
-        self.sinks.values().all(|s| s.is_up())
+        self.sinks_attached.load(Relaxed) && self.sinks.values().all(|s| s.is_up())
     }
 
     /// Events delivered to all outputs (not the dead-letter one).

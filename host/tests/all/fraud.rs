@@ -154,3 +154,180 @@ fn example_pipeline_scores_every_event_and_alerts_are_real_frauds() {
         assert!(read_jsonl(&dlq).is_empty(), "dead letters:\n{log}");
     }
 }
+
+/// The example with its action layer, `examples/fraud/actions.toml` as
+/// written (smaller count, unthrottled, servers on free loopback ports):
+/// against a Redis started here and the example's own webhook receiver
+/// (`webhook_receiver.py`, with its bearer token), the receiver prints every
+/// alert of the file pipeline's run on the same events once, and Redis
+/// holds each card's latest scored transaction.
+#[test]
+fn the_action_layer_example_posts_the_alerts_and_stores_each_cards_latest_score() {
+    use crate::sinks::servers::{Redis, free_port, wait_listening};
+
+    // The file pipeline on the same events: what the actions must match.
+    let plain = tempfile::tempdir().expect("tempdir");
+    plugin_dir(plain.path(), &["card-history", "fraud-features"]);
+    let config = example_pipeline(plain.path());
+    std::fs::write(
+        plain.path().join("pipeline.toml"),
+        toml::to_string(&config).expect("toml"),
+    )
+    .expect("write pipeline");
+    assert!(weir_run(plain.path()).status().expect("run weir").success());
+    let scores = read_jsonl(&plain.path().join("out/scores.jsonl"));
+    let alerts: HashSet<String> = read_jsonl(&plain.path().join("out/alerts.jsonl"))
+        .iter()
+        .map(|v| v["txn_id"].as_str().expect("txn_id").to_owned())
+        .collect();
+    assert!(alerts.len() > 10, "only {} alerts", alerts.len());
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    plugin_dir(dir, &["card-history", "fraud-features"]);
+    let redis = Redis::start();
+    let (hook_port, admin_port) = (free_port(), free_port());
+    let example = workspace().join("examples/fraud");
+    let text = std::fs::read_to_string(example.join("actions.toml")).expect("read example");
+    let mut config: toml::Table = toml::from_str(&text).expect("example is TOML");
+    let set = |config: &mut toml::Table, path: &[&str], value: toml::Value| {
+        let (last, tables) = path.split_last().expect("path");
+        let mut t = config;
+        for name in tables {
+            t = t
+                .get_mut(*name)
+                .and_then(|v| v.as_table_mut())
+                .unwrap_or_else(|| panic!("no [{name}] in actions.toml"));
+        }
+        assert!(t.contains_key(*last), "no {last} in actions.toml");
+        t.insert((*last).to_owned(), value);
+    };
+    set(
+        &mut config,
+        &["cache_dir"],
+        dir.join("cache").display().to_string().into(),
+    );
+    config.insert(
+        "state_dir".into(),
+        dir.join("state").display().to_string().into(),
+    );
+    set(&mut config, &["source", "count"], EVENTS.into());
+    config["source"]
+        .as_table_mut()
+        .expect("[source]")
+        .remove("rate");
+    set(
+        &mut config,
+        &["models", "fraud", "path"],
+        example
+            .join("model/fraud.onnx")
+            .display()
+            .to_string()
+            .into(),
+    );
+    set(
+        &mut config,
+        &["outputs", "default", "url"],
+        redis.url().into(),
+    );
+    set(
+        &mut config,
+        &["outputs", "alerts", "url"],
+        format!("http://127.0.0.1:{hook_port}/alerts").into(),
+    );
+    set(
+        &mut config,
+        &["dead_letter", "path"],
+        dir.join("dead-letters.jsonl").display().to_string().into(),
+    );
+    set(
+        &mut config,
+        &["admin", "address"],
+        format!("127.0.0.1:{admin_port}").into(),
+    );
+    std::fs::write(
+        dir.join("pipeline.toml"),
+        toml::to_string(&config).expect("toml"),
+    )
+    .expect("write pipeline");
+
+    let token = "fraud-hook-token-5e1";
+    let printed = dir.join("receiver.out");
+    let mut receiver = std::process::Command::new("python3")
+        .arg(example.join("webhook_receiver.py"))
+        .arg(hook_port.to_string())
+        .env("WEBHOOK_TOKEN", token)
+        .stdout(std::fs::File::create(&printed).expect("receiver output"))
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start python3 webhook_receiver.py");
+    wait_listening(hook_port, "webhook_receiver.py");
+    let status = weir_run(dir)
+        .env("WEBHOOK_AUTHORIZATION", format!("Bearer {token}"))
+        .status()
+        .expect("run weir");
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+    let log = std::fs::read_to_string(dir.join("weir.log")).unwrap_or_default();
+    assert!(status.success(), "weir failed:\n{log}");
+    assert!(!log.contains(token), "the token is in the log");
+
+    // Every alert printed once by the receiver (the token was accepted).
+    let out = std::fs::read_to_string(&printed).expect("receiver output");
+    let mut printed_ids: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("ALERT "))
+        .map(|l| l.split_whitespace().next().expect("txn_id").to_owned())
+        .collect();
+    printed_ids.sort();
+    let unique: HashSet<String> = printed_ids.iter().cloned().collect();
+    assert_eq!(unique.len(), printed_ids.len(), "an alert printed twice");
+    assert_eq!(unique, alerts, "receiver output:\n{out}\nweir log:\n{log}");
+
+    // Redis: each card's latest transaction (by ts), with its score.
+    let mut latest: HashMap<String, &Value> = HashMap::new();
+    for v in &scores {
+        let card = v["card_id"].as_str().expect("card_id").to_owned();
+        let newer = latest
+            .get(&card)
+            .is_none_or(|old| old["ts"].as_i64() < v["ts"].as_i64());
+        if newer {
+            latest.insert(card, v);
+        }
+    }
+    assert_eq!(
+        redis.keys("card:*").len(),
+        latest.len(),
+        "one hash per card"
+    );
+    let mut c = redis.connection();
+    for (card, want) in &latest {
+        let h: HashMap<String, String> = ::redis::cmd("HGETALL")
+            .arg(format!("card:{card}"))
+            .query(&mut c)
+            .expect("HGETALL");
+        assert_eq!(
+            h.get("txn_id").map(String::as_str),
+            want["txn_id"].as_str(),
+            "{card}: {h:?}"
+        );
+        assert_eq!(h["_version"], want["ts"].to_string(), "{card}");
+        let score: f64 = h["score"].parse().expect("score");
+        assert_eq!(score, want["score"].as_f64().expect("score"), "{card}");
+        assert_eq!(h["amount"], want["amount"].to_string(), "{card}");
+        assert_eq!(
+            h["merchant_category"],
+            want["merchant_category"].as_str().expect("mc")
+        );
+    }
+    let ttl: i64 = ::redis::cmd("TTL")
+        .arg(format!("card:{}", latest.keys().next().expect("a card")))
+        .query(&mut c)
+        .expect("TTL");
+    assert!((1..=86_400).contains(&ttl), "ttl {ttl}");
+    let dlq = dir.join("dead-letters.jsonl");
+    assert!(
+        !dlq.exists() || read_jsonl(&dlq).is_empty(),
+        "dead letters:\n{log}"
+    );
+}

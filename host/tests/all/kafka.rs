@@ -227,13 +227,13 @@ pub(crate) fn produce(
         .expect("flush the produced events");
 }
 
-/// An idempotent producer to `broker`.
+/// An idempotent producer (in order per partition) with small record
+/// batches: tansu's memory engine mis-reads fetches that start inside a
+/// batch.
 pub(crate) fn producer(broker: &Broker) -> BaseProducer {
     ClientConfig::new()
         .set("bootstrap.servers", broker.addr())
         .set("enable.idempotence", "true")
-        // Small record batches: tansu's memory engine mis-reads fetches that
-        // start inside a batch.
         .set("linger.ms", "5")
         .set("batch.num.messages", "500")
         .create()

@@ -178,16 +178,15 @@ impl HttpSinkConfig {
             _ => {}
         }
         validate::in_range("concurrency", self.concurrency, 1..=1024)?;
-        validate::in_range("timeout_ms", self.timeout_ms, 1..=3_600_000)?;
-        self.retry.validate().map_err(|e| e.within("retry"))
+        self.retry.validate_with_timeout(self.timeout_ms, 3_600_000)
     }
 
     /// Creates the client (no connection yet).
     pub fn build(&self) -> Result<HttpSink, EndpointError> {
-        let config_error = |e: FieldError| EndpointError::Other(format!("http sink: {e}"));
-        self.validate().map_err(config_error)?;
-        let url = self.parsed_url().map_err(config_error)?;
-        let headers = self.header_map().map_err(config_error)?;
+        let (url, headers) = self
+            .validate()
+            .and_then(|()| Ok((self.parsed_url()?, self.header_map()?)))
+            .map_err(super::config_error("http"))?;
         install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(self.timeout_ms))
@@ -343,10 +342,7 @@ impl Sink for HttpSink {
             return Err(e);
         }
         let SinkBatch { events, acks } = batch;
-        let context = self
-            .context
-            .get_or_insert_with(|| SinkContext::detached("http"))
-            .clone();
+        let context = SinkContext::attached(&mut self.context, "http");
         // Keys first: an event's index among the outputs of its position.
         let mut keyed = Vec::with_capacity(events.len());
         let mut index = 0u32;

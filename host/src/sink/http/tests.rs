@@ -14,35 +14,38 @@ fn field(toml_text: &str) -> String {
 #[test]
 fn config_errors_name_the_field() {
     assert!(config("url = \"http://127.0.0.1:1/x\"").validate().is_ok());
-    assert_eq!(field("url = \"ftp://h/x\""), "url");
-    assert_eq!(field("url = \"http://u:pw@h/x\""), "url");
-    assert_eq!(field("url = \"env:WEIR_TEST_UNSET_URL\""), "url");
-    assert_eq!(
-        field("url = \"http://h/\"\nbatch_max_events = 10"),
-        "batch_max_events"
-    );
-    assert_eq!(
-        field("url = \"http://h/\"\nformat = \"ndjson\"\nbatch_max_events = 0"),
-        "batch_max_events"
-    );
-    assert_eq!(field("url = \"http://h/\"\nconcurrency = 0"), "concurrency");
-    assert_eq!(field("url = \"http://h/\"\ntimeout_ms = 0"), "timeout_ms");
-    assert_eq!(
-        field("url = \"http://h/\"\nheaders = { \"Bad Name\" = \"x\" }"),
-        "headers.\"Bad Name\""
-    );
-    assert_eq!(
-        field("url = \"http://h/\"\nheaders = { Authorization = \"env:WEIR_TEST_UNSET_TOKEN\" }"),
-        "headers.Authorization"
-    );
-    assert_eq!(
-        field("url = \"http://h/\"\nheaders = { Idempotency-Key = \"x\" }"),
-        "headers.Idempotency-Key"
-    );
-    assert_eq!(
-        field("url = \"http://h/\"\n[retry]\ninitial_backoff_ms = 0"),
-        "retry.initial_backoff_ms"
-    );
+    let h = "url = \"http://h/\"\n";
+    let cases = [
+        ("url = \"ftp://h/x\"".to_owned(), "url"),
+        ("url = \"http://u:pw@h/x\"".into(), "url"),
+        ("url = \"env:WEIR_TEST_UNSET_URL\"".into(), "url"),
+        (format!("{h}batch_max_events = 10"), "batch_max_events"),
+        (
+            format!("{h}format = \"ndjson\"\nbatch_max_events = 0"),
+            "batch_max_events",
+        ),
+        (format!("{h}concurrency = 0"), "concurrency"),
+        (format!("{h}timeout_ms = 0"), "timeout_ms"),
+        (
+            format!("{h}headers = {{ \"Bad Name\" = \"x\" }}"),
+            "headers.\"Bad Name\"",
+        ),
+        (
+            format!("{h}headers = {{ Authorization = \"env:WEIR_TEST_UNSET_TOKEN\" }}"),
+            "headers.Authorization",
+        ),
+        (
+            format!("{h}headers = {{ Idempotency-Key = \"x\" }}"),
+            "headers.Idempotency-Key",
+        ),
+        (
+            format!("{h}[retry]\ninitial_backoff_ms = 0"),
+            "retry.initial_backoff_ms",
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(field(&text), want, "{text}");
+    }
     assert!(toml::from_str::<HttpSinkConfig>("url = \"http://h/\"\nmethod = \"GET\"").is_err());
     assert!(toml::from_str::<HttpSinkConfig>("url = \"http://h/\"\nnope = 1").is_err());
 }

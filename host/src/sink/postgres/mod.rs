@@ -16,8 +16,7 @@ mod sql;
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
-use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
@@ -27,6 +26,7 @@ use tokio_postgres::NoTls;
 use super::retry::RetryConfig;
 use super::secret::Secret;
 use super::template::{Version, validate_pointer};
+use super::upsert::{self, Attempt, Upsert};
 use super::{Sink, SinkBatch, SinkContext};
 use crate::endpoint::EndpointError;
 use crate::event::Event;
@@ -191,15 +191,15 @@ impl PostgresSinkConfig {
             sql::validate_type(ty).map_err(|m| FieldError::new(column, m).within("types"))?;
         }
         validate::in_range("pool_size", self.pool_size, 1..=64)?;
-        validate::in_range("timeout_ms", self.timeout_ms, 1..=600_000)?;
-        self.retry.validate().map_err(|e| e.within("retry"))
+        self.retry.validate_with_timeout(self.timeout_ms, 600_000)
     }
 
     /// Creates the pool; it connects at the first batch.
     pub fn build(&self) -> Result<PostgresSink, EndpointError> {
-        let config_error = |e: FieldError| EndpointError::Other(format!("postgres sink: {e}"));
-        self.validate().map_err(config_error)?;
-        let pg = self.pg_config().map_err(config_error)?;
+        let pg = self
+            .validate()
+            .and_then(|()| self.pg_config())
+            .map_err(super::config_error("postgres"))?;
         let manager = Manager::from_config(
             pg,
             NoTls,
@@ -238,18 +238,10 @@ pub struct PostgresSink {
 }
 
 /// One event as a row: its key (for deduplication) and its JSON object.
-struct Row {
+pub(super) struct Row {
     key: String,
     version: i64,
     json: serde_json::Map<String, serde_json::Value>,
-}
-
-/// Why a write did not happen.
-enum WriteError {
-    /// The database refused the data (SQLSTATE class 22 or 23).
-    Refused(String),
-    /// Out of retries (or the pipeline stopped).
-    GaveUp(String),
 }
 
 impl PostgresSink {
@@ -290,62 +282,46 @@ impl PostgresSink {
         tx.commit().await?;
         Ok(n)
     }
+}
 
-    async fn write(&mut self, context: &SinkContext, rows: &[&Row]) -> Result<(), WriteError> {
+/// SQLSTATE classes of a server that cannot serve now: connection
+/// exceptions (08), too many connections (53300), shutting down or starting
+/// up (57P01-57P03).
+fn unreachable_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "53300" | "57P01" | "57P02" | "57P03")
+}
+
+#[async_trait]
+impl Upsert for PostgresSink {
+    type Item = Row;
+    const SERVER: &'static str = "PostgreSQL";
+
+    async fn attempt(&mut self, rows: &[&Row]) -> Attempt {
         let json = serde_json::Value::Array(
             rows.iter()
                 .map(|r| serde_json::Value::Object(r.json.clone()))
                 .collect(),
         )
         .to_string();
-        let output = context.name.clone();
-        let mut retries = self.config.retry.start(&context.stop);
-        loop {
-            context.stats.requests.fetch_add(1, Relaxed);
-            let started = Instant::now();
-            let result = self.execute(&json).await;
-            context
-                .stats
-                .latency
-                .observe(started.elapsed().as_secs_f64());
-            let e = match result {
-                Ok(_) => {
-                    if context.stats.set_up(true) {
-                        tracing::info!(output, "PostgreSQL reachable again");
-                    }
-                    return Ok(());
-                }
-                Err(e) => e,
-            };
-            let db = match &e {
-                PoolError::Backend(b) => b.as_db_error(),
-                _ => None,
-            };
-            match db {
-                Some(db) => {
-                    if context.stats.set_up(true) {
-                        tracing::info!(output, "PostgreSQL reachable again");
-                    }
-                    let code = db.code().code();
-                    let message = format!("{} ({code})", db.message());
-                    if code.starts_with("22") || code.starts_with("23") {
-                        return Err(WriteError::Refused(message));
-                    }
-                    tracing::warn!(output, error = %message, "PostgreSQL refused the statement; retrying");
-                }
-                None => {
-                    if context.stats.set_up(false) {
-                        tracing::warn!(output, error = %e, "PostgreSQL cannot be reached; retrying");
-                    }
-                }
-            }
-            if !retries.wait(None).await {
-                return Err(WriteError::GaveUp(format!(
-                    "postgres: writing failed after {} retries: {e}",
-                    retries.done()
-                )));
-            }
-            context.stats.retries.fetch_add(1, Relaxed);
+        let e = match self.execute(&json).await {
+            Ok(_) => return Attempt::Written,
+            Err(e) => e,
+        };
+        let db = match &e {
+            PoolError::Backend(b) => b.as_db_error(),
+            _ => None,
+        };
+        let Some(db) = db else {
+            return Attempt::Unreachable(e.to_string());
+        };
+        let code = db.code().code();
+        let message = format!("{} ({code})", db.message());
+        if code.starts_with("22") || code.starts_with("23") {
+            Attempt::Refused(message)
+        } else if unreachable_code(code) {
+            Attempt::Unreachable(message)
+        } else {
+            Attempt::Passing(message)
         }
     }
 }
@@ -368,71 +344,24 @@ impl Sink for PostgresSink {
 
     async fn send(&mut self, batch: SinkBatch) -> Result<(), EndpointError> {
         let SinkBatch { events, acks } = batch;
-        if events.is_empty() {
-            return Ok(());
-        }
-        let context = self
-            .context
-            .get_or_insert_with(|| SinkContext::detached("postgres"))
-            .clone();
+        let context = SinkContext::attached(&mut self.context, "postgres");
+        let prepared = upsert::prepare(&context, "postgres", events, &acks, |e| self.row(e)).await;
         // One row per key (the newest; the first of equal versions): a
         // statement may not update a row twice.
-        let mut rows: Vec<(Row, Event)> = Vec::with_capacity(events.len());
+        let mut rows: Vec<(Row, Event)> = Vec::with_capacity(prepared.len());
         let mut by_key: HashMap<String, usize> = HashMap::new();
-        for event in events {
-            match self.row(&event) {
-                Ok(row) => match by_key.get(&row.key) {
-                    Some(&i) if rows[i].0.version >= row.version => {}
-                    Some(&i) => rows[i] = (row, event),
-                    None => {
-                        by_key.insert(row.key.clone(), rows.len());
-                        rows.push((row, event));
-                    }
-                },
-                Err(reason) => {
-                    context
-                        .dead_letter(vec![event], &format!("postgres output: {reason}"), &acks)
-                        .await;
+        for (row, event) in prepared {
+            match by_key.get(&row.key) {
+                Some(&i) if rows[i].0.version >= row.version => {}
+                Some(&i) => rows[i] = (row, event),
+                None => {
+                    by_key.insert(row.key.clone(), rows.len());
+                    rows.push((row, event));
                 }
             }
         }
-        if rows.is_empty() {
-            return Ok(());
-        }
-        context.stats.in_flight.store(1, Relaxed);
-        let all: Vec<&Row> = rows.iter().map(|(r, _)| r).collect();
-        let mut result = self.write(&context, &all).await;
-        if let Err(WriteError::Refused(reason)) = &result {
-            tracing::warn!(output = %context.name, error = %reason, "PostgreSQL refused a batch; writing its rows one by one");
-            result = Ok(());
-            for (row, event) in &rows {
-                match self.write(&context, &[row]).await {
-                    Ok(()) => {}
-                    Err(WriteError::Refused(reason)) => {
-                        context
-                            .dead_letter(
-                                vec![event.clone()],
-                                &format!("postgres output: {reason}"),
-                                &acks,
-                            )
-                            .await;
-                    }
-                    Err(gave_up) => {
-                        result = Err(gave_up);
-                        break;
-                    }
-                }
-            }
-        }
-        context.stats.in_flight.store(0, Relaxed);
-        match result {
-            Ok(()) => Ok(()), // the acks drop: delivered
-            Err(WriteError::Refused(m) | WriteError::GaveUp(m)) => {
-                acks.fail();
-                context.stats.failures.fetch_add(rows.len() as u64, Relaxed);
-                Err(EndpointError::Other(m))
-            }
-        }
+        let retry = self.config.retry.clone();
+        upsert::write_batch(self, &context, ("postgres", &retry), rows, &acks).await
     }
 
     async fn flush(&mut self) -> Result<(), EndpointError> {

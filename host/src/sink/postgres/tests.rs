@@ -60,3 +60,17 @@ fn statements_upsert_only_newer_versions() {
     );
     assert!(s.upsert.contains("ON CONFLICT (\"card_id\") DO UPDATE SET \"score\" = EXCLUDED.\"score\", \"version\" = EXCLUDED.\"version\" WHERE t.\"version\" < EXCLUDED.\"version\""), "{}", s.upsert);
 }
+
+#[test]
+fn a_server_that_cannot_serve_now_is_down_not_up() {
+    // Starting up, shutting down, too many connections, connection
+    // exceptions: down (`/readyz` 503), retried.
+    for code in ["57P03", "57P01", "53300", "08006"] {
+        assert!(unreachable_code(code), "{code}");
+    }
+    // Bad data (refused), a serialization failure (passing): the server
+    // answers.
+    for code in ["22P02", "23505", "40001"] {
+        assert!(!unreachable_code(code), "{code}");
+    }
+}

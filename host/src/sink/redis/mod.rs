@@ -6,29 +6,32 @@
 //! value (a hash field, or a sibling key `<key>:<version_field>` for
 //! strings): a Lua script writes only when the event's version is newer
 //! than the stored one, so a replay after a crash, or an event that arrives
-//! late, never overwrites a newer value. A batch is one pipelined round
-//! trip. Connection errors are retried (backoff with jitter; the
+//! late, never overwrites a newer value. A batch is one round trip: one call
+//! of the script for up to 1,000 events, keys, versions and values. Connection errors are retried (backoff with jitter; the
 //! connection is made anew), with the pipeline slowed down meanwhile; an
 //! event the server refuses (a key holding another type...) goes to the
 //! dead letters with the server's message.
 
-use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::redis::aio::MultiplexedConnection;
-use ::redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError};
+use ::redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError, RetryMethod};
 use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::retry::RetryConfig;
 use super::secret::Secret;
 use super::template::{KeyTemplate, Version, validate_pointer};
+use super::upsert::{self, Attempt, Upsert};
 use super::{Sink, SinkBatch, SinkContext};
 use crate::endpoint::EndpointError;
 use crate::event::Event;
 use crate::validate::{self, FieldError};
 
 const SCRIPT: &str = include_str!("upsert.lua");
+
+/// Writes per call of the script.
+const PER_CALL: usize = 1000;
 
 /// `type = "redis"`.
 ///
@@ -145,15 +148,15 @@ impl RedisSinkConfig {
         if let Some(ttl) = self.ttl_secs {
             validate::in_range("ttl_secs", ttl, 1..=(i64::MAX as u64))?;
         }
-        validate::in_range("timeout_ms", self.timeout_ms, 1..=600_000)?;
-        self.retry.validate().map_err(|e| e.within("retry"))
+        self.retry.validate_with_timeout(self.timeout_ms, 600_000)
     }
 
     /// Creates the client; it connects at the first batch.
     pub fn build(&self) -> Result<RedisSink, EndpointError> {
-        let config_error = |e: FieldError| EndpointError::Other(format!("redis sink: {e}"));
-        self.validate().map_err(config_error)?;
-        let client = self.client().map_err(config_error)?;
+        let client = self
+            .validate()
+            .and_then(|()| self.client())
+            .map_err(super::config_error("redis"))?;
         let timeout = Duration::from_millis(self.timeout_ms);
         Ok(RedisSink {
             describe: format!(
@@ -186,7 +189,7 @@ pub struct RedisSink {
 }
 
 /// One event, ready to write.
-struct Write {
+pub(super) struct Write {
     key: String,
     version: i64,
     /// The string value, or the hash's field/value pairs.
@@ -237,19 +240,23 @@ impl RedisSink {
         })
     }
 
-    fn command(&self, w: &Write) -> ::redis::Cmd {
+    /// One call of the script writing all of `writes`.
+    fn command(&self, writes: &[&Write]) -> ::redis::Cmd {
         let c = &self.config;
         let mut cmd = ::redis::cmd("EVALSHA");
-        cmd.arg(&self.script_sha)
-            .arg(2)
-            .arg(&w.key)
-            .arg(format!("{}:{}", w.key, c.version_field))
-            .arg(c.mode.name())
-            .arg(w.version)
+        cmd.arg(&self.script_sha).arg(writes.len() * 2);
+        for w in writes {
+            cmd.arg(&w.key)
+                .arg(format!("{}:{}", w.key, c.version_field));
+        }
+        cmd.arg(c.mode.name())
             .arg(c.ttl_secs.unwrap_or(0))
             .arg(&c.version_field);
-        for part in &w.value {
-            cmd.arg(&part[..]);
+        for w in writes {
+            cmd.arg(w.version).arg(w.value.len());
+            for part in &w.value {
+                cmd.arg(&part[..]);
+            }
         }
         cmd
     }
@@ -272,65 +279,49 @@ impl RedisSink {
         Ok(c)
     }
 
-    /// Runs `writes` in one pipelined round trip.
-    async fn run(&mut self, writes: &[Write]) -> Result<Vec<i64>, RedisError> {
+    /// Runs `writes` in one round trip: one call of the script per
+    /// [`PER_CALL`] writes (a script blocks the server while it runs).
+    async fn run(&mut self, writes: &[&Write]) -> Result<Vec<i64>, RedisError> {
         let mut connection = self.connection().await?;
         let mut pipe = ::redis::pipe();
-        for w in writes {
-            pipe.add_command(self.command(w));
+        for chunk in writes.chunks(PER_CALL) {
+            pipe.add_command(self.command(chunk));
         }
         pipe.query_async(&mut connection).await
     }
+}
 
-    /// Writes, retrying connection errors; `Err(server error)` when the
-    /// server refused the pipeline, `Ok(false)` when out of retries.
-    async fn write(
-        &mut self,
-        context: &SinkContext,
-        writes: &[Write],
-    ) -> Result<Result<(), RedisError>, String> {
-        let mut retries = self.config.retry.start(&context.stop);
-        let output = context.name.clone();
-        loop {
-            context.stats.requests.fetch_add(1, Relaxed);
-            let started = Instant::now();
-            let result = self.run(writes).await;
-            context
-                .stats
-                .latency
-                .observe(started.elapsed().as_secs_f64());
-            let e = match result {
-                Ok(_) => {
-                    if context.stats.set_up(true) {
-                        tracing::info!(output, "Redis reachable again");
-                    }
-                    return Ok(Ok(()));
-                }
-                Err(e) => e,
-            };
-            let connection_error = e.is_io_error()
-                || e.is_connection_refusal()
-                || e.is_connection_dropped()
-                || e.is_timeout()
-                || e.is_unrecoverable_error();
-            if !connection_error && e.code() != Some("NOSCRIPT") && e.code() != Some("LOADING") {
-                if context.stats.set_up(true) {
-                    tracing::info!(output, "Redis reachable again");
-                }
-                return Ok(Err(e));
-            }
+#[async_trait]
+impl Upsert for RedisSink {
+    type Item = Write;
+    const SERVER: &'static str = "Redis";
+
+    async fn attempt(&mut self, writes: &[&Write]) -> Attempt {
+        let e = match self.run(writes).await {
+            Ok(_) => return Attempt::Written,
+            Err(e) => e,
+        };
+        let unreachable = e.is_io_error()
+            || e.is_connection_refusal()
+            || e.is_connection_dropped()
+            || e.is_timeout()
+            || e.is_unrecoverable_error()
+            || e.code() == Some("LOADING");
+        let passing = e.code() == Some("NOSCRIPT")
+            || matches!(
+                e.retry_method(),
+                RetryMethod::WaitAndRetry | RetryMethod::RetryImmediately
+            );
+        if unreachable || passing {
             // Start over with a fresh connection (and the script loaded).
             self.connection = None;
-            if connection_error && context.stats.set_up(false) {
-                tracing::warn!(output, error = %e, "Redis cannot be reached; retrying");
-            }
-            if !retries.wait(None).await {
-                return Err(format!(
-                    "redis: writing failed after {} retries: {e}",
-                    retries.done()
-                ));
-            }
-            context.stats.retries.fetch_add(1, Relaxed);
+        }
+        if unreachable {
+            Attempt::Unreachable(e.to_string())
+        } else if passing {
+            Attempt::Passing(e.to_string())
+        } else {
+            Attempt::Refused(e.to_string())
         }
     }
 }
@@ -358,70 +349,10 @@ impl Sink for RedisSink {
 
     async fn send(&mut self, batch: SinkBatch) -> Result<(), EndpointError> {
         let SinkBatch { events, acks } = batch;
-        if events.is_empty() {
-            return Ok(());
-        }
-        let context = self
-            .context
-            .get_or_insert_with(|| SinkContext::detached("redis"))
-            .clone();
-        let mut writes = Vec::with_capacity(events.len());
-        let mut kept = Vec::with_capacity(events.len());
-        for event in events {
-            match self.prepare(&event) {
-                Ok(w) => {
-                    writes.push(w);
-                    kept.push(event);
-                }
-                Err(reason) => {
-                    context
-                        .dead_letter(vec![event], &format!("redis output: {reason}"), &acks)
-                        .await;
-                }
-            }
-        }
-        if writes.is_empty() {
-            return Ok(());
-        }
-        context.stats.in_flight.store(1, Relaxed);
-        let outcome = self.write(&context, &writes).await;
-        let result = match outcome {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(refused)) => {
-                // The server refused the pipeline: one event at a time, the
-                // refused ones to the dead letters.
-                tracing::warn!(output = %context.name, error = %refused, "Redis refused a batch; writing its events one by one");
-                let mut result = Ok(());
-                for (w, event) in writes.iter().zip(kept) {
-                    match self.write(&context, std::slice::from_ref(w)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => {
-                            context
-                                .dead_letter(vec![event], &format!("redis output: {e}"), &acks)
-                                .await;
-                        }
-                        Err(message) => {
-                            result = Err(message);
-                            break;
-                        }
-                    }
-                }
-                result
-            }
-            Err(message) => Err(message),
-        };
-        context.stats.in_flight.store(0, Relaxed);
-        match result {
-            Ok(()) => Ok(()), // the acks drop: delivered
-            Err(message) => {
-                acks.fail();
-                context
-                    .stats
-                    .failures
-                    .fetch_add(writes.len() as u64, Relaxed);
-                Err(EndpointError::Other(message))
-            }
-        }
+        let context = SinkContext::attached(&mut self.context, "redis");
+        let writes = upsert::prepare(&context, "redis", events, &acks, |e| self.prepare(e)).await;
+        let retry = self.config.retry.clone();
+        upsert::write_batch(self, &context, ("redis", &retry), writes, &acks).await
     }
 
     async fn flush(&mut self) -> Result<(), EndpointError> {

@@ -3,10 +3,11 @@
 //! `scripts/setup.sh --tests`).
 
 mod http;
+mod kafka;
 mod postgres;
 mod receiver;
 mod redis;
-mod servers;
+pub(crate) mod servers;
 
 use std::path::Path;
 

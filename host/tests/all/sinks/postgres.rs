@@ -117,3 +117,82 @@ fn postgres_old_events_never_overwrite_and_bad_rows_are_dead_letters() {
     );
     assert!(text.contains("22P02"), "the database's SQLSTATE: {text}");
 }
+
+/// While PostgreSQL restarts (killed, then crash recovery: "the database
+/// system is starting up"), `/readyz` goes to 503 and comes back to 200 once,
+/// never flipping back and forth between retries; nothing is lost meanwhile
+/// (each card's row is its latest event when the run ends).
+#[test]
+fn postgres_restart_flips_readyz_once_each_way() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use crate::metrics::{free_port, get, wait_for};
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut pg = Postgres::start();
+    let admin = free_port();
+    Pipeline::new(tmp.path())
+        .source("type = \"generate\"\nschema = \"card-transactions\"\nrate = 2000\ncount = 200000\nseed = 7\n")
+        .batch(50, 5)
+        .output(
+            "default",
+            &format!(
+                "type = \"postgres\"\nurl = \"{}\"\ntable = \"cards\"\nkey = \"card_id\"\ncolumns = {{ card_id = \"/card_id\", amount = \"/amount\", ts = \"/ts\" }}\ntypes = {{ amount = \"double precision\", ts = \"bigint\" }}\nversion = \"/ts\"\ncreate_table = true\ntimeout_ms = 1000\n[outputs.default.retry]\ninitial_backoff_ms = 10\nmax_backoff_ms = 100\n",
+                pg.url()
+            ),
+        )
+        .tables(&format!("[admin]\naddress = \"127.0.0.1:{admin}\"\n"))
+        .write(tmp.path());
+    let mut child = weir_run(tmp.path()).spawn().expect("start weir");
+    wait_for("ready with rows written", Duration::from_secs(60), || {
+        get(admin, "/readyz").map(|r| r.0) == Some(200)
+            && pg.query("SELECT to_regclass('cards') IS NOT NULL").trim() == "t"
+            && pg.query("SELECT count(*) FROM cards").trim() != "0"
+    });
+    let polling = Arc::new(AtomicBool::new(true));
+    let poller = {
+        let polling = polling.clone();
+        std::thread::spawn(move || {
+            let mut codes: Vec<u16> = Vec::new();
+            while polling.load(Ordering::SeqCst) {
+                if let Some((code, _)) = get(admin, "/readyz") {
+                    codes.push(code);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            codes
+        })
+    };
+    pg.down();
+    std::thread::sleep(Duration::from_secs(2));
+    pg.up();
+    wait_for("ready again", Duration::from_secs(60), || {
+        get(admin, "/readyz").map(|r| r.0) == Some(200)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    polling.store(false, Ordering::SeqCst);
+    let codes = poller.join().expect("poller");
+    assert!(
+        child.try_wait().expect("poll").is_none(),
+        "weir finished before the end of the check: make the input longer"
+    );
+    // 200... 503... 200...: two changes, no more.
+    let changes = codes.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(
+        codes.contains(&503) && changes == 2,
+        "{changes} readiness changes in {} polls: {:?}",
+        codes.len(),
+        codes
+            .windows(2)
+            .filter(|w| w[0] != w[1])
+            .collect::<Vec<_>>()
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().expect("wait");
+    let log = std::fs::read_to_string(tmp.path().join("weir.log")).unwrap_or_default();
+    assert!(status.success(), "weir failed:\n{log}");
+    assert!(log.contains("PostgreSQL cannot be reached"), "{log}");
+}

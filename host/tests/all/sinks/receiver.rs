@@ -1,6 +1,7 @@
 //! A small real HTTP/1.1 server for the http sink's tests: it records every
 //! request and answers as told (200, a status with a body and `Retry-After`,
-//! or down: nothing listens on its port). (`host/benches/sinks.rs` uses this
+//! stalled: requests are held unanswered until released, or down: nothing
+//! listens on its port). (`host/benches/sinks.rs` uses this
 //! file too.)
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -59,6 +60,10 @@ struct State {
 pub struct Receiver {
     pub port: u16,
     state: Arc<Mutex<State>>,
+    /// While set, requests are read and held, unanswered.
+    stall: Arc<AtomicBool>,
+    /// Requests held unanswered right now.
+    held: Arc<std::sync::atomic::AtomicUsize>,
     running: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
 }
 
@@ -75,6 +80,8 @@ impl Receiver {
                 fallback: Answer::Ok,
                 received: Vec::new(),
             })),
+            stall: Arc::default(),
+            held: Arc::default(),
             running: None,
         };
         r.up();
@@ -92,6 +99,18 @@ impl Receiver {
         s.fallback = fallback;
     }
 
+    /// Holds the next requests unanswered (`true`) until released
+    /// (`false`); a request is recorded in [`Receiver::received`] when it is
+    /// answered.
+    pub fn stall(&self, stall: bool) {
+        self.stall.store(stall, Ordering::SeqCst);
+    }
+
+    /// Requests held unanswered right now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.state.lock().expect("state").received.clone()
     }
@@ -106,6 +125,10 @@ impl Receiver {
             }
         };
         let stop = Arc::new(AtomicBool::new(false));
+        let hold = Hold {
+            stall: self.stall.clone(),
+            held: self.held.clone(),
+        };
         let (state, flag) = (self.state.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -113,8 +136,8 @@ impl Receiver {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (state, flag) = (state.clone(), flag.clone());
-                std::thread::spawn(move || serve(conn, &state, &flag));
+                let (state, flag, hold) = (state.clone(), flag.clone(), hold.clone());
+                std::thread::spawn(move || serve(conn, &state, &flag, &hold));
             }
         });
         self.running = Some((stop, thread));
@@ -136,9 +159,31 @@ impl Drop for Receiver {
     }
 }
 
+/// The stall switch and the count of requests it holds.
+#[derive(Clone)]
+struct Hold {
+    stall: Arc<AtomicBool>,
+    held: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Hold {
+    /// Waits while stalled; `false` if the receiver went down meanwhile.
+    fn wait(&self, down: &AtomicBool) -> bool {
+        if !self.stall.load(Ordering::SeqCst) {
+            return true;
+        }
+        self.held.fetch_add(1, Ordering::SeqCst);
+        while self.stall.load(Ordering::SeqCst) && !down.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.held.fetch_sub(1, Ordering::SeqCst);
+        !down.load(Ordering::SeqCst)
+    }
+}
+
 /// One connection: requests until it closes (keep-alive), or the receiver
 /// goes down.
-fn serve(conn: TcpStream, state: &Mutex<State>, down: &AtomicBool) {
+fn serve(conn: TcpStream, state: &Mutex<State>, down: &AtomicBool, hold: &Hold) {
     let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
     let mut writer = match conn.try_clone() {
         Ok(w) => w,
@@ -199,7 +244,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>, down: &AtomicBool) {
                 Err(_) => return,
             }
         }
-        if down.load(Ordering::SeqCst) {
+        if !hold.wait(down) || down.load(Ordering::SeqCst) {
             return; // gone: the client sees the connection close
         }
         let answer = {

@@ -3,6 +3,8 @@
 //! Redis is down (nothing lost), the password never in the log.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::servers::Redis;
@@ -20,11 +22,9 @@ fn redis_output(redis: &Redis, extra: &str) -> String {
 /// Every `card:*` hash: card → fields.
 fn cards(redis: &Redis) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut c = redis.connection();
-    let keys: Vec<String> = ::redis::cmd("KEYS")
-        .arg("card:*")
-        .query(&mut c)
-        .expect("KEYS");
-    keys.into_iter()
+    redis
+        .keys("card:*")
+        .into_iter()
         .map(|k| {
             let h: BTreeMap<String, String> = ::redis::cmd("HGETALL")
                 .arg(&k)
@@ -162,6 +162,22 @@ fn redis_down_makes_readyz_503_and_loses_nothing_and_the_password_never_shows() 
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
         .expect("start weir");
+    // `/readyz` from the start until Redis is back, as often as it answers:
+    // never ready while Redis is down (no flicker between retries).
+    let polling = Arc::new(AtomicBool::new(true));
+    let poller = {
+        let polling = polling.clone();
+        std::thread::spawn(move || {
+            let mut codes = Vec::new();
+            while polling.load(Ordering::SeqCst) {
+                if let Some((code, _)) = get(admin, "/readyz") {
+                    codes.push(code);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            codes
+        })
+    };
     wait_for(
         "retries while Redis is down",
         Duration::from_secs(60),
@@ -182,6 +198,22 @@ fn redis_down_makes_readyz_503_and_loses_nothing_and_the_password_never_shows() 
     let (_, doc) = get(admin, "/status.json").expect("status");
     assert!(doc.contains("\"up\":false"), "{doc}");
     assert!(!doc.contains(password));
+    // Several retries' worth of polling (backoff up to 200 ms).
+    std::thread::sleep(Duration::from_secs(3));
+    polling.store(false, Ordering::SeqCst);
+    let codes = poller.join().expect("poller");
+    let ready = codes.iter().filter(|c| **c == 200).count();
+    assert!(
+        codes.len() > 100 && ready == 0,
+        "/readyz answered 200 {ready} times of {} while Redis was down (changes at {:?})",
+        codes.len(),
+        codes
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w[0] != w[1])
+            .map(|(i, w)| (i, w[1]))
+            .collect::<Vec<_>>()
+    );
     redis.up();
     wait_for("weir to finish", Duration::from_secs(60), || {
         child.try_wait().expect("poll").is_some()

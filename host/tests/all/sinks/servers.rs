@@ -17,7 +17,8 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn wait_listening(port: u16, what: &str) {
+/// Waits (up to 30 s) until something listens on loopback `port`.
+pub fn wait_listening(port: u16, what: &str) {
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -113,13 +114,23 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// The keys matching `pattern` (`KEYS`).
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        ::redis::cmd("KEYS")
+            .arg(pattern)
+            .query(&mut self.connection())
+            .expect("KEYS")
+    }
+}
+
 impl Drop for Redis {
     fn drop(&mut self) {
         self.down();
     }
 }
 
-fn pg_bin() -> PathBuf {
+pub fn pg_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("WEIR_PG_BIN") {
         return PathBuf::from(p);
     }

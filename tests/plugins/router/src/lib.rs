@@ -1,9 +1,10 @@
 //! Test plugin `router`: every event goes to the default output; events whose
 //! JSON `amount` is greater than the `threshold` param (default 1000) also go
 //! to the named output `alerts`. Events without a numeric `amount` (or not
-//! JSON) go to the default output only.
+//! JSON) go to the default output only. Every event also goes to each output
+//! named in `also` (default none), in that order.
 //!
-//! Params: `{"threshold": 1000}` (optional).
+//! Params: `{"threshold": 1000, "also": ["audit"]}` (both optional).
 
 use weir_sdk::serde_json::Value;
 use weir_sdk::{Event, Output, Result};
@@ -14,11 +15,16 @@ use weir_sdk::{Event, Output, Result};
 pub struct Params {
     /// Events with `amount` above this also go to `alerts`.
     pub threshold: f64,
+    /// Outputs every event is copied to as well.
+    pub also: Vec<String>,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Self { threshold: 1000.0 }
+        Self {
+            threshold: 1000.0,
+            also: Vec::new(),
+        }
     }
 }
 
@@ -29,15 +35,18 @@ fn amount(ev: &Event) -> Option<f64> {
     }
 }
 
-/// Routes large amounts to `alerts` as well as to the default output.
+/// Routes large amounts to `alerts` as well as to the default output, and
+/// every event to the `also` outputs.
 #[weir_sdk::flat_map]
 pub fn route(ev: Event, params: &Params) -> Result<Vec<Output>> {
-    match amount(&ev) {
-        Some(amount) if amount > params.threshold => {
-            Ok(vec![Output::new(ev.clone()), Output::to("alerts", ev)])
-        }
-        _ => Ok(vec![Output::new(ev)]),
+    let mut out = vec![Output::new(ev.clone())];
+    if amount(&ev).is_some_and(|amount| amount > params.threshold) {
+        out.push(Output::to("alerts", ev.clone()));
     }
+    for name in &params.also {
+        out.push(Output::to(name.clone(), ev.clone()));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -45,11 +54,17 @@ mod tests {
     use super::*;
 
     fn routes(value: &str, threshold: f64) -> Vec<Option<String>> {
-        route(Event::new(value), &Params { threshold })
-            .unwrap()
-            .iter()
-            .map(|o| o.route().map(str::to_owned))
-            .collect()
+        route(
+            Event::new(value),
+            &Params {
+                threshold,
+                also: Vec::new(),
+            },
+        )
+        .unwrap()
+        .iter()
+        .map(|o| o.route().map(str::to_owned))
+        .collect()
     }
 
     #[test]
@@ -67,6 +82,23 @@ mod tests {
         assert_eq!(routes(r#"{"amount": "big"}"#, 1.0), vec![None]);
         assert_eq!(routes(r#"{"id": 1}"#, 1.0), vec![None]);
         assert_eq!(routes("plain text", 1.0), vec![None]);
+    }
+
+    #[test]
+    fn every_event_is_copied_to_the_also_outputs() {
+        let params = Params {
+            threshold: 10.0,
+            also: vec!["a".to_owned(), "b".to_owned()],
+        };
+        let routes: Vec<Option<String>> = route(Event::new(r#"{"amount": 20}"#), &params)
+            .unwrap()
+            .iter()
+            .map(|o| o.route().map(str::to_owned))
+            .collect();
+        let want = [None, Some("alerts"), Some("a"), Some("b")];
+        assert_eq!(routes, want.map(|r| r.map(str::to_owned)));
+        let plain = route(Event::new("text"), &params).unwrap();
+        assert_eq!(plain.len(), 3);
     }
 
     #[test]

@@ -1,0 +1,176 @@
+//! What the redis and postgres sinks share: a batch of versioned upserts
+//! written in one request, retried while the server cannot be reached or
+//! answers with a passing error, and, if the server refuses the batch for
+//! its data, written again one item at a time, the refused items to the
+//! dead letters with the server's message.
+//!
+//! The sink's `up` (what `/readyz` reads) changes only on what an attempt
+//! shows: down when the server cannot be reached, up when it wrote or
+//! refused the data. A passing error (a script to load again, a server
+//! busy a moment) leaves it as it was, so readiness does not flip back
+//! and forth between retries.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use super::SinkContext;
+use super::retry::RetryConfig;
+use crate::endpoint::EndpointError;
+use crate::event::Event;
+use crate::pipeline::AckSet;
+
+/// How one attempt at writing went.
+pub(super) enum Attempt {
+    Written,
+    /// The server refused the data (not retried).
+    Refused(String),
+    /// The server cannot be reached: retried, the sink is down meanwhile.
+    Unreachable(String),
+    /// The server answered with an error that passes: retried.
+    Passing(String),
+}
+
+/// A sink that writes a batch of items in one request.
+#[async_trait]
+pub(super) trait Upsert: Send {
+    type Item: Send + Sync;
+    /// The server, in logs (`"Redis"`).
+    const SERVER: &'static str;
+
+    /// One attempt at writing `items` in one request.
+    async fn attempt(&mut self, items: &[&Self::Item]) -> Attempt;
+}
+
+/// Why a write did not happen.
+enum Failed {
+    Refused(String),
+    /// Out of retries (or the pipeline stopped).
+    GaveUp(String),
+}
+
+/// Prepares each event; those that cannot be written go to the dead
+/// letters with the reason.
+pub(super) async fn prepare<T>(
+    context: &SinkContext,
+    kind: &str,
+    events: Vec<Event>,
+    acks: &AckSet,
+    mut prepare: impl FnMut(&Event) -> Result<T, String>,
+) -> Vec<(T, Event)> {
+    let mut items = Vec::with_capacity(events.len());
+    for event in events {
+        match prepare(&event) {
+            Ok(item) => items.push((item, event)),
+            Err(reason) => {
+                context
+                    .dead_letter(vec![event], &format!("{kind} output: {reason}"), acks)
+                    .await;
+            }
+        }
+    }
+    items
+}
+
+/// Writes `items` (each with its event) for a sink of type `kind` (in
+/// errors and dead-letter reasons): in one request, else one at a time when
+/// the server refuses the batch. The acks drop delivered, or are failed
+/// (and the error is fatal) when the retries ran out.
+pub(super) async fn write_batch<W: Upsert>(
+    sink: &mut W,
+    context: &SinkContext,
+    (kind, retry): (&str, &RetryConfig),
+    items: Vec<(W::Item, Event)>,
+    acks: &AckSet,
+) -> Result<(), EndpointError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    context.stats.in_flight.store(1, Relaxed);
+    let all: Vec<&W::Item> = items.iter().map(|(item, _)| item).collect();
+    let mut result = write(sink, context, (kind, retry), &all).await;
+    if let Err(Failed::Refused(reason)) = &result {
+        tracing::warn!(output = %context.name, error = %reason, "{} refused a batch; writing its items one by one", W::SERVER);
+        result = Ok(());
+        for (item, event) in &items {
+            match write(sink, context, (kind, retry), &[item]).await {
+                Ok(()) => {}
+                Err(Failed::Refused(reason)) => {
+                    let reason = format!("{kind} output: {reason}");
+                    context
+                        .dead_letter(vec![event.clone()], &reason, acks)
+                        .await;
+                }
+                Err(gave_up) => {
+                    result = Err(gave_up);
+                    break;
+                }
+            }
+        }
+    }
+    context.stats.in_flight.store(0, Relaxed);
+    match result {
+        Ok(()) => Ok(()),
+        Err(Failed::Refused(m) | Failed::GaveUp(m)) => {
+            acks.fail();
+            context
+                .stats
+                .failures
+                .fetch_add(items.len() as u64, Relaxed);
+            Err(EndpointError::Other(m))
+        }
+    }
+}
+
+/// One request, retried while the server cannot be reached or answers with
+/// a passing error.
+async fn write<W: Upsert>(
+    sink: &mut W,
+    context: &SinkContext,
+    (kind, retry): (&str, &RetryConfig),
+    items: &[&W::Item],
+) -> Result<(), Failed> {
+    let output = context.name.as_str();
+    let server = W::SERVER;
+    let mut retries = retry.start(&context.stop);
+    loop {
+        context.stats.requests.fetch_add(1, Relaxed);
+        let started = Instant::now();
+        let attempt = sink.attempt(items).await;
+        context
+            .stats
+            .latency
+            .observe(started.elapsed().as_secs_f64());
+        let reason = match attempt {
+            Attempt::Written | Attempt::Refused(_) => {
+                if context.stats.set_up(true) {
+                    tracing::info!(output, "{server} reachable again");
+                }
+                return match attempt {
+                    Attempt::Refused(reason) => Err(Failed::Refused(reason)),
+                    _ => Ok(()),
+                };
+            }
+            Attempt::Unreachable(reason) => {
+                if context.stats.set_up(false) {
+                    tracing::warn!(output, error = %reason, "{server} cannot be reached; retrying");
+                }
+                reason
+            }
+            Attempt::Passing(reason) => {
+                if retries.done() == 0 {
+                    tracing::warn!(output, error = %reason, "{server} answered with an error; retrying");
+                }
+                reason
+            }
+        };
+        if !retries.wait(None).await {
+            return Err(Failed::GaveUp(format!(
+                "{kind}: writing failed after {} retries: {reason}",
+                retries.done()
+            )));
+        }
+        context.stats.retries.fetch_add(1, Relaxed);
+    }
+}
