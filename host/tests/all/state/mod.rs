@@ -6,6 +6,7 @@
 mod bounds;
 mod crash;
 mod swap;
+mod windows;
 
 use std::collections::HashMap;
 use std::path::Path;
