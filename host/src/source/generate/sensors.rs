@@ -94,8 +94,9 @@ struct Device {
     seq: u64,
 }
 
-/// A reading waiting for its arrival: (arrival, order, key, value, ts, delay).
-type Pending = Reverse<(i64, u64, String, String, i64, i64)>;
+/// A reading waiting for its arrival: (arrival, order, device, key, value,
+/// ts, delay).
+type Pending = Reverse<(i64, u64, usize, String, String, i64, i64)>;
 
 /// The `sensors` generator (see the module documentation).
 pub(crate) struct SensorGenerator {
@@ -148,11 +149,10 @@ impl SensorGenerator {
             let round_start = START_TS + self.step * PERIOD_MS;
             if let Some(Reverse(p)) = self.pending.peek()
                 && p.0 < round_start
-                && let Some(Reverse((_, _, key, value, ts, delay))) = self.pending.pop()
+                && let Some(Reverse((_, _, device, key, value, ts, delay))) = self.pending.pop()
             {
                 self.max_ts = self.max_ts.max(ts);
                 if delay >= DELAYED_MS {
-                    let device = key[1..].parse().unwrap_or(0);
                     self.delayed.push((device, ts, delay));
                 }
                 return (key, value, ts);
@@ -242,7 +242,7 @@ impl SensorGenerator {
             };
             self.order += 1;
             self.pending
-                .push(Reverse((ts + delay, self.order, key, value, ts, delay)));
+                .push(Reverse((ts + delay, self.order, d, key, value, ts, delay)));
         }
     }
 
