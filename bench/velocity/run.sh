@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # run.sh [N]: the per-card velocity benchmark (README.md). Generates N input
 # lines (default 1,000,000) and the spaced variant, runs plain Python (the
-# reference), Flink Java at each parallelism and weir (when
-# WEIR_VELOCITY_PIPELINE names its pipeline template), all measured by
+# reference), Flink Java at each parallelism and weir (weir.toml beside this
+# script: the keyed plugin plugins/card-velocity, state in fjall, once with
+# `durability = "batch"` and once with "interval"), all measured by
 # measure.py, checks every output against Python's with check.py and prints
 # the table. Exits non-zero if any run fails or any output differs.
 #
@@ -10,10 +11,12 @@
 #   SPACING=10                  the spaced variant's factor (gen.sh)
 #   ROUNDS=1                    rounds of the whole set; the table keeps each one's best
 #   FLINK_PARALLELISM="1 2"     Flink runs, one per value
-#   WEIR_VELOCITY_PIPELINE=F    weir's pipeline template: @INPUT@, @OUTPUT@ and
-#                               @STATE_DIR@ are replaced by absolute paths; the
+#   WEIR_VELOCITY_PIPELINE=F    weir's pipeline template (default weir.toml here):
+#                               @INPUT@, @OUTPUT@ and @STATE_DIR@ are replaced by
+#                               absolute paths, @DURABILITY@ by the run's; the
 #                               rendered copy is written next to F (so its
 #                               relative paths keep working) and removed after
+#   WEIR_DURABILITY="batch interval"  weir runs, one per value
 #   WEIR_BIN                    default target/release/weir (gen.sh builds it)
 #   JAVA_HOME                   default /usr/lib/jvm/java-17-openjdk-amd64
 set -euo pipefail
@@ -45,13 +48,15 @@ WEIR=${WEIR_BIN:-$ROOT/target/release/weir}
 RENDERED=()
 cleanup() { rm -f "${RENDERED[@]}"; }
 trap cleanup EXIT
-if [[ -n ${WEIR_VELOCITY_PIPELINE:-} ]]; then
-    [[ -f $WEIR_VELOCITY_PIPELINE ]] || { echo "run.sh: WEIR_VELOCITY_PIPELINE=$WEIR_VELOCITY_PIPELINE is not a file" >&2; exit 1; }
-    for p in @INPUT@ @OUTPUT@ @STATE_DIR@; do
-        grep -q "$p" "$WEIR_VELOCITY_PIPELINE" || { echo "run.sh: $WEIR_VELOCITY_PIPELINE has no $p placeholder" >&2; exit 1; }
-    done
-else
-    echo "run.sh: weir skipped: WEIR_VELOCITY_PIPELINE is not set (the keyed-state pipeline is not supplied yet)"
+WEIR_VELOCITY_PIPELINE=${WEIR_VELOCITY_PIPELINE:-$HERE/weir.toml}
+WEIR_DURABILITY=${WEIR_DURABILITY:-batch interval}
+[[ -f $WEIR_VELOCITY_PIPELINE ]] || { echo "run.sh: WEIR_VELOCITY_PIPELINE=$WEIR_VELOCITY_PIPELINE is not a file" >&2; exit 1; }
+for p in @INPUT@ @OUTPUT@ @STATE_DIR@; do
+    grep -q "$p" "$WEIR_VELOCITY_PIPELINE" || { echo "run.sh: $WEIR_VELOCITY_PIPELINE has no $p placeholder" >&2; exit 1; }
+done
+if [[ $WEIR_VELOCITY_PIPELINE == "$HERE/weir.toml" ]]; then
+    "$WEIR" plugin build "$ROOT/plugins/card-velocity" --out "$HERE/plugins" >/dev/null \
+        || { echo "run.sh: building plugins/card-velocity failed" >&2; exit 1; }
 fi
 
 failed=0
@@ -89,14 +94,16 @@ for round in $(seq 1 "$ROUNDS"); do
                 "${JAVA[@]}" "-Dlog.file=$LOGS/flink-p$p-$variant.flink.log" CardVelocity "$input" "$out/flink-p$p" "$p"
         done
 
-        if [[ -n ${WEIR_VELOCITY_PIPELINE:-} ]]; then
+        for durability in $WEIR_DURABILITY; do
+            name=weir-$durability
             rendered=$(dirname "$WEIR_VELOCITY_PIPELINE")/.velocity-run-$variant.toml
             RENDERED+=("$rendered")
-            rm -rf "$out/weir.jsonl" "$out/weir-state"
-            sed -e "s|@INPUT@|$input|g" -e "s|@OUTPUT@|$out/weir.jsonl|g" -e "s|@STATE_DIR@|$out/weir-state|g" \
-                "$WEIR_VELOCITY_PIPELINE" > "$rendered"
-            measure weir "$variant" "$out/weir.jsonl" --check "$expected" -- "$WEIR" run --quiet "$rendered"
-        fi
+            rm -rf "$out/$name.jsonl" "$out/$name-state"
+            sed -e "s|@INPUT@|$input|g" -e "s|@OUTPUT@|$out/$name.jsonl|g" -e "s|@STATE_DIR@|$out/$name-state|g" \
+                -e "s|@DURABILITY@|$durability|g" "$WEIR_VELOCITY_PIPELINE" > "$rendered"
+            measure "$name" "$variant" "$out/$name.jsonl" --check "$expected" -- "$WEIR" run --quiet "$rendered"
+            du -sb "$out/$name-state" | awk -v n="$name" -v v="$variant" '{print "run.sh: " n " " v ": state directory " $1 " bytes"}'
+        done
     done
 done
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The Python peer of the fraud pipeline, for the benchmark (host/benches/fraud.rs).
 
-What a data scientist would write without weir: read JSON lines, compute the
-same features as the plugin (features.py), score batches of 64 with ONNX
+What a data scientist would write without weir: read JSON lines, keep each
+card's history in a dict (history.py: what weir's keyed stage `card-history`
+keeps in its store), compute the same features as the plugin (features.py), score batches of 64 with ONNX
 Runtime (1 intra-op, 1 inter-op thread), write the scored events as JSON lines
 (every event, with "score") and the alerts (score > threshold) to a second
 file, flushing after every batch.
@@ -28,6 +29,7 @@ import onnxruntime as ort
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from features import features  # noqa: E402
+from history import History  # noqa: E402
 
 
 def main():
@@ -50,13 +52,14 @@ def main():
     out = open(args.output, "w")
     alerts = open(args.alerts, "w")
     events = errors = 0
+    history = History()
 
     def score(batch):
         nonlocal events, errors
         evs, rows = [], []
         for ev, stamp in batch:
             try:
-                rows.append(features(ev))
+                rows.append(features(history.enrich(ev)))
             except (KeyError, TypeError, ValueError) as e:
                 print(f"bad event {ev}: {e!r}", file=sys.stderr)
                 errors += 1

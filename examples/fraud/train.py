@@ -13,9 +13,16 @@ raw features (features.py) and needs nothing else:
 
     features: float [N, F]  ->  score: float [N, 1] in [0, 1]
 
+The generator does not say how long ago a card's previous transaction was:
+like the pipeline's keyed stage `card-history`, history.py computes it per
+card, in order, from the events before (no field of the future leaks in).
+
 Writes model/fraud.onnx, model/features.json (feature order, holdout AUC,
-seeds, threshold table, chosen threshold) and model/parity.jsonl (events with
-the features and score Python computed, for the plugin's parity test).
+seeds, threshold table, chosen threshold), model/parity.jsonl (events with
+the features and score Python computed, for the fraud-features plugin's
+parity test) and model/history-parity.jsonl (every holdout transaction of
+some cards, in order, with the history Python computed, for card-history's
+parity test).
 """
 
 import argparse
@@ -31,19 +38,22 @@ from onnx import TensorProto, helper, numpy_helper
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from features import FEATURES, features  # noqa: E402
+from history import History  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 
 
 def generate(weir, seed, count):
-    """Events (dicts) from weir's generator."""
+    """Events (dicts) from weir's generator, each with the card's history
+    added (history.py: what the pipeline's `card-history` stage adds)."""
     out = subprocess.run(
         [weir, "generate", "--schema", "card-transactions", "--count", str(count), "--seed", str(seed)],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    return [json.loads(line) for line in out.splitlines() if line]
+    history = History()
+    return [history.enrich(json.loads(line)) for line in out.splitlines() if line]
 
 
 def matrix(events):
@@ -258,7 +268,27 @@ def main():
         for i in picks:
             rec = {"event": holdout[i], "features": list(xh[i]), "score": float(score[i])}
             f.write(json.dumps(rec) + "\n")
-    print(f"wrote {onnx_path}, features.json, parity.jsonl ({len(picks)} events)")
+    # History parity: every transaction of 40 cards among the first 100k
+    # holdout events (20 with frauds, the 20 busiest others), in order.
+    first = holdout[:100_000]
+    counts = {}
+    for ev in first:
+        counts[ev["card_id"]] = counts.get(ev["card_id"], 0) + 1
+    with_fraud = []
+    for ev in first:
+        if ev["is_fraud"] == 1 and ev["card_id"] not in with_fraud:
+            with_fraud.append(ev["card_id"])
+    with_fraud = with_fraud[:20]
+    busiest = [c for c in sorted(counts, key=lambda c: (-counts[c], c)) if c not in with_fraud][:20]
+    cards = set(with_fraud + busiest)
+    keep = ("card_id", "ts", "amount", "secs_since_last", "txns_1h", "amount_1h")
+    rows = 0
+    with open(os.path.join(args.out, "history-parity.jsonl"), "w") as f:
+        for ev in first:
+            if ev["card_id"] in cards:
+                f.write(json.dumps({k: ev[k] for k in keep}) + "\n")
+                rows += 1
+    print(f"wrote {onnx_path}, features.json, parity.jsonl ({len(picks)} events), history-parity.jsonl ({rows} rows)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-//! Fraud scoring: weir (source → `fraud-features` plugin → ONNX model on 1
+//! Fraud scoring: weir (source → the keyed `card-history` plugin, each card's
+//! history in weir's store → `fraud-features` plugin → ONNX model on 1
 //! thread → file sinks) against the Python peer (`examples/fraud/peer.py`:
-//! the same features, onnxruntime with 1 intra/1 inter thread, batches of 64),
+//! the card's history in a dict, the same features, onnxruntime with 1 intra/1 inter thread, batches of 64),
 //! same input, same model, same run.
 //!
 //! Run: `cargo bench -p weir --bench fraud` (needs the venv of
@@ -27,13 +28,15 @@
 //!    target: p99 < 20 ms). weir's batches wait at most 1 ms to fill
 //!    (`max_wait_ms = 1`); the peer's fill up to 64 events, as written.
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 mod common;
+#[path = "common/rate.rs"]
+mod rate;
+
+use rate::{Seen, feed, row, tail};
 
 const ROUNDS: usize = 3;
 const LATENCY_ROUNDS: usize = 2;
@@ -51,12 +54,6 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn python() -> PathBuf {
     let venv = std::env::var_os("WEIR_VENV").map_or_else(
         || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/weir/venv"),
@@ -71,125 +68,6 @@ fn python() -> PathBuf {
     py
 }
 
-/// What a tailer saw.
-struct Seen {
-    lines: usize,
-    first: Instant,
-    last: Instant,
-    /// Per line: seen − read stamp, ms.
-    latency_ms: Vec<i64>,
-}
-
-impl Seen {
-    fn rate(&self) -> f64 {
-        (self.lines - 1) as f64 / (self.last - self.first).as_secs_f64()
-    }
-
-    fn pct(&self, p: f64) -> i64 {
-        if self.latency_ms.is_empty() {
-            return -1;
-        }
-        let mut v = self.latency_ms.clone();
-        v.sort_unstable();
-        v[((v.len() - 1) as f64 * p).round() as usize]
-    }
-
-    fn max(&self) -> i64 {
-        self.latency_ms.iter().copied().max().unwrap_or(0)
-    }
-}
-
-/// The integer after `"key":` in `line`.
-fn field(line: &[u8], key: &[u8]) -> Option<i64> {
-    let at = line.windows(key.len()).position(|w| w == key)? + key.len();
-    let rest = &line[at..];
-    let rest = &rest[rest.iter().position(|b| !b.is_ascii_whitespace())?..];
-    let end = rest
-        .iter()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(rest.len());
-    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
-}
-
-/// Follows `path` until `expected` lines appeared, recording when each did
-/// and, with a `key`, its latency from the read stamp in that field.
-fn tail(path: PathBuf, expected: usize, key: Option<&'static str>) -> JoinHandle<Seen> {
-    std::thread::spawn(move || {
-        let key = key.map(|k| format!("\"{k}\":").into_bytes());
-        let started = Instant::now();
-        let mut file = loop {
-            match std::fs::File::open(&path) {
-                Ok(f) => break f,
-                Err(_) => std::thread::sleep(Duration::from_millis(1)),
-            }
-        };
-        let mut seen = Seen {
-            lines: 0,
-            first: started,
-            last: started,
-            latency_ms: Vec::with_capacity(expected),
-        };
-        let mut pending = Vec::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut pos = 0u64;
-        while seen.lines < expected {
-            assert!(
-                started.elapsed() < Duration::from_secs(600),
-                "{}: only {} of {expected} lines after 600 s",
-                path.display(),
-                seen.lines
-            );
-            // The file may have been truncated and re-created at start.
-            file.seek(SeekFrom::Start(pos)).expect("seek");
-            let n = file.read(&mut buf).expect("read output");
-            if n == 0 {
-                std::thread::sleep(Duration::from_millis(1));
-                continue;
-            }
-            pos += n as u64;
-            let (now, at) = (now_ms(), Instant::now());
-            pending.extend_from_slice(&buf[..n]);
-            let mut start = 0;
-            while let Some(nl) = pending[start..].iter().position(|b| *b == b'\n') {
-                let line = &pending[start..start + nl];
-                start += nl + 1;
-                if let Some(key) = &key {
-                    let stamp = field(line, key).expect("a stamped output line");
-                    seen.latency_ms.push(now - stamp);
-                }
-                if seen.lines == 0 {
-                    seen.first = at;
-                }
-                seen.last = at;
-                seen.lines += 1;
-            }
-            pending.drain(..start);
-        }
-        seen
-    })
-}
-
-/// Writes `lines` into `sink` at `rate` lines/s, then closes it.
-fn feed(lines: Vec<Vec<u8>>, rate: f64, mut sink: impl Write + Send + 'static) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let started = Instant::now();
-        let mut sent = 0usize;
-        while sent < lines.len() {
-            let due = ((started.elapsed().as_secs_f64() * rate) as usize).min(lines.len());
-            if due > sent {
-                let mut chunk = Vec::new();
-                for l in &lines[sent..due] {
-                    chunk.extend_from_slice(l);
-                }
-                sink.write_all(&chunk).expect("feed");
-                sink.flush().expect("flush feed");
-                sent = due;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    })
-}
-
 /// The benchmark pipeline: `source` → fraud-features → files in `format`
 /// (`value`: the scored JSON, like the peer writes; `json`: the envelope,
 /// which carries the read stamp as `timestamp`).
@@ -200,6 +78,7 @@ fn pipeline(dir: &Path, source: &str, format: &str) -> PathBuf {
 name = "bench-fraud"
 plugin_dir = "{plugins}"
 cache_dir = "{cache}"
+state_dir = "{state}"
 [source]
 {source}
 [batch]
@@ -213,6 +92,11 @@ intra_threads = 1
 inter_threads = 1
 max_batch = 1024
 max_delay_ms = 0
+[[stages]]
+name = "history"
+plugin = "card-history"
+[stages.state]
+key = "/card_id"
 [[stages]]
 name = "score"
 plugin = "fraud-features"
@@ -232,11 +116,14 @@ path = "out/dlq.jsonl"
 "#,
         plugins = dir.join("plugins").display(),
         cache = dir.join("cache").display(),
+        state = dir.join("state").display(),
         model = model.display(),
     );
     let path = dir.join("pipeline.toml");
     std::fs::write(&path, toml).expect("write pipeline");
     let _ = std::fs::remove_dir_all(dir.join("out"));
+    // Every run reads the same events: a kept store would resume after them.
+    let _ = std::fs::remove_dir_all(dir.join("state"));
     path
 }
 
@@ -335,48 +222,21 @@ fn peer_rate(dir: &Path, lines: &[Vec<u8>], rate: f64) -> Seen {
     tailer.join().expect("tailer")
 }
 
-fn row(name: &str, s: &Seen) {
-    if s.latency_ms.is_empty() {
-        println!("  {name:<28} {:>10.0} events/s", s.rate());
-        return;
-    }
-    println!(
-        "  {name:<28} {:>10.0} events/s   p50 {:>4} ms   p99 {:>5} ms   max {:>5} ms",
-        s.rate(),
-        s.pct(0.5),
-        s.pct(0.99),
-        s.max()
-    );
-}
-
 fn main() {
     let n: usize = std::env::var("WEIR_FRAUD_EVENTS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(200_000);
-    let wasm = common::build_plugins(&["fraud-features"]).remove(0);
+    let wasm = common::build_plugins(&["card-history", "fraud-features"]);
     let work = tempfile::tempdir().expect("tempdir");
     let dir = work.path();
     std::fs::create_dir_all(dir.join("plugins")).expect("plugins dir");
-    std::fs::copy(&wasm, dir.join("plugins/fraud-features.wasm")).expect("copy plugin");
+    for (name, wasm) in ["card-history", "fraud-features"].iter().zip(&wasm) {
+        std::fs::copy(wasm, dir.join(format!("plugins/{name}.wasm"))).expect("copy plugin");
+    }
 
     let input = dir.join("in.jsonl");
-    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["generate", "--schema", "card-transactions", "--seed", "42"])
-        .args(["--count", &n.to_string()])
-        .output()
-        .expect("weir generate");
-    assert!(out.status.success(), "weir generate failed");
-    std::fs::write(&input, &out.stdout).expect("write input");
-    let lines: Vec<Vec<u8>> = BufReader::new(std::fs::File::open(&input).expect("input"))
-        .split(b'\n')
-        .map(|l| {
-            let mut l = l.expect("line");
-            l.push(b'\n');
-            l
-        })
-        .collect();
-    assert_eq!(lines.len(), n);
+    let lines = rate::generate(Path::new(env!("CARGO_BIN_EXE_weir")), n, &input);
     println!(
         "fraud bench: {n} card transactions (seed 42), model examples/fraud/model/fraud.onnx, threshold {THRESHOLD}"
     );

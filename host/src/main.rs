@@ -8,7 +8,9 @@ use weir::commands::{Cli, LogFormat};
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,cranelift=warn,wasmtime=warn")
+        tracing_subscriber::EnvFilter::new(
+            "info,cranelift=warn,wasmtime=warn,fjall=warn,lsm_tree=warn",
+        )
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -25,6 +25,9 @@ WIDTH = 8 + len(CATEGORIES)
 
 _CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
 _STRINGS = ("channel", "country", "home_country", "merchant_category")
+# `secs_since_last` of a card's first transaction seen (null or absent: the
+# stage `card-history` before this one found no history): 3 days.
+FIRST_SECS = 259_200.0
 
 
 def features(ev):
@@ -33,13 +36,15 @@ def features(ev):
     Raises ValueError with the reason for a missing or mistyped field."""
     if not isinstance(ev, dict):
         raise ValueError("not a card transaction: not a JSON object")
-    for name in ("amount", "secs_since_last", "hour") + _STRINGS:
+    for name in ("amount", "hour") + _STRINGS:
         if name not in ev:
             raise ValueError(f"not a card transaction: missing field `{name}`")
     for name in _STRINGS:
         if not isinstance(ev[name], str):
             raise ValueError(f"not a card transaction: `{name}` is not a string")
-    amount, secs, hour = ev["amount"], ev["secs_since_last"], ev["hour"]
+    amount, secs, hour = ev["amount"], ev.get("secs_since_last"), ev["hour"]
+    if secs is None:
+        secs = FIRST_SECS
     for name, v in (("amount", amount), ("secs_since_last", secs)):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ValueError(f"not a card transaction: `{name}` is not a number")

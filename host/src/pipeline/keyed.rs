@@ -74,8 +74,6 @@ pub struct KeyedState {
     seq: u64,
     /// What the batch being processed will commit.
     delta: Commit,
-    /// When the store's keys were last counted (for `weir_state_keys`).
-    counted: Option<Instant>,
 }
 
 /// Whose the state is: for dead-letter reasons.
@@ -112,7 +110,6 @@ impl KeyedState {
             watermarks: Watermarks::new(watermark),
             seq: 0,
             delta: Commit::default(),
-            counted: None,
         })
     }
 
@@ -390,14 +387,6 @@ impl KeyedState {
     }
 
     /// The store's key count of this stage, at most once a second.
-    pub fn count_keys(&mut self) -> Option<u64> {
-        if self.counted.is_some_and(|t| t.elapsed().as_secs() < 1) {
-            return None;
-        }
-        self.counted = Some(Instant::now());
-        Some(self.store.approximate_keys(&self.stage))
-    }
-
     /// What this batch commits (its writes and timers so far).
     pub fn take_delta(&mut self) -> Commit {
         std::mem::take(&mut self.delta)

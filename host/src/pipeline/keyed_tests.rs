@@ -26,6 +26,19 @@ fn keyed(dir: &std::path::Path, max_value_bytes: usize) -> (KeyedState, Arc<Atom
     (state, committed)
 }
 
+/// A keyed state begun on batch 0, and its input for `keys` on partition 0.
+fn begun(
+    dir: &std::path::Path,
+    max_value_bytes: usize,
+    keys: &[&str],
+) -> (KeyedState, Arc<AtomicU64>, KeyedInput) {
+    let (mut state, committed) = keyed(dir, max_value_bytes);
+    state.begin(0);
+    let keys: Vec<Bytes> = keys.iter().map(|k| b(k)).collect();
+    let input = state.input(0, &keys, &[], None).expect("input");
+    (state, committed, input)
+}
+
 fn b(s: &str) -> Bytes {
     Bytes::from(s.to_owned())
 }
@@ -65,11 +78,7 @@ fn plan_groups_by_partition_and_rejects_keyless_events() {
 #[test]
 fn writes_are_seen_by_the_next_batch_before_and_after_their_commit() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut state, committed) = keyed(dir.path(), 100);
-    state.begin(0);
-    let input = state
-        .input(0, &[b("a"), b("b"), b("a")], &[], None)
-        .expect("input");
+    let (mut state, committed, input) = begun(dir.path(), 100, &["a", "b", "a"]);
     assert_eq!(input.keys, vec![b("a"), b("b")]);
     assert_eq!(input.event_key, vec![0, 1, 0]);
     assert_eq!(input.states, vec![None, None]);
@@ -126,11 +135,7 @@ fn output(input: u32) -> Output {
 #[test]
 fn an_oversized_value_is_not_written_and_its_events_are_dead_letters() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut state, _) = keyed(dir.path(), 4);
-    state.begin(0);
-    let input = state
-        .input(0, &[b("a"), b("b"), b("a")], &[], None)
-        .expect("input");
+    let (mut state, _, input) = begun(dir.path(), 4, &["a", "b", "a"]);
     let out = KeyedOutput {
         outputs: vec![output(0), output(1), output(2)],
         errors: vec![(2, "also refused".into())],
@@ -167,9 +172,7 @@ fn an_oversized_value_is_not_written_and_its_events_are_dead_letters() {
 #[test]
 fn timers_fire_once_when_the_watermark_passes_them() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut state, committed) = keyed(dir.path(), 100);
-    state.begin(0);
-    let input = state.input(0, &[b("a")], &[], None).expect("input");
+    let (mut state, committed, input) = begun(dir.path(), 100, &["a"]);
     let out = KeyedOutput {
         timers: vec![
             TimerOp::Set {

@@ -175,25 +175,10 @@ impl Stage {
     pub fn process(&mut self, batch: &mut Batch) {
         self.take_new_version();
         let inputs = std::mem::take(&mut batch.events);
-        if self.keyed.is_some() {
-            let _span = tracing::info_span!(
-                "batch",
-                seq = batch.seq,
-                version = %self.plugin().short_version(),
-                partitions = %partitions(&inputs),
-            )
-            .entered();
-            self.stats.record_in(inputs.len());
-            let started = std::time::Instant::now();
-            self.process_keyed(inputs, batch);
-            self.stats.record_call(started.elapsed());
-            if let Some(keyed) = &self.keyed {
-                self.stats.set_watermark(keyed.watermark());
-            }
-            return;
-        }
-        if inputs.is_empty() {
-            // Only source rejects: the plugin is not called.
+        let keyed = self.keyed.is_some();
+        if inputs.is_empty() && !keyed {
+            // Only source rejects: the plugin is not called (a keyed stage
+            // still is: its timers may fire).
             return;
         }
         // Log lines about this batch (plugin lines, faults, dead letters)
@@ -207,8 +192,15 @@ impl Stage {
         .entered();
         self.stats.record_in(inputs.len());
         let started = std::time::Instant::now();
-        self.run_isolating(&inputs, batch);
+        if keyed {
+            self.process_keyed(inputs, batch);
+        } else {
+            self.run_isolating(&inputs, batch);
+        }
         self.stats.record_call(started.elapsed());
+        if let Some(keyed) = &self.keyed {
+            self.stats.set_watermark(keyed.watermark());
+        }
         if let Some(instance) = &self.instance {
             self.stats.set_memory(instance.memory_bytes());
         }

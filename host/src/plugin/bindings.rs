@@ -10,27 +10,29 @@
 //!   state. 0.2 is not semver-compatible with 0.1, so its interfaces are
 //!   separate names in the linker; a component picks one by what it exports.
 
+/// One contract version's world, `transform-with-inference`, with its
+/// exports named alike in every version.
+macro_rules! contract {
+    ($path:literal) => {
+        wasmtime::component::bindgen!({
+            path: $path,
+            world: "weir:plugin/transform-with-inference",
+        });
+
+        pub use self::TransformWithInference as Transform;
+        pub use self::TransformWithInferencePre as TransformPre;
+    };
+}
+
 /// `weir:plugin@0.1.1`.
 pub mod v1 {
-    wasmtime::component::bindgen!({
-        path: "../wit/released/0.1.1",
-        world: "weir:plugin/transform-with-inference",
-    });
-
-    pub use self::TransformWithInference as Transform;
-    pub use self::TransformWithInferencePre as TransformPre;
+    contract!("../wit/released/0.1.1");
     pub use self::weir::plugin::types as wit;
 }
 
 /// `weir:plugin@0.2.0`.
 pub mod v2 {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "weir:plugin/transform-with-inference",
-    });
-
-    pub use self::TransformWithInference as Transform;
-    pub use self::TransformWithInferencePre as TransformPre;
+    contract!("../wit");
 }
 
 pub use self::v1::weir::plugin::clock as wit_clock;

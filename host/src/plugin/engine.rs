@@ -185,9 +185,9 @@ impl PluginEngine {
 
     /// Loads `path`; the plugin's name is the file stem.
     pub fn load_file(&self, path: &Path) -> Result<LoadedPlugin, PluginError> {
-        let wasm = std::fs::read(path).map_err(|source| PluginError::Read {
+        let wasm = std::fs::read(path).map_err(|error| PluginError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let name = path
             .file_stem()

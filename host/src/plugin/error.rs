@@ -6,11 +6,12 @@ use std::path::PathBuf;
 /// version, if it had one; at start-up this is a clear error.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    #[error("cannot read plugin file {path}: {source}")]
+    /// (The I/O error is in the message, not a `source`: a chain printed
+    /// with `{:#}` would say it twice.)
+    #[error("cannot read plugin file {path}: {error}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{name}: not a WebAssembly component: {reason}")]
     NotAComponent { name: String, reason: String },

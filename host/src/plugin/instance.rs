@@ -138,34 +138,29 @@ impl PluginInstance {
     pub fn init(&mut self, params_json: &str) -> Result<(), PluginError> {
         arm(&mut self.store, &self.limits, self.fueled);
         let name = self.plugin.name.to_string();
-        self.store.data().stderr.hold();
-        let called = match &self.bound {
+        let bound = &self.bound;
+        let called = held_call(&mut self.store, &self.limits, |store| match bound {
             Bound::V1(t, _) => t
                 .weir_plugin_transformer()
-                .call_init(&mut self.store, params_json)
+                .call_init(store, params_json)
                 .map(|r| r.map(|()| PluginInfo::default())),
             Bound::V2(t, _) => t
                 .weir_plugin_transformer()
-                .call_init(&mut self.store, params_json)
+                .call_init(store, params_json)
                 .map(|r| r.map(|info| PluginInfo { keyed: info.keyed })),
-        };
+        });
         match called {
             Ok(Ok(info)) => {
-                self.store.data().stderr.release();
                 self.info = info;
                 Ok(())
             }
-            Ok(Err(reason)) => {
-                self.store.data().stderr.release();
-                if no_params(params_json) {
-                    Err(PluginError::InitFailed { name, reason })
-                } else {
-                    Err(PluginError::InitRefused { name, reason })
-                }
+            Ok(Err(reason)) if no_params(params_json) => {
+                Err(PluginError::InitFailed { name, reason })
             }
-            Err(err) => Err(PluginError::InitFault {
+            Ok(Err(reason)) => Err(PluginError::InitRefused { name, reason }),
+            Err(fault) => Err(PluginError::InitFault {
                 name,
-                reason: self.classify(&err).to_string(),
+                reason: fault.to_string(),
             }),
         }
     }
@@ -178,28 +173,16 @@ impl PluginInstance {
         match &mut self.bound {
             Bound::V1(t, encoder) => {
                 let batch = encoder.encode(events);
-                self.store.data().stderr.hold();
-                let out = match t
-                    .weir_plugin_transformer()
-                    .call_process(&mut self.store, batch)
-                {
-                    Ok(out) => out,
-                    Err(err) => return Err(self.classify(&err)),
-                };
-                self.store.data().stderr.release();
+                let out = held_call(&mut self.store, &self.limits, |store| {
+                    t.weir_plugin_transformer().call_process(store, batch)
+                })?;
                 records::decode(out, events, max, mib, Some(&self.provenance))
             }
             Bound::V2(t, encoder) => {
                 let batch = encoder.encode(events, None)?;
-                self.store.data().stderr.hold();
-                let out = match t
-                    .weir_plugin_transformer()
-                    .call_process(&mut self.store, batch)
-                {
-                    Ok(out) => out,
-                    Err(err) => return Err(self.classify(&err)),
-                };
-                self.store.data().stderr.release();
+                let out = held_call(&mut self.store, &self.limits, |store| {
+                    t.weir_plugin_transformer().call_process(store, batch)
+                })?;
                 packed::decode(out, events, None, max, mib, Some(&self.provenance))
                     .map(|d| d.processed)
             }
@@ -227,15 +210,9 @@ impl PluginInstance {
             return Err(CallError::Host("a 0.1.x plugin cannot be keyed".into()));
         };
         let batch = encoder.encode(events, Some(keyed))?;
-        self.store.data().stderr.hold();
-        let out = match t
-            .weir_plugin_transformer()
-            .call_process(&mut self.store, batch)
-        {
-            Ok(out) => out,
-            Err(err) => return Err(self.classify(&err)),
-        };
-        self.store.data().stderr.release();
+        let out = held_call(&mut self.store, &self.limits, |store| {
+            t.weir_plugin_transformer().call_process(store, batch)
+        })?;
         let decoded = packed::decode(
             out,
             events,
@@ -260,13 +237,10 @@ impl PluginInstance {
             return Ok(());
         };
         let buf = encoder.encode_sample(sample).map_err(|e| e.to_string())?;
-        match t
-            .weir_plugin_transformer()
-            .call_check_state(&mut self.store, buf)
-        {
-            Ok(result) => result,
-            Err(err) => Err(self.classify(&err).to_string()),
-        }
+        held_call(&mut self.store, &self.limits, |store| {
+            t.weir_plugin_transformer().call_check_state(store, buf)
+        })
+        .map_err(|fault| fault.to_string())?
     }
 }
 
@@ -322,43 +296,61 @@ fn arm(store: &mut Store<StoreState>, limits: &LimitsConfig, fueled: bool) {
     }
 }
 
-impl PluginInstance {
-    /// Turns a wasmtime error from a guest call into a fault with a reason a
-    /// person can act on. A memory growth the limiter refused is the
-    /// limiter's flag, not a guess from the error's text. The call's held
-    /// stderr gives a panic its message; the rest of it goes to the debug log
-    /// (the stage logs the isolated fault once).
-    fn classify(&mut self, err: &wasmtime::Error) -> CallError {
-        let stderr = self.store.data().stderr.take_held();
-        if !stderr.is_empty() {
-            tracing::debug!(target: "weir::plugin", stage = %self.store.data().stage, output = ?stderr, "stderr of a failed call");
+/// Runs one guest call with the plugin's stderr held: released to the log
+/// when the call returns, kept for [`classify`] when it faults.
+fn held_call<R>(
+    store: &mut Store<StoreState>,
+    limits: &LimitsConfig,
+    call: impl FnOnce(&mut Store<StoreState>) -> wasmtime::Result<R>,
+) -> Result<R, CallError> {
+    store.data().stderr.hold();
+    match call(store) {
+        Ok(out) => {
+            store.data().stderr.release();
+            Ok(out)
         }
-        let limits = &self.limits;
-        match err.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => CallError::Deadline {
-                limit_ms: limits.max_batch_ms,
-            },
-            Some(Trap::OutOfFuel) => CallError::OutOfFuel { fuel: limits.fuel },
-            Some(Trap::StackOverflow) => CallError::Trap("stack overflow".into()),
-            // Most recursive code keeps its frames on the plugin's own stack
-            // in linear memory (1 MiB for Rust): running off its bottom is an
-            // out-of-bounds access, which the backtrace shows as recursion.
-            Some(Trap::MemoryOutOfBounds) => match recursing_function(err) {
-                Some(func) => CallError::Trap(format!(
-                    "stack overflow: unbounded recursion in `{func}` used up the plugin's \
-                     stack (an out-of-bounds memory access below it)"
-                )),
-                None => CallError::Trap(Trap::MemoryOutOfBounds.to_string()),
-            },
-            Some(Trap::UnreachableCodeReached) => match panic_message(&stderr) {
-                Some(message) => CallError::Trap(format!("the plugin panicked: {message}")),
-                None => CallError::Trap("the plugin panicked (unreachable executed)".into()),
-            },
-            Some(trap) => CallError::Trap(trap.to_string()),
-            None if self.store.data_mut().limiter.take_memory_refused() => CallError::OutOfMemory {
-                limit_mib: limits.max_memory_mib,
-            },
-            None => CallError::Trap(format!("{err:#}")),
-        }
+        Err(err) => Err(classify(store, limits, &err)),
+    }
+}
+
+/// Turns a wasmtime error from a guest call into a fault with a reason a
+/// person can act on. A memory growth the limiter refused is the
+/// limiter's flag, not a guess from the error's text. The call's held
+/// stderr gives a panic its message; the rest of it goes to the debug log
+/// (the stage logs the isolated fault once).
+fn classify(
+    store: &mut Store<StoreState>,
+    limits: &LimitsConfig,
+    err: &wasmtime::Error,
+) -> CallError {
+    let stderr = store.data().stderr.take_held();
+    if !stderr.is_empty() {
+        tracing::debug!(target: "weir::plugin", stage = %store.data().stage, output = ?stderr, "stderr of a failed call");
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallError::Deadline {
+            limit_ms: limits.max_batch_ms,
+        },
+        Some(Trap::OutOfFuel) => CallError::OutOfFuel { fuel: limits.fuel },
+        Some(Trap::StackOverflow) => CallError::Trap("stack overflow".into()),
+        // Most recursive code keeps its frames on the plugin's own stack
+        // in linear memory (1 MiB for Rust): running off its bottom is an
+        // out-of-bounds access, which the backtrace shows as recursion.
+        Some(Trap::MemoryOutOfBounds) => match recursing_function(err) {
+            Some(func) => CallError::Trap(format!(
+                "stack overflow: unbounded recursion in `{func}` used up the plugin's \
+                 stack (an out-of-bounds memory access below it)"
+            )),
+            None => CallError::Trap(Trap::MemoryOutOfBounds.to_string()),
+        },
+        Some(Trap::UnreachableCodeReached) => match panic_message(&stderr) {
+            Some(message) => CallError::Trap(format!("the plugin panicked: {message}")),
+            None => CallError::Trap("the plugin panicked (unreachable executed)".into()),
+        },
+        Some(trap) => CallError::Trap(trap.to_string()),
+        None if store.data_mut().limiter.take_memory_refused() => CallError::OutOfMemory {
+            limit_mib: limits.max_memory_mib,
+        },
+        None => CallError::Trap(format!("{err:#}")),
     }
 }

@@ -15,5 +15,7 @@ pub use config::{
     WatermarkConfig,
 };
 pub use key::KeySpec;
-pub use store::{Commit, Entry, Progress, StateError, StateStore, StateWrite, TimerWrite};
+pub use store::{
+    Commit, Entry, Progress, StateError, StateSize, StateStore, StateWrite, TimerWrite,
+};
 pub use watermark::Watermarks;

@@ -65,6 +65,13 @@ pub struct TimerWrite {
     pub set: bool,
 }
 
+/// How much state a stage holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateSize {
+    pub keys: u64,
+    pub bytes: u64,
+}
+
 /// What one batch commits, atomically.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Commit {
@@ -460,14 +467,17 @@ impl StateStore {
         Ok(n)
     }
 
-    /// The number of live keys per partition of a stage (approximate: LSM
-    /// counts, expired entries included until swept).
-    pub fn approximate_keys(&self, stage: &str) -> u64 {
+    /// The live keys of a stage, over its partitions (approximate: LSM
+    /// counts, expired entries included until swept), and the disk bytes
+    /// of its state keyspaces.
+    pub fn approximate_size(&self, stage: &str) -> StateSize {
         self.partitions(stage)
             .into_iter()
             .filter_map(|p| self.space(&state_space(stage, p), false).ok().flatten())
-            .map(|s| s.approximate_len() as u64)
-            .sum()
+            .fold(StateSize::default(), |size, s| StateSize {
+                keys: size.keys + s.approximate_len() as u64,
+                bytes: size.bytes + s.disk_space(),
+            })
     }
 }
 

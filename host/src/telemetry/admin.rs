@@ -393,50 +393,52 @@ mod tests {
             public_metrics: false,
         };
         assert!(ok.validate().is_ok());
-        let bad = AdminConfig {
-            address: "localhost".into(),
-            ..ok.clone()
-        };
-        assert_eq!(
-            bad.validate().map_err(|e| e.field()),
-            Err("address".to_owned())
-        );
-        let long = AdminConfig {
-            linger_secs: 4000,
-            ..ok.clone()
-        };
-        assert_eq!(
-            long.validate().map_err(|e| e.field()),
-            Err("linger_secs".to_owned())
-        );
-        let open = AdminConfig {
-            address: "0.0.0.0:0".into(),
-            ..ok.clone()
-        };
-        let err = open.validate().expect_err("no token off loopback");
-        assert_eq!(err.field(), "token");
+        let token = |t: &str| Some(TokenSetting(t.into()));
+        let refused = [
+            (
+                "address",
+                AdminConfig {
+                    address: "localhost".into(),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "linger_secs",
+                AdminConfig {
+                    linger_secs: 4000,
+                    ..ok.clone()
+                },
+            ),
+            (
+                "token",
+                AdminConfig {
+                    address: "0.0.0.0:0".into(),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "token",
+                AdminConfig {
+                    token: token("abc"),
+                    ..ok.clone()
+                },
+            ),
+        ];
+        for (field, config) in refused {
+            assert_eq!(
+                config.validate().map_err(|e| e.field()),
+                Err(field.to_owned())
+            );
+        }
         let unset = AdminConfig {
-            token: Some(TokenSetting("env:WEIR_TEST_SURELY_UNSET_VARIABLE".into())),
+            token: token("env:WEIR_TEST_SURELY_UNSET_VARIABLE"),
             ..ok.clone()
         };
-        assert!(
-            unset
-                .validate()
-                .expect_err("unset")
-                .to_string()
-                .contains("WEIR_TEST_SURELY_UNSET_VARIABLE")
-        );
-        let short = AdminConfig {
-            token: Some(TokenSetting("abc".into())),
-            ..ok.clone()
-        };
-        assert_eq!(
-            short.validate().map_err(|e| e.field()),
-            Err("token".to_owned())
-        );
+        let err = unset.validate().expect_err("unset");
+        assert!(err.to_string().contains("WEIR_TEST_SURELY_UNSET_VARIABLE"));
         let guarded = AdminConfig {
             address: "0.0.0.0:0".into(),
-            token: Some(TokenSetting("a-long-enough-random-token".into())),
+            token: token("a-long-enough-random-token"),
             ..ok
         };
         assert!(guarded.validate().is_ok());

@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 use super::versions::{VersionBoard, VersionsSnapshot};
 use super::{AtomicHistogram, HistogramSnapshot, PipelineStats, SinkStats, StageStats};
 use crate::source::{KafkaStats, PartitionMetrics};
+use crate::state::StateSize;
 
 /// What the pipeline collector reads at each scrape.
 #[derive(Clone)]
@@ -129,6 +130,17 @@ fn stage_labels<'a>(snapshot: &'a VersionsSnapshot, stage: &'a str) -> Labels<'a
     vec![("stage", stage), ("plugin", plugin)]
 }
 
+/// One value per output's sink, labelled `output`.
+fn per_sink<'a, T>(
+    stats: &'a PipelineStats,
+    value: impl Fn(&SinkStats) -> T + 'a,
+) -> impl Iterator<Item = (Labels<'a>, T)> + 'a {
+    stats
+        .sinks
+        .iter()
+        .map(move |(o, s)| (vec![("output", o.as_str())], value(s)))
+}
+
 /// One value per stage, labelled with [`stage_labels`].
 fn per_stage<'a>(
     stats: &'a PipelineStats,
@@ -144,6 +156,11 @@ fn per_stage<'a>(
 
 fn gauge_i64(m: &mut MetricEncoder<'_>, v: i64) -> Result<(), std::fmt::Error> {
     m.encode_gauge(&v)
+}
+
+/// A count as a gauge (saturating at `i64::MAX`).
+fn gauge_u64(m: &mut MetricEncoder<'_>, v: u64) -> Result<(), std::fmt::Error> {
+    gauge_i64(m, i64::try_from(v).unwrap_or(i64::MAX))
 }
 
 impl prometheus_client::collector::Collector for PipelineCollector {
@@ -234,55 +251,23 @@ impl prometheus_client::collector::Collector for PipelineCollector {
         // The outputs' sinks: requests to their servers (http, redis,
         // postgres; the others report zeros and up).
         type SinkValue = fn(&SinkStats) -> u64;
-        let sink_counters: [(&str, &str, SinkValue); 3] = [
-            (
-                "weir_sink_requests",
-                "Requests the output's sink sent to its server (retries included).",
-                |s| s.requests.load(Relaxed),
-            ),
-            (
-                "weir_sink_retries",
-                "Requests the output's sink tried again.",
-                |s| s.retries.load(Relaxed),
-            ),
-            (
-                "weir_sink_failures",
-                "Events the output's sink gave up on (refused: to the dead letters; or out of retries).",
-                |s| s.failures.load(Relaxed),
-            ),
+        #[rustfmt::skip]
+        let sink_families: [(&str, MetricType, &str, SinkValue); 5] = [
+            ("weir_sink_requests", Counter, "Requests the output's sink sent to its server (retries included).", |s| s.requests.load(Relaxed)),
+            ("weir_sink_retries", Counter, "Requests the output's sink tried again.", |s| s.retries.load(Relaxed)),
+            ("weir_sink_failures", Counter, "Events the output's sink gave up on (refused: to the dead letters; or out of retries).", |s| s.failures.load(Relaxed)),
+            ("weir_sink_in_flight", Gauge, "Requests or batches the output's sink has accepted and not settled.", |s| s.in_flight.load(Relaxed)),
+            ("weir_sink_up", Gauge, "1 while the output's sink reaches its server.", |s| u64::from(s.is_up())),
         ];
-        for (name, help, value) in sink_counters {
-            let rows = stats
-                .sinks
-                .iter()
-                .map(|(o, s)| (vec![("output", o.as_str())], value(s)));
-            family(&mut enc, name, help, Counter, rows, counter)?;
+        for (name, kind, help, value) in sink_families {
+            let rows = per_sink(stats, value);
+            if matches!(kind, Counter) {
+                family(&mut enc, name, help, kind, rows, counter)?;
+            } else {
+                family(&mut enc, name, help, kind, rows, gauge_u64)?;
+            }
         }
-        type SinkGauge = fn(&SinkStats) -> i64;
-        let sink_gauges: [(&str, &str, SinkGauge); 2] = [
-            (
-                "weir_sink_in_flight",
-                "Requests or batches the output's sink has accepted and not settled.",
-                |s| i64::try_from(s.in_flight.load(Relaxed)).unwrap_or(i64::MAX),
-            ),
-            (
-                "weir_sink_up",
-                "1 while the output's sink reaches its server.",
-                |s| i64::from(s.is_up()),
-            ),
-        ];
-        for (name, help, value) in sink_gauges {
-            let rows = stats
-                .sinks
-                .iter()
-                .map(|(o, s)| (vec![("output", o.as_str())], value(s)));
-            family(&mut enc, name, help, Gauge, rows, gauge_i64)?;
-        }
-        let sink_latency: Vec<_> = stats
-            .sinks
-            .iter()
-            .map(|(o, s)| (vec![("output", o.as_str())], s.latency.snapshot()))
-            .collect();
+        let sink_latency: Vec<_> = per_sink(stats, |s| s.latency.snapshot()).collect();
         family(
             &mut enc,
             "weir_sink_request_latency_seconds",
@@ -346,17 +331,14 @@ impl prometheus_client::collector::Collector for PipelineCollector {
             faults,
             counter,
         )?;
-        let memory: Vec<_> = per_stage(|s| s.memory_bytes.load(Relaxed))
-            .into_iter()
-            .map(|(l, v)| (l, i64::try_from(v).unwrap_or(i64::MAX)))
-            .collect();
+        let memory = per_stage(|s| s.memory_bytes.load(Relaxed));
         family(
             &mut enc,
             "weir_stage_memory_bytes",
             "Linear memory of the stage's current plugin instance.",
             Gauge,
             memory,
-            gauge_i64,
+            gauge_u64,
         )?;
         // Keyed state.
         family(
@@ -367,18 +349,21 @@ impl prometheus_client::collector::Collector for PipelineCollector {
             per_stage(|s| s.late_events.load(Relaxed)),
             counter,
         )?;
-        let keys: Vec<_> = per_stage(|s| s.state_keys.load(Relaxed))
-            .into_iter()
-            .map(|(l, v)| (l, i64::try_from(v).unwrap_or(i64::MAX)))
+        let sizes: Vec<_> = stats
+            .stages
+            .iter()
+            .filter_map(|(n, s)| Some((stage_labels(&snapshot, n), s.state_size(n)?)))
             .collect();
-        family(
-            &mut enc,
-            "weir_state_keys",
-            "Keys a keyed stage holds in the store (approximate).",
-            Gauge,
-            keys,
-            gauge_i64,
-        )?;
+        type SizeValue = fn(&StateSize) -> u64;
+        #[rustfmt::skip]
+        let size_families: [(&str, &str, SizeValue); 2] = [
+            ("weir_state_keys", "Keys a keyed stage holds in the store (approximate: an LSM count).", |s| s.keys),
+            ("weir_state_bytes", "Disk bytes of a keyed stage's flushed state tables (the journal not counted).", |s| s.bytes),
+        ];
+        for (name, help, value) in size_families {
+            let rows = sizes.iter().map(|(l, s)| (l.clone(), value(s)));
+            family(&mut enc, name, help, Gauge, rows, gauge_u64)?;
+        }
         let now = crate::event::now_ms();
         let lag: Vec<_> = stats
             .stages

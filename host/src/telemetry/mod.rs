@@ -44,8 +44,26 @@ pub struct StageStats {
     pub late_events: AtomicU64,
     /// Keyed stages: the watermark (ms since the epoch; `i64::MIN`: none yet).
     pub watermark_ms: std::sync::atomic::AtomicI64,
-    /// Keyed stages: keys in the store (approximate).
-    pub state_keys: AtomicU64,
+    /// Keyed stages: the store, for the state's size (measured when
+    /// asked: LSM metadata, no scan). Unset: not keyed.
+    pub state: std::sync::OnceLock<StoreHandle>,
+}
+
+impl StageStats {
+    /// A keyed stage's state size (`None`: not keyed).
+    pub fn state_size(&self, stage: &str) -> Option<crate::state::StateSize> {
+        self.state.get().map(|h| h.0.approximate_size(stage))
+    }
+}
+
+/// The store a keyed stage's state is in, for telemetry.
+#[derive(Clone)]
+pub struct StoreHandle(pub crate::state::StateStore);
+
+impl std::fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreHandle")
+    }
 }
 
 impl Default for StageStats {
@@ -64,7 +82,7 @@ impl Default for StageStats {
             memory_bytes: AtomicU64::new(0),
             late_events: AtomicU64::new(0),
             watermark_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
-            state_keys: AtomicU64::new(0),
+            state: std::sync::OnceLock::new(),
         }
     }
 }

@@ -58,6 +58,22 @@ pub struct StageDoc {
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub memory_bytes: u64,
+    /// A keyed stage's state (`None`: not keyed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateDoc>,
+}
+
+/// A keyed stage's state, as `/metrics` says it (`weir_state_*`).
+#[derive(Debug, Serialize)]
+pub struct StateDoc {
+    /// Keys in the store (approximate).
+    pub keys: u64,
+    /// Disk bytes of the stage's state.
+    pub bytes: u64,
+    /// Events at or behind the watermark (late).
+    pub late_events: u64,
+    /// The stage's watermark, ms since the epoch (`None`: none yet).
+    pub watermark_ms: Option<i64>,
 }
 
 fn ms(seconds: Option<f64>) -> Option<f64> {
@@ -89,6 +105,15 @@ impl StatusDoc {
                     p50_ms: ms(lat.quantile(0.5)),
                     p99_ms: ms(lat.quantile(0.99)),
                     memory_bytes: s.memory_bytes.load(Relaxed),
+                    state: s.state_size(name).map(|size| {
+                        let w = s.watermark_ms.load(Relaxed);
+                        StateDoc {
+                            keys: size.keys,
+                            bytes: size.bytes,
+                            late_events: s.late_events.load(Relaxed),
+                            watermark_ms: (w != i64::MIN && w != i64::MAX).then_some(w),
+                        }
+                    }),
                 }
             })
             .collect();

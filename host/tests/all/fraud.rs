@@ -1,23 +1,16 @@
 //! The fraud example end to end: the real `examples/fraud/pipeline.toml`
-//! (smaller count, unthrottled, outputs in a temporary folder), the
-//! `fraud-features` plugin built from source and the committed ONNX model.
+//! (smaller count, unthrottled, outputs and state in a temporary folder), the
+//! keyed `card-history` and the `fraud-features` plugins built from source
+//! and the committed ONNX model.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{build_plugin, read_jsonl, weir_run, workspace};
+use crate::support::{plugin_dir, read_jsonl, weir_run, workspace};
 
 const EVENTS: i64 = 4000;
-
-/// Builds `fraud-features` for wasm32-wasip2 into the test plugins' target
-/// folder, once per test process.
-fn fraud_plugin() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| build_plugin("fraud-features"))
-}
 
 /// The example pipeline, rewritten to run in `dir`: `EVENTS` events as fast
 /// as possible, the committed model, the plugin from `dir/plugins`.
@@ -25,10 +18,9 @@ fn example_pipeline(dir: &Path) -> toml::Table {
     let example = workspace().join("examples").join("fraud");
     let text = std::fs::read_to_string(example.join("pipeline.toml")).expect("read example");
     let mut config: toml::Table = toml::from_str(&text).expect("example is TOML");
-    config.insert(
-        "cache_dir".into(),
-        dir.join("cache").display().to_string().into(),
-    );
+    for (key, sub) in [("cache_dir", "cache"), ("state_dir", "state")] {
+        config.insert(key.into(), dir.join(sub).display().to_string().into());
+    }
     let source = config["source"].as_table().expect("[source]").clone();
     let mut source = source;
     source.remove("rate");
@@ -45,7 +37,9 @@ fn example_pipeline(dir: &Path) -> toml::Table {
 }
 
 fn threshold(config: &toml::Table) -> f64 {
-    config["stages"][0]["params"]["threshold"]
+    let stages = config["stages"].as_array().expect("[[stages]]");
+    let score = stages.iter().find(|s| s["name"].as_str() == Some("score"));
+    score.expect("a stage `score`")["params"]["threshold"]
         .as_float()
         .expect("threshold param")
 }
@@ -54,8 +48,7 @@ fn threshold(config: &toml::Table) -> f64 {
 fn example_pipeline_scores_every_event_and_alerts_are_real_frauds() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    std::fs::create_dir_all(dir.join("plugins")).expect("plugins dir");
-    std::fs::copy(fraud_plugin(), dir.join("plugins/fraud-features.wasm")).expect("copy");
+    plugin_dir(dir, &["card-history", "fraud-features"]);
     let config = example_pipeline(dir);
     let threshold = threshold(&config);
     std::fs::write(
@@ -72,6 +65,22 @@ fn example_pipeline_scores_every_event_and_alerts_are_real_frauds() {
     let scores = read_jsonl(&dir.join("out/scores.jsonl"));
     assert_eq!(scores.len() as i64, EVENTS, "{log}");
     let mut by_id: HashMap<String, (f64, bool)> = HashMap::new();
+    // The history the keyed stage added from each card's state: no history
+    // for exactly the first transaction of each card, its count in the last
+    // hour at least 1 (itself).
+    let mut first_of_card: HashSet<&str> = HashSet::new();
+    let mut seen_cards: HashSet<&str> = HashSet::new();
+    for v in &scores {
+        let card = v["card_id"].as_str().expect("card_id");
+        seen_cards.insert(card);
+        if v["secs_since_last"].is_null() {
+            assert!(first_of_card.insert(card), "{card}: no history twice");
+        } else {
+            assert!(v["secs_since_last"].as_u64().is_some(), "{v}");
+        }
+        assert!(v["txns_1h"].as_u64().is_some_and(|n| n >= 1), "{v}");
+    }
+    assert_eq!(first_of_card, seen_cards, "one first transaction per card");
     for v in &scores {
         let id = v["txn_id"].as_str().expect("txn_id").to_owned();
         let score = v["score"].as_f64().expect("score");
@@ -122,7 +131,8 @@ fn example_pipeline_scores_every_event_and_alerts_are_real_frauds() {
     assert!(recall > 0.3, "recall {recall}");
 
     // Same scores as Python's onnxruntime on the same events (the parity
-    // fixture is seed 42's first events, like this run).
+    // fixture is seed 42's first events, like this run, with the history
+    // Python computed offline: so the history weir kept in state agrees too).
     let parity = workspace().join("examples/fraud/model/parity.jsonl");
     let mut compared = 0;
     for rec in read_jsonl(&parity) {

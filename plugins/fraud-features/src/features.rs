@@ -22,6 +22,9 @@ pub const CATEGORIES: [&str; 12] = [
     "online_gaming",
 ];
 
+/// `secs_since_last` of a card's first transaction seen: 3 days.
+pub const FIRST_SECS: f64 = 259_200.0;
+
 /// Number of features: 8 numeric/flag features + the category one-hot.
 pub const FEATURES: usize = 8 + CATEGORIES.len();
 
@@ -36,7 +39,11 @@ pub struct Txn<'a> {
     #[serde(borrow)]
     pub home_country: Cow<'a, str>,
     pub hour: i64,
-    pub secs_since_last: f64,
+    /// Added by the `card-history` stage from the card's state; `None`
+    /// (null or absent: the card's first transaction seen) counts as
+    /// [`FIRST_SECS`].
+    #[serde(default)]
+    pub secs_since_last: Option<f64>,
     #[serde(borrow)]
     pub merchant_category: Cow<'a, str>,
 }
@@ -49,8 +56,9 @@ fn flag(b: bool) -> f64 {
 /// `log_amount, online, foreign, night, log_secs_since, quick_repeat,
 /// foreign_online, night_online, cat_<name>...` (see features.py).
 pub fn features(txn: &Txn<'_>) -> Result<[f64; FEATURES]> {
+    let secs = txn.secs_since_last.unwrap_or(FIRST_SECS);
     ensure!(
-        txn.amount >= 0.0 && txn.secs_since_last >= 0.0,
+        txn.amount >= 0.0 && secs >= 0.0,
         "negative amount or secs_since_last"
     );
     let online = flag(txn.channel == "online");
@@ -61,8 +69,8 @@ pub fn features(txn: &Txn<'_>) -> Result<[f64; FEATURES]> {
     row[1] = online;
     row[2] = foreign;
     row[3] = night;
-    row[4] = txn.secs_since_last.ln_1p();
-    row[5] = flag(txn.secs_since_last < 600.0);
+    row[4] = secs.ln_1p();
+    row[5] = flag(secs < 600.0);
     row[6] = foreign * online;
     row[7] = night * online;
     if let Some(i) = CATEGORIES.iter().position(|c| *c == txn.merchant_category) {

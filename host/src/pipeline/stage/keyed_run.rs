@@ -20,6 +20,10 @@ const END_ROUNDS: usize = 3;
 impl Stage {
     /// Makes the stage keyed: its batches take the keyed path.
     pub fn make_keyed(&mut self, keyed: KeyedState) {
+        let _ = self
+            .stats
+            .state
+            .set(crate::telemetry::StoreHandle(keyed.store().clone()));
         self.keyed = Some(keyed);
     }
 
@@ -98,11 +102,6 @@ impl Stage {
             }
         }
         batch.state.extend(keyed.take_delta());
-        if let Some(n) = keyed.count_keys() {
-            self.stats
-                .state_keys
-                .store(n, std::sync::atomic::Ordering::Relaxed);
-        }
         self.keyed = Some(keyed);
     }
 

@@ -32,6 +32,37 @@ pub struct Processed {
     pub errors: Vec<(u32, String)>,
 }
 
+/// An event's index in a batch's stream table. A batch's events mostly
+/// share one stream, so the last one found is remembered.
+pub(crate) struct StreamIndex<'a>(Option<(&'a Arc<str>, u32)>);
+
+impl<'a> StreamIndex<'a> {
+    pub(crate) fn new() -> Self {
+        Self(None)
+    }
+
+    /// The index of `stream` in `table`; `add` appends a new one and says
+    /// its index.
+    pub(crate) fn get<T: std::ops::Deref<Target = str>>(
+        &mut self,
+        stream: &'a Arc<str>,
+        table: &mut Vec<T>,
+        add: impl FnOnce(&mut Vec<T>) -> u32,
+    ) -> u32 {
+        if let Some((s, index)) = self.0
+            && Arc::ptr_eq(s, stream)
+        {
+            return index;
+        }
+        let index = match table.iter().position(|s| **s == **stream) {
+            Some(index) => index as u32,
+            None => add(table),
+        };
+        self.0 = Some((stream, index));
+        index
+    }
+}
+
 /// Interns header names within one output batch: most batches repeat a few.
 #[derive(Default)]
 pub(crate) struct Names(Vec<(Bytes, Arc<str>)>);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use weir_batch::{InputWriter, Limits, NewEvent, OutputView, TimerOpKind};
 
-use super::{Names, Output, Processed};
+use super::{Names, Output, Processed, StreamIndex};
 use crate::event::{Event, Header, Position};
 use crate::plugin::error::CallError;
 use crate::plugin::keyed::{KeyedInput, KeyedOutput, NO_KEY, TimerOp};
@@ -45,23 +45,12 @@ impl PackedEncoder {
                 w.fired_timer(key, at_ms);
             }
         }
-        let mut last_stream: Option<(&Arc<str>, u32)> = None;
+        let mut streams = StreamIndex::new();
         for (i, ev) in events.iter().enumerate() {
-            let stream = match last_stream {
-                Some((s, index)) if Arc::ptr_eq(s, &ev.position.stream) => index,
-                _ => {
-                    let found = self.streams.iter().position(|s| **s == *ev.position.stream);
-                    let index = match found {
-                        Some(index) => index as u32,
-                        None => {
-                            self.streams.push(ev.position.stream.clone());
-                            w.stream(&ev.position.stream)
-                        }
-                    };
-                    last_stream = Some((&ev.position.stream, index));
-                    index
-                }
-            };
+            let stream = streams.get(&ev.position.stream, &mut self.streams, |table| {
+                table.push(ev.position.stream.clone());
+                w.stream(&ev.position.stream)
+            });
             let state_key = keyed
                 .and_then(|k| k.event_key.get(i).copied())
                 .filter(|&k| k != NO_KEY);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Names, Output, Processed};
+use super::{Names, Output, Processed, StreamIndex};
 use crate::event::{Event, Header};
 use crate::plugin::bindings::v1::wit;
 use crate::plugin::error::CallError;
@@ -53,23 +53,12 @@ impl BatchEncoder {
             .sum();
         b.data.reserve(bytes);
         b.events.reserve(events.len());
-        let mut last_stream: Option<(&Arc<str>, u32)> = None;
+        let mut streams = StreamIndex::new();
         for ev in events {
-            let stream = match last_stream {
-                Some((s, i)) if Arc::ptr_eq(s, &ev.position.stream) => i,
-                _ => {
-                    let found = b.streams.iter().position(|s| **s == *ev.position.stream);
-                    let i = match found {
-                        Some(i) => i as u32,
-                        None => {
-                            b.streams.push(ev.position.stream.to_string());
-                            (b.streams.len() - 1) as u32
-                        }
-                    };
-                    last_stream = Some((&ev.position.stream, i));
-                    i
-                }
-            };
+            let stream = streams.get(&ev.position.stream, &mut b.streams, |table| {
+                table.push(ev.position.stream.to_string());
+                (table.len() - 1) as u32
+            });
             let key = ev.key.as_ref().map(|k| push_span(&mut b.data, k));
             let value = push_span(&mut b.data, &ev.value);
             let first_header = b.headers.len() as u32;

@@ -18,7 +18,6 @@
 //! | `channel` | `pos` or `online` |
 //! | `hour` | 0–23, the hour at the cardholder's home when the transaction happened |
 //! | `ts` | simulated time, ms since the epoch (starts 2025-01-01T00:00:00Z) |
-//! | `secs_since_last` | seconds since this card's previous transaction |
 //! | `is_fraud` | 1 for fraud, 0 otherwise (ground truth) |
 //!
 //! Each card has a home country, a typical amount (log-normal around 35) and
@@ -36,7 +35,8 @@
 //!   amount; 70% of episodes hit a card whose holder's `hour` is 0–5. 40% are
 //!   followed by a second one 1–20 minutes later.
 //! - **(c) velocity burst** (30%): 3–7 transactions on one card, 20–300 s
-//!   apart (small `secs_since_last`), gift cards, electronics, gaming, retail,
+//!   apart (visible only through the card's history: no field says how long
+//!   ago its previous transaction was), gift cards, electronics, gaming, retail,
 //!   fuel, grocery; 70% online, 40% foreign.
 //! - **mimic** (10%): indistinguishable from the card's normal spending (it
 //!   caps what any model can reach).
@@ -407,7 +407,6 @@ impl CardGenerator {
         let c = &mut self.cards[card];
         let cents = ((c.typical * amount).round() as i64).max(50);
         let merchant = rng.below(400);
-        let secs_since_last = (ts - c.last_ts).max(0) / 1000;
         c.last_ts = ts;
         self.txn_seq += 1;
         let fraud = u8::from(kind != Kind::Legit);
@@ -416,7 +415,7 @@ impl CardGenerator {
                 r#"{{"txn_id":"t{:010}","card_id":"c{:05}","card_number":"{}","email":"{}","#,
                 r#""amount":{}.{:02},"currency":"{}","merchant_id":"m{:02}{:04}","#,
                 r#""merchant_category":"{}","country":"{}","home_country":"{}","#,
-                r#""channel":"{}","hour":{},"ts":{},"secs_since_last":{},"is_fraud":{}}}"#
+                r#""channel":"{}","hour":{},"ts":{},"is_fraud":{}}}"#
             ),
             self.txn_seq,
             card,
@@ -433,7 +432,6 @@ impl CardGenerator {
             if online { "online" } else { "pos" },
             hour,
             ts,
-            secs_since_last,
             fraud,
         );
         (format!("c{card:05}"), value)

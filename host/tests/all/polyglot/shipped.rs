@@ -183,6 +183,11 @@ fn example_pipeline(dir: &Path, example: &str, name: &str, count: i64) {
         "cache_dir".into(),
         cwasm_cache().display().to_string().into(),
     );
+    // The keyed `history` stage's store, fresh in `dir`.
+    config.insert(
+        "state_dir".into(),
+        dir.join("state").display().to_string().into(),
+    );
     let source = config
         .get_mut("source")
         .and_then(|s| s.as_table_mut())
@@ -209,7 +214,13 @@ fn example_pipeline(dir: &Path, example: &str, name: &str, count: i64) {
 fn run_fraud(plugin_file: &Path, name: &str) -> (HashMap<String, Value>, Vec<String>) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    plugins(dir, &[("fraud-features", plugin_file)]);
+    plugins(
+        dir,
+        &[
+            ("card-history", &plugin("card-history")),
+            ("fraud-features", plugin_file),
+        ],
+    );
     example_pipeline(dir, "fraud", name, FRAUD_EVENTS);
     let log = run_to_end(dir);
     assert!(
@@ -276,6 +287,7 @@ fn the_polyglot_example_runs_a_python_then_a_rust_stage() {
     plugins(
         dir,
         &[
+            ("card-history", &plugin("card-history")),
             ("fraud-features-py", fraud_features_py()),
             ("json-filter", &plugin("json-filter")),
         ],

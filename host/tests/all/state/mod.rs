@@ -5,6 +5,7 @@
 
 mod bounds;
 mod crash;
+mod metrics;
 mod swap;
 mod windows;
 

@@ -16,11 +16,21 @@ struct Txn {
 
 fn sample(seed: u64, n: usize) -> Vec<Txn> {
     let mut g = CardGenerator::new(seed);
+    // A card's history, as a keyed stage would keep it.
+    let mut last_ts: std::collections::HashMap<String, i64> = Default::default();
     (0..n)
         .map(|_| {
             let (key, value) = g.next_txn();
             let v: serde_json::Value = serde_json::from_str(&value).expect("json");
             assert_eq!(v["card_id"].as_str(), Some(key.as_str()));
+            assert!(
+                v.get("secs_since_last").is_none(),
+                "history is the pipeline's to compute"
+            );
+            let ts = v["ts"].as_i64().expect("ts");
+            let secs_since_last = last_ts
+                .insert(key.clone(), ts)
+                .map_or(u64::MAX, |prev| ((ts - prev) / 1000) as u64);
             Txn {
                 amount: v["amount"].as_f64().expect("amount"),
                 card: key,
@@ -29,7 +39,7 @@ fn sample(seed: u64, n: usize) -> Vec<Txn> {
                 foreign: v["country"] != v["home_country"],
                 online: v["channel"] == "online",
                 hour: v["hour"].as_u64().expect("hour"),
-                secs_since_last: v["secs_since_last"].as_u64().expect("secs"),
+                secs_since_last,
                 ts: v["ts"].as_i64().expect("ts"),
                 fraud: v["is_fraud"].as_u64().expect("label") == 1,
                 len: value.len(),
