@@ -30,7 +30,7 @@ use crate::validate::FieldError;
 
 pub use file::FileSourceConfig;
 pub use generate::{
-    GenerateSchema, GenerateSource, GenerateSourceConfig, SchemaName, generate_values,
+    GenerateSchema, GenerateSource, GenerateSourceConfig, SchemaName, generate_values, sensor_truth,
 };
 pub use kafka::{KafkaSource, KafkaSourceConfig, KafkaStats, PartitionMetrics, StartPosition};
 pub use lines::{LineFormat, LinesSource};

@@ -6,6 +6,7 @@ mod config_errors;
 mod embeddings;
 mod fraud;
 mod inference;
+mod iot;
 mod kafka;
 mod kafka_swap;
 mod keyed;

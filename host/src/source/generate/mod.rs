@@ -3,6 +3,7 @@
 
 mod cards;
 mod rng;
+mod sensors;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,8 @@ use crate::pipeline::Ack;
 use crate::validate::{self, FieldError};
 use cards::CardGenerator;
 use rng::{Rng, fnv1a};
+use sensors::SensorGenerator;
+pub use sensors::sensor_truth;
 
 /// Bounds of the `sized` schema's `size`.
 pub const MIN_SIZED_BYTES: usize = 40;
@@ -33,6 +36,8 @@ pub enum SchemaName {
     CardTransactions,
     /// Fixed-size events (see [`GenerateSchema::Sized`]).
     Sized,
+    /// IoT sensor readings (see [`GenerateSchema::Sensors`]).
+    Sensors,
 }
 
 /// What events the generator makes.
@@ -45,16 +50,29 @@ pub enum GenerateSchema {
     CardTransactions,
     /// `{"id":N,"payload":"..."}` padded to exactly `size` bytes (key = `N`).
     Sized { size: usize },
+    /// IoT readings of `devices` devices (key = `device`), one per device and
+    /// second of event time, with planted anomalies and out-of-order
+    /// arrivals; the event time is the reading's `ts`. Documented in
+    /// `source/generate/sensors.rs`.
+    Sensors { devices: u32 },
 }
 
 impl GenerateSchema {
     pub const DEFAULT_SIZE: usize = 200;
+    pub const DEFAULT_DEVICES: u32 = sensors::DEFAULT_DEVICES;
 
-    /// The schema called `name` (`card-transactions`, `sized`); `size` is
-    /// used by `sized` only.
-    pub fn from_name(name: &str, size: usize) -> Result<Self, String> {
+    /// The schema called `name` (`card-transactions`, `sized`, `sensors`);
+    /// `size` is used by `sized` only, `devices` by `sensors` only.
+    pub fn from_name(name: &str, size: usize, devices: u32) -> Result<Self, String> {
         match name {
             "card-transactions" => Ok(Self::CardTransactions),
+            "sensors" if (1..=sensors::MAX_DEVICES).contains(&devices) => {
+                Ok(Self::Sensors { devices })
+            }
+            "sensors" => Err(format!(
+                "devices must be between 1 and {}, got {devices}",
+                sensors::MAX_DEVICES
+            )),
             "sized" if (MIN_SIZED_BYTES..=MAX_SIZED_BYTES).contains(&size) => {
                 Ok(Self::Sized { size })
             }
@@ -62,7 +80,7 @@ impl GenerateSchema {
                 "size must be between {MIN_SIZED_BYTES} and {MAX_SIZED_BYTES} bytes, got {size}"
             )),
             other => Err(format!(
-                "unknown schema {other:?}: expected card-transactions or sized"
+                "unknown schema {other:?}: expected card-transactions, sized or sensors"
             )),
         }
     }
@@ -71,6 +89,7 @@ impl GenerateSchema {
         match self {
             Self::CardTransactions => "card-transactions",
             Self::Sized { .. } => "sized",
+            Self::Sensors { .. } => "sensors",
         }
     }
 }
@@ -95,12 +114,16 @@ pub fn generate_values(
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateSourceConfig {
-    /// `card-transactions` (default) or `sized`.
+    /// `card-transactions` (default), `sized` or `sensors`.
     #[serde(default)]
     pub schema: SchemaName,
     /// Bytes per event, for `schema = "sized"` only (40 to 16 MiB). Default 200.
     #[serde(default)]
     pub size: Option<usize>,
+    /// How many devices, for `schema = "sensors"` only (1 to 10,000).
+    /// Default 20.
+    #[serde(default)]
+    pub devices: Option<u32>,
     /// Events per second. Absent: as fast as the pipeline takes them. If the
     /// pipeline falls more than a second behind, the missed events are not
     /// made up for.
@@ -130,12 +153,24 @@ impl GenerateSourceConfig {
             SchemaName::Sized => GenerateSchema::Sized {
                 size: self.size.unwrap_or(GenerateSchema::DEFAULT_SIZE),
             },
+            SchemaName::Sensors => GenerateSchema::Sensors {
+                devices: self.devices.unwrap_or(GenerateSchema::DEFAULT_DEVICES),
+            },
         }
     }
 
     pub fn validate(&self) -> Result<(), FieldError> {
+        match (self.schema, self.devices) {
+            (SchemaName::Sensors, Some(devices)) => {
+                validate::in_range("devices", devices, 1..=sensors::MAX_DEVICES)?;
+            }
+            (_, Some(_)) => {
+                return Err(FieldError::new("devices", "only for schema = \"sensors\""));
+            }
+            _ => {}
+        }
         match (self.schema, self.size) {
-            (SchemaName::CardTransactions, Some(_)) => {
+            (SchemaName::CardTransactions | SchemaName::Sensors, Some(_)) => {
                 return Err(FieldError::new("size", "only for schema = \"sized\""));
             }
             (SchemaName::Sized, Some(size)) => {
@@ -179,6 +214,7 @@ impl GenerateSourceConfig {
 enum ValueGenerator {
     Cards(Box<CardGenerator>),
     Sized(SizedGenerator),
+    Sensors(Box<SensorGenerator>),
 }
 
 impl ValueGenerator {
@@ -186,16 +222,27 @@ impl ValueGenerator {
         match schema {
             GenerateSchema::CardTransactions => Self::Cards(Box::new(CardGenerator::new(seed))),
             GenerateSchema::Sized { size } => Self::Sized(SizedGenerator::new(*size, seed)),
+            GenerateSchema::Sensors { devices } => {
+                Self::Sensors(Box::new(SensorGenerator::new(seed, *devices)))
+            }
         }
     }
 
-    fn next_value(&mut self) -> (Vec<u8>, Vec<u8>) {
+    /// The next key, value and, for schemas with one, event time.
+    fn next_value(&mut self) -> (Vec<u8>, Vec<u8>, Option<i64>) {
         match self {
             Self::Cards(g) => {
                 let (key, value) = g.next_txn();
-                (key.into_bytes(), value.into_bytes())
+                (key.into_bytes(), value.into_bytes(), None)
             }
-            Self::Sized(g) => g.next_value(),
+            Self::Sized(g) => {
+                let (key, value) = g.next_value();
+                (key, value, None)
+            }
+            Self::Sensors(g) => {
+                let (key, value, ts) = g.next_reading();
+                (key.into_bytes(), value.into_bytes(), Some(ts))
+            }
         }
     }
 }
@@ -320,11 +367,12 @@ impl Source for GenerateSource {
         let partitions = self.offsets.len() as u64;
         let mut events = Vec::with_capacity(n as usize);
         for _ in 0..n {
-            let (key, value) = self.generator.next_value();
+            let (key, value, event_ms) = self.generator.next_value();
             let partition = (fnv1a(&key) % partitions) as usize;
             let offset = self.offsets[partition];
             self.offsets[partition] += 1;
             let position = Position::new(self.stream.clone(), partition as i32, offset);
+            let ts = event_ms.unwrap_or(ts);
             events.push(Event::new(Bytes::from(value), ts, position).with_key(key));
         }
         Ok(Some(Read {

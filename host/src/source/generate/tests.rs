@@ -11,6 +11,7 @@ fn config(
     GenerateSourceConfig {
         schema,
         size: None,
+        devices: None,
         rate,
         count,
         seed,
@@ -164,9 +165,38 @@ fn validation_names_fields() {
     assert_eq!(c.validate().expect_err("partitions").field(), "partitions");
     c.partitions = 1;
     assert!(c.validate().is_ok());
+    c.devices = Some(5);
+    assert_eq!(c.validate().expect_err("not sensors").field(), "devices");
+    c.schema = SchemaName::Sensors;
+    c.size = None;
+    assert!(c.validate().is_ok());
+    assert_eq!(c.schema(), GenerateSchema::Sensors { devices: 5 });
+    c.devices = Some(0);
+    assert_eq!(c.validate().expect_err("no devices").field(), "devices");
     assert_eq!(
-        GenerateSchema::from_name("sized", 64),
+        GenerateSchema::from_name("sized", 64, 20),
         Ok(GenerateSchema::Sized { size: 64 })
     );
-    assert!(GenerateSchema::from_name("nope", 64).is_err());
+    assert_eq!(
+        GenerateSchema::from_name("sensors", 64, 3),
+        Ok(GenerateSchema::Sensors { devices: 3 })
+    );
+    assert!(GenerateSchema::from_name("sensors", 64, 0).is_err());
+    assert!(GenerateSchema::from_name("nope", 64, 20).is_err());
+}
+
+#[tokio::test]
+async fn sensor_events_carry_their_event_time_and_partition_by_device() {
+    let mut c = config(SchemaName::Sensors, None, Some(500), 9);
+    c.partitions = 2;
+    c.devices = Some(4);
+    let events = drain(&mut c.build().expect("build"), 64).await;
+    assert_eq!(events.len(), 500);
+    for e in &events {
+        let v: serde_json::Value = serde_json::from_slice(&e.value).expect("json");
+        assert_eq!(v["ts"].as_i64(), Some(e.timestamp_ms));
+        let key = e.key.as_ref().expect("key");
+        assert_eq!(v["device"].as_str().map(str::as_bytes), Some(&key[..]));
+        assert_eq!(e.position.partition as u64, fnv1a(key) % 2);
+    }
 }

@@ -8,6 +8,7 @@ mod crash;
 mod kafka;
 mod metrics;
 mod swap;
+mod windows;
 
 use std::collections::HashMap;
 use std::path::Path;
