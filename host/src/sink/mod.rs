@@ -135,9 +135,17 @@ impl SinkConfig {
     }
 }
 
-/// A sink config's error as the error of building a sink of type `kind`.
-fn config_error(kind: &'static str) -> impl Fn(FieldError) -> EndpointError {
-    move |e| EndpointError::Other(format!("{kind} sink: {e}"))
+/// What a sink of type `kind` is built from: its config validated, then
+/// `make` (its client, its parsed settings). A config error is the build's
+/// error, named `"{kind} sink: {field}: ..."`.
+fn checked<T>(
+    kind: &'static str,
+    validated: Result<(), FieldError>,
+    make: impl FnOnce() -> Result<T, FieldError>,
+) -> Result<T, EndpointError> {
+    validated
+        .and_then(|()| make())
+        .map_err(|e| EndpointError::Other(format!("{kind} sink: {e}")))
 }
 
 /// Events for one sink, with the acknowledgement handles of the source chunks

@@ -183,10 +183,9 @@ impl HttpSinkConfig {
 
     /// Creates the client (no connection yet).
     pub fn build(&self) -> Result<HttpSink, EndpointError> {
-        let (url, headers) = self
-            .validate()
-            .and_then(|()| Ok((self.parsed_url()?, self.header_map()?)))
-            .map_err(super::config_error("http"))?;
+        let (url, headers) = super::checked("http", self.validate(), || {
+            Ok((self.parsed_url()?, self.header_map()?))
+        })?;
         install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(self.timeout_ms))

@@ -196,10 +196,7 @@ impl PostgresSinkConfig {
 
     /// Creates the pool; it connects at the first batch.
     pub fn build(&self) -> Result<PostgresSink, EndpointError> {
-        let pg = self
-            .validate()
-            .and_then(|()| self.pg_config())
-            .map_err(super::config_error("postgres"))?;
+        let pg = super::checked("postgres", self.validate(), || self.pg_config())?;
         let manager = Manager::from_config(
             pg,
             NoTls,

@@ -153,10 +153,7 @@ impl RedisSinkConfig {
 
     /// Creates the client; it connects at the first batch.
     pub fn build(&self) -> Result<RedisSink, EndpointError> {
-        let client = self
-            .validate()
-            .and_then(|()| self.client())
-            .map_err(super::config_error("redis"))?;
+        let client = super::checked("redis", self.validate(), || self.client())?;
         let timeout = Duration::from_millis(self.timeout_ms);
         Ok(RedisSink {
             describe: format!(
