@@ -30,13 +30,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 mod common;
 #[path = "common/rate.rs"]
 mod rate;
 
-use rate::{Seen, feed, row, tail};
+use rate::{Seen, row, tail};
 
 const ROUNDS: usize = 3;
 const LATENCY_ROUNDS: usize = 2;
@@ -73,12 +72,8 @@ fn python() -> PathBuf {
 /// which carries the read stamp as `timestamp`).
 fn pipeline(dir: &Path, source: &str, format: &str) -> PathBuf {
     let model = workspace().join("examples/fraud/model/fraud.onnx");
-    let toml = format!(
+    let body = format!(
         r#"
-name = "bench-fraud"
-plugin_dir = "{plugins}"
-cache_dir = "{cache}"
-state_dir = "{state}"
 [source]
 {source}
 [batch]
@@ -110,21 +105,10 @@ format = "{format}"
 type = "file"
 path = "out/alerts.jsonl"
 format = "{format}"
-[dead_letter]
-type = "file"
-path = "out/dlq.jsonl"
 "#,
-        plugins = dir.join("plugins").display(),
-        cache = dir.join("cache").display(),
-        state = dir.join("state").display(),
         model = model.display(),
     );
-    let path = dir.join("pipeline.toml");
-    std::fs::write(&path, toml).expect("write pipeline");
-    let _ = std::fs::remove_dir_all(dir.join("out"));
-    // Every run reads the same events: a kept store would resume after them.
-    let _ = std::fs::remove_dir_all(dir.join("state"));
-    path
+    rate::bench_pipeline(dir, "bench-fraud", &body)
 }
 
 fn weir_cmd(pipeline: &Path, log: &Path) -> Command {
@@ -193,16 +177,8 @@ fn weir_rate(dir: &Path, lines: &[Vec<u8>], rate: f64) -> Seen {
     let p = pipeline(dir, "type = \"stdin\"\nformat = \"text\"", "json");
     let tailer = tail(dir.join("out/scores.jsonl"), lines.len(), Some("timestamp"));
     let log = dir.join("weir-rate.log");
-    let mut child = weir_cmd(&p, &log)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("spawn weir");
-    // Let it start (plugin and model loaded) before the clock starts.
-    std::thread::sleep(Duration::from_secs(2));
-    let feeder = feed(lines.to_vec(), rate, child.stdin.take().expect("stdin"));
-    feeder.join().expect("feeder");
-    let status = child.wait().expect("wait weir");
-    check_exit(status, "weir", &log);
+    let out = rate::fed(weir_cmd(&p, &log), lines, rate);
+    check_exit(out.status, "weir", &log);
     tailer.join().expect("tailer")
 }
 
@@ -210,14 +186,7 @@ fn peer_rate(dir: &Path, lines: &[Vec<u8>], rate: f64) -> Seen {
     let _ = std::fs::remove_file(dir.join("peer-scores.jsonl"));
     let tailer = tail(dir.join("peer-scores.jsonl"), lines.len(), Some("read_ms"));
     let log = dir.join("peer-rate.log");
-    let mut child = peer_cmd(dir, "-", true, &log)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("spawn peer");
-    std::thread::sleep(Duration::from_secs(2));
-    let feeder = feed(lines.to_vec(), rate, child.stdin.take().expect("stdin"));
-    feeder.join().expect("feeder");
-    let out = child.wait_with_output().expect("wait peer");
+    let out = rate::fed(peer_cmd(dir, "-", true, &log), lines, rate);
     check_exit(out.status, "peer", &log);
     tailer.join().expect("tailer")
 }

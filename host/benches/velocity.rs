@@ -19,25 +19,20 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 mod common;
 #[path = "common/rate.rs"]
 mod rate;
 
-use rate::{Seen, feed, row, tail};
+use rate::{Seen, row, tail};
 
 const ROUNDS: usize = 2;
 const RATES: [f64; 3] = [10_000.0, 20_000.0, 50_000.0];
 const DURABILITY: [&str; 2] = ["batch", "interval"];
 
 fn pipeline(dir: &Path, durability: &str) -> PathBuf {
-    let toml = format!(
+    let body = format!(
         r#"
-name = "bench-velocity"
-plugin_dir = "{plugins}"
-cache_dir = "{cache}"
-state_dir = "{state}"
 [source]
 type = "stdin"
 format = "text"
@@ -55,19 +50,9 @@ durability = "{durability}"
 type = "file"
 path = "out/velocity.jsonl"
 format = "json"
-[dead_letter]
-type = "file"
-path = "out/dlq.jsonl"
 "#,
-        plugins = dir.join("plugins").display(),
-        cache = dir.join("cache").display(),
-        state = dir.join("state").display(),
     );
-    let path = dir.join("pipeline.toml");
-    std::fs::write(&path, toml).expect("write pipeline");
-    let _ = std::fs::remove_dir_all(dir.join("out"));
-    let _ = std::fs::remove_dir_all(dir.join("state"));
-    path
+    rate::bench_pipeline(dir, "bench-velocity", &body)
 }
 
 fn run(dir: &Path, lines: &[Vec<u8>], rate: f64, durability: &str) -> Seen {
@@ -78,21 +63,14 @@ fn run(dir: &Path, lines: &[Vec<u8>], rate: f64, durability: &str) -> Seen {
         Some("timestamp"),
     );
     let log = dir.join("weir.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .arg("run")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.arg("run")
         .arg(&p)
         .arg("--quiet")
         .current_dir(dir)
-        .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("spawn weir");
-    // Let it start (plugin compiled or loaded, store opened) first.
-    std::thread::sleep(Duration::from_secs(2));
-    let feeder = feed(lines.to_vec(), rate, child.stdin.take().expect("stdin"));
-    feeder.join().expect("feeder");
-    let status = child.wait().expect("wait weir");
+        .stderr(std::fs::File::create(&log).expect("log"));
+    let status = rate::fed(cmd, lines, rate).status;
     assert!(
         status.success(),
         "weir failed: {}",

@@ -153,6 +153,48 @@ pub fn row(name: &str, s: &Seen) {
     );
 }
 
+/// Starts `cmd` with a piped stdin, lets it start (2 s: plugins compiled
+/// or loaded, models and stores opened), writes `lines` into it at `rate`
+/// lines/s, closes it and waits for the process.
+pub fn fed(mut cmd: Command, lines: &[Vec<u8>], rate: f64) -> std::process::Output {
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the measured process");
+    std::thread::sleep(Duration::from_secs(2));
+    let feeder = feed(lines.to_vec(), rate, child.stdin.take().expect("stdin"));
+    feeder.join().expect("feeder");
+    child
+        .wait_with_output()
+        .expect("wait for the measured process")
+}
+
+/// Writes a bench pipeline named `name` as `dir/pipeline.toml`: its plugins,
+/// compiled-plugin cache and state in `dir`, the dead letters to
+/// `out/dlq.jsonl`, `body` (source, batch, stages, outputs) between. Clears
+/// what an earlier run left (see [`write_pipeline`]).
+pub fn bench_pipeline(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let toml = format!(
+        "name = \"{name}\"\nplugin_dir = \"{}\"\ncache_dir = \"{}\"\nstate_dir = \"{}\"\n{body}\n\
+         [dead_letter]\ntype = \"file\"\npath = \"out/dlq.jsonl\"\n",
+        dir.join("plugins").display(),
+        dir.join("cache").display(),
+        dir.join("state").display(),
+    );
+    write_pipeline(dir, &toml)
+}
+
+/// Writes `toml` as `dir/pipeline.toml` and clears what an earlier run left
+/// (`out/`, and `state/`: every run reads the same events, and a kept store
+/// would resume after them). Returns the file's path.
+pub fn write_pipeline(dir: &Path, toml: &str) -> PathBuf {
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, toml).expect("write pipeline");
+    let _ = std::fs::remove_dir_all(dir.join("out"));
+    let _ = std::fs::remove_dir_all(dir.join("state"));
+    path
+}
+
 /// Writes `n` card transactions (`weir generate`, seed 42) to `path` and
 /// returns them as lines (each with its `\n`).
 pub fn generate(weir: &Path, n: usize, path: &Path) -> Vec<Vec<u8>> {

@@ -240,6 +240,18 @@ pub(crate) fn producer(broker: &Broker) -> BaseProducer {
         .expect("producer")
 }
 
+/// A `[source]` body reading topic `in` of `broker` in group `group`, with
+/// the tests' 6 s session (a shorter rebalance when a member is killed;
+/// 10 s let a restarted member join before the killed one expired).
+pub(crate) fn in_topic_source(broker: &Broker, group: &str) -> String {
+    format!(
+        "type = \"kafka\"\nbrokers = \"{}\"\ntopics = [\"in\"]\ngroup_id = \"{group}\"\n\
+         [source.properties]\n\"session.timeout.ms\" = 6000\n\"heartbeat.interval.ms\" = 1000\n\
+         \"auto.commit.interval.ms\" = 500\n",
+        broker.addr()
+    )
+}
+
 /// Sends `record`, waiting for room while librdkafka's queue is full.
 pub(crate) fn send(producer: &BaseProducer, mut record: BaseRecord<'_, String, String>) {
     while let Err((_, back)) = producer.send(record) {

@@ -60,12 +60,7 @@ fn write_pipeline(dir: &Path, broker: &Broker, redis: &Redis, pg: &Postgres, hoo
     plugin_dir(dir, &["router"]);
     Pipeline::new(dir)
         .top("name = \"actions\"")
-        .source(&format!(
-            "type = \"kafka\"\nbrokers = \"{}\"\ntopics = [\"in\"]\ngroup_id = \"{GROUP}\"\n\
-             [source.properties]\n\"session.timeout.ms\" = 6000\n\"heartbeat.interval.ms\" = 1000\n\
-             \"auto.commit.interval.ms\" = 500\n",
-            broker.addr()
-        ))
+        .source(&crate::kafka::in_topic_source(broker, GROUP))
         .batch(100, 20)
         .stage_with(
             "route",

@@ -47,12 +47,7 @@ fn counting(dir: &Path, broker: &Broker, group: &str, out: &str) -> PathBuf {
     plugin_dir(dir, &["keyed-count"]);
     Pipeline::new(dir)
         .top("name = \"counts\"")
-        .source(&format!(
-            "type = \"kafka\"\nbrokers = \"{}\"\ntopics = [\"in\"]\ngroup_id = \"{group}\"\n\
-             [source.properties]\n\"session.timeout.ms\" = 6000\n\"heartbeat.interval.ms\" = 1000\n\
-             \"auto.commit.interval.ms\" = 500\n",
-            broker.addr()
-        ))
+        .source(&crate::kafka::in_topic_source(broker, group))
         .batch(64, 5)
         .stage_with("count", "keyed-count", "[stages.state]\nkey = \"/card\"\n")
         .output("default", &format!("type = \"file\"\npath = \"{out}\"\n"))
