@@ -15,6 +15,7 @@ pub mod endpoint;
 pub mod event;
 mod host_api;
 pub mod inference;
+pub mod json_pointer;
 pub mod kafka;
 pub mod paths;
 pub mod pipeline;

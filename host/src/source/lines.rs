@@ -305,8 +305,7 @@ pub(crate) fn validate_event_time(
 /// The event time (ms) at a JSON pointer of a JSON document: an integer, or
 /// a float (truncated). `None` if absent or not a number.
 pub(crate) fn event_time_at(value: &[u8], pointer: &str) -> Option<i64> {
-    let value: serde_json::Value = serde_json::from_slice(value).ok()?;
-    let v = value.pointer(pointer)?;
+    let v = crate::json_pointer::find(value, pointer).ok()??;
     v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
 }
 

@@ -38,13 +38,14 @@ impl KeySpec {
                 .clone()
                 .ok_or_else(|| "the event has no key (state key \"$key\")".to_owned()),
             KeySpec::Pointer(pointer) => {
-                let value: serde_json::Value = serde_json::from_slice(&event.value)
+                // Per event: only the key's value is built, not the tree.
+                let value = crate::json_pointer::find(&event.value, pointer)
                     .map_err(|e| format!("state key {pointer:?}: the value is not JSON: {e}"))?;
-                match value.pointer(pointer) {
+                match value {
                     None | Some(serde_json::Value::Null) => {
                         Err(format!("the event has no state key at {pointer:?}"))
                     }
-                    Some(serde_json::Value::String(s)) => Ok(Bytes::from(s.clone())),
+                    Some(serde_json::Value::String(s)) => Ok(Bytes::from(s)),
                     Some(other) => Ok(Bytes::from(other.to_string())),
                 }
             }
