@@ -439,15 +439,17 @@ fn failed(ack: Ack) -> Ack {
 mod tests {
     use super::*;
     use crate::event::{Event, Position};
-    use crate::state::StateWrite;
+    use crate::state::{Slot, StateWrite};
     use bytes::Bytes;
     use std::time::Duration;
 
     fn write(key: &str, value: &str) -> Commit {
         Commit {
             writes: vec![StateWrite {
-                stage: Arc::from("s"),
-                partition: 0,
+                slot: Slot {
+                    stage: Arc::from("s"),
+                    partition: 0,
+                },
                 key: Bytes::from(key.to_owned()),
                 value: Some(Bytes::from(value.to_owned())),
                 expires_ms: None,

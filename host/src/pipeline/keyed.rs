@@ -20,7 +20,7 @@ use bytes::Bytes;
 use crate::event::{Event, now_ms};
 use crate::plugin::{KeyedInput, KeyedOutput, Output, Processed, TimerOp};
 use crate::state::{
-    Commit, KeySpec, StageStateConfig, StateError, StateStore, StateWrite, TimerWrite,
+    Commit, KeySpec, Slot, StageStateConfig, StateError, StateStore, StateWrite, TimerWrite,
     WatermarkConfig, Watermarks,
 };
 
@@ -212,6 +212,13 @@ impl KeyedState {
         Ok(due)
     }
 
+    fn slot(&self, partition: i32) -> Slot {
+        Slot {
+            stage: self.stage.clone(),
+            partition,
+        }
+    }
+
     fn timer(&mut self, partition: i32, at_ms: i64, key: Bytes, set: bool) {
         if set {
             self.timer_partitions.insert(partition);
@@ -219,8 +226,7 @@ impl KeyedState {
         self.timers
             .insert((partition, at_ms, key.clone()), (set, self.seq));
         self.delta.timers.push(TimerWrite {
-            stage: self.stage.clone(),
-            partition,
+            slot: self.slot(partition),
             at_ms,
             key,
             set,
@@ -314,8 +320,7 @@ impl KeyedState {
             self.overlay
                 .insert((partition, key.clone()), (value.clone(), self.seq));
             self.delta.writes.push(StateWrite {
-                stage: self.stage.clone(),
-                partition,
+                slot: self.slot(partition),
                 key,
                 value,
                 expires_ms: expires,

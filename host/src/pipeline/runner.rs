@@ -113,7 +113,7 @@ impl Pipeline {
                     SinkRole::DeadLetter => DEAD_LETTER_SINK,
                 };
                 sink.attach(SinkContext {
-                    name: name.to_owned(),
+                    name: name.into(),
                     stats: stats.sinks.get(name).cloned().unwrap_or_default(),
                     dead_letters: dead,
                     stop: stop.clone(),

@@ -14,7 +14,7 @@ use crate::telemetry::SinkStats;
 #[derive(Clone)]
 pub struct SinkContext {
     /// The output's name (`"dead-letter"` for the dead-letter output).
-    pub name: String,
+    pub name: Arc<str>,
     /// The counters `/metrics`, the status page and `/readyz` read.
     pub stats: Arc<SinkStats>,
     /// Where events the server refused for good go; `None` for the
@@ -29,7 +29,7 @@ impl SinkContext {
     /// A context for a sink used on its own (tests, benchmarks).
     pub fn detached(name: &str) -> Self {
         Self {
-            name: name.to_owned(),
+            name: name.into(),
             stats: Arc::default(),
             dead_letters: None,
             stop: CancellationToken::new(),
@@ -65,12 +65,12 @@ impl SinkContext {
                 match connect().await {
                     Ok(_) => {
                         stats.set_up(true);
-                        tracing::info!(output, "{server} reachable");
+                        tracing::info!(output = &*output, "{server} reachable");
                     }
                     Err(e) => {
                         attempt += 1;
                         if attempt == 1 {
-                            tracing::warn!(output, error = %e, "{server} cannot be reached yet");
+                            tracing::warn!(output = &*output, error = %e, "{server} cannot be reached yet");
                         }
                         tokio::time::sleep(retry.backoff(attempt)).await;
                     }

@@ -30,15 +30,18 @@ pub struct RetryConfig {
 
 impl Default for RetryConfig {
     fn default() -> Self {
-        Self {
-            max_retries: None,
-            initial_backoff_ms: 100,
-            max_backoff_ms: 10_000,
-        }
+        Self::DEFAULT
     }
 }
 
 impl RetryConfig {
+    /// What an output without a `retry` table gets.
+    pub const DEFAULT: Self = Self {
+        max_retries: None,
+        initial_backoff_ms: 100,
+        max_backoff_ms: 10_000,
+    };
+
     pub fn validate(&self) -> Result<(), FieldError> {
         if self.initial_backoff_ms == 0 {
             return Err(FieldError::new("initial_backoff_ms", "must be at least 1"));

@@ -131,7 +131,7 @@ async fn write<W: Upsert>(
     (kind, retry): (&str, &RetryConfig),
     items: &[&W::Item],
 ) -> Result<(), Failed> {
-    let output = context.name.as_str();
+    let output = &*context.name;
     let server = W::SERVER;
     let mut retries = retry.start(&context.stop);
     loop {

@@ -32,7 +32,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::store::{decode_value, encode_value, from_ordered_i64, timer_key};
-use super::{Commit, StateError, StateStore, StateWrite, TimerWrite};
+use super::{Commit, Slot, StateError, StateStore, StateWrite, TimerWrite};
 
 /// How long a broker call (metadata, a flush, a restore read) may take.
 const BROKER_WAIT: Duration = Duration::from_secs(30);
@@ -227,28 +227,28 @@ impl Changelog {
     /// acknowledged all of them; returns, per (stage, partition) written,
     /// the offset of its last record (the checkpoint the store commits).
     pub fn publish(&self, commit: &Commit) -> Result<Vec<(Arc<str>, i32, i64)>, ChangelogError> {
-        let mut touched: HashSet<(Arc<str>, i32)> = HashSet::new();
+        let mut touched: HashSet<Slot> = HashSet::new();
         let mut key = Vec::new();
         for w in &commit.writes {
-            let Some(topic) = self.topic(&w.stage) else {
+            let Some(topic) = self.topic(&w.slot.stage) else {
                 continue;
             };
             key.clear();
             key.push(b'k');
             key.extend_from_slice(&w.key);
             let value = w.value.as_ref().map(|v| encode_value(v, w.expires_ms));
-            self.send(topic, w.partition, &key, value.as_deref())?;
-            touched.insert((w.stage.clone(), w.partition));
+            self.send(topic, w.slot.partition, &key, value.as_deref())?;
+            touched.insert(w.slot.clone());
         }
         for t in &commit.timers {
-            let Some(topic) = self.topic(&t.stage) else {
+            let Some(topic) = self.topic(&t.slot.stage) else {
                 continue;
             };
             key.clear();
             key.push(b't');
             key.extend_from_slice(&timer_key(t.at_ms, &t.key));
-            self.send(topic, t.partition, &key, t.set.then_some(&[][..]))?;
-            touched.insert((t.stage.clone(), t.partition));
+            self.send(topic, t.slot.partition, &key, t.set.then_some(&[][..]))?;
+            touched.insert(t.slot.clone());
         }
         for (stream, partition, offset) in &commit.progress {
             for (stage, topic) in &self.topics {
@@ -256,7 +256,10 @@ impl Changelog {
                 key.push(b'p');
                 key.extend_from_slice(stream.as_bytes());
                 self.send(topic, *partition, &key, Some(&offset.to_be_bytes()))?;
-                touched.insert((stage.clone(), *partition));
+                touched.insert(Slot {
+                    stage: stage.clone(),
+                    partition: *partition,
+                });
             }
         }
         if touched.is_empty() {
@@ -287,7 +290,7 @@ impl Changelog {
             });
         }
         let mut out = Vec::with_capacity(touched.len());
-        for (stage, partition) in touched {
+        for Slot { stage, partition } in touched {
             let Some(topic) = self.topic(&stage) else {
                 continue;
             };
@@ -420,8 +423,10 @@ fn apply(
             };
             keys.insert(rest.clone());
             batch.writes.push(StateWrite {
-                stage: stage.clone(),
-                partition,
+                slot: Slot {
+                    stage: stage.clone(),
+                    partition,
+                },
                 key: rest,
                 value,
                 expires_ms,
@@ -433,8 +438,10 @@ fn apply(
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| bad("a timer key is shorter than 8 bytes"))?;
             batch.timers.push(TimerWrite {
-                stage: stage.clone(),
-                partition,
+                slot: Slot {
+                    stage: stage.clone(),
+                    partition,
+                },
                 at_ms: from_ordered_i64(at),
                 key: Bytes::copy_from_slice(&rest[8..]),
                 set: msg.payload().is_some(),
@@ -575,12 +582,14 @@ mod tests {
         assert_eq!(batch.writes[0].value, Some(Bytes::from("7")));
         assert_eq!(batch.writes[0].expires_ms, Some(99));
         assert_eq!(batch.writes[1].value, None);
-        assert_eq!(batch.writes[1].partition, 3);
+        assert_eq!(batch.writes[1].slot.partition, 3);
         assert_eq!(
             batch.timers,
             vec![TimerWrite {
-                stage: stage.clone(),
-                partition: 3,
+                slot: Slot {
+                    stage: stage.clone(),
+                    partition: 3,
+                },
                 at_ms: 5_000,
                 key: Bytes::from("card-1"),
                 set: true,

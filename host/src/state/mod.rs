@@ -20,6 +20,6 @@ pub use config::{
 };
 pub use key::KeySpec;
 pub use store::{
-    Commit, Entry, Progress, StateError, StateSize, StateStore, StateWrite, TimerWrite,
+    Commit, Entry, Progress, Slot, StateError, StateSize, StateStore, StateWrite, TimerWrite,
 };
 pub use watermark::Watermarks;

@@ -44,11 +44,18 @@ pub enum StateError {
 /// The last offset whose effects are in the store, per (stream, partition).
 pub type Progress = BTreeMap<(Arc<str>, i32), i64>;
 
+/// Where state lives: one stage's share of one source partition (a
+/// keyspace of its own for state, one for timers, one changelog partition).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Slot {
+    pub stage: Arc<str>,
+    pub partition: i32,
+}
+
 /// A put (`value: Some`) or delete of one key of a stage's partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateWrite {
-    pub stage: Arc<str>,
-    pub partition: i32,
+    pub slot: Slot,
     pub key: Bytes,
     pub value: Option<Bytes>,
     /// When the entry expires (ms since the epoch), if the stage has a TTL.
@@ -58,8 +65,7 @@ pub struct StateWrite {
 /// A timer set (`set: true`) or removed (cancelled or fired).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimerWrite {
-    pub stage: Arc<str>,
-    pub partition: i32,
+    pub slot: Slot,
     pub at_ms: i64,
     pub key: Bytes,
     pub set: bool,
@@ -353,7 +359,8 @@ impl StateStore {
         };
         let mut batch = self.inner.db.batch().durability(mode);
         for w in &commit.writes {
-            let Some(space) = self.space(&state_space(&w.stage, w.partition), true)? else {
+            let Some(space) = self.space(&state_space(&w.slot.stage, w.slot.partition), true)?
+            else {
                 continue;
             };
             match &w.value {
@@ -362,7 +369,8 @@ impl StateStore {
             }
         }
         for t in &commit.timers {
-            let Some(space) = self.space(&timer_space(&t.stage, t.partition), true)? else {
+            let Some(space) = self.space(&timer_space(&t.slot.stage, t.slot.partition), true)?
+            else {
                 continue;
             };
             let k = timer_key(t.at_ms, &t.key);

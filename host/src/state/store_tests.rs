@@ -4,10 +4,16 @@ fn stage() -> Arc<str> {
     Arc::from("count")
 }
 
+fn slot(partition: i32) -> Slot {
+    Slot {
+        stage: stage(),
+        partition,
+    }
+}
+
 fn put(key: &str, value: &str, expires_ms: Option<i64>) -> StateWrite {
     StateWrite {
-        stage: stage(),
-        partition: 0,
+        slot: slot(0),
         key: Bytes::from(key.to_owned()),
         value: Some(Bytes::from(value.to_owned())),
         expires_ms,
@@ -31,8 +37,7 @@ fn commit_reopen_and_read() {
         let commit = Commit {
             writes: vec![put("a", "1", None), put("b", "2", None)],
             timers: vec![TimerWrite {
-                stage: stage(),
-                partition: 0,
+                slot: slot(0),
                 at_ms: 5_000,
                 key: Bytes::from("a"),
                 set: true,
@@ -140,8 +145,7 @@ fn timers_are_ordered_by_time_negative_ones_included() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
     let timer = |at_ms, key: &str, set| TimerWrite {
-        stage: stage(),
-        partition: 3,
+        slot: slot(3),
         at_ms,
         key: Bytes::from(key.to_owned()),
         set,
@@ -257,13 +261,12 @@ fn forget_removes_one_partition_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
     let mut other = put("b", "2", None);
-    other.partition = 1;
+    other.slot.partition = 1;
     store
         .commit(&Commit {
             writes: vec![put("a", "1", None), other],
             timers: vec![TimerWrite {
-                stage: stage(),
-                partition: 0,
+                slot: slot(0),
                 at_ms: 5,
                 key: Bytes::from("a"),
                 set: true,

@@ -75,7 +75,7 @@ pub async fn deliver(
         acks,
     } = request;
     let stats = &context.stats;
-    let output = context.name.as_str();
+    let output = &*context.name;
     let mut retries = endpoint.retry.start(&context.stop);
     loop {
         stats.requests.fetch_add(1, Relaxed);
