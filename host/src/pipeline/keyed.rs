@@ -6,9 +6,12 @@
 //!
 //! A batch's writes reach the store only once its outputs were accepted (the
 //! committer, `commit.rs`); until then the overlay serves them, so the next
-//! batch sees them. An overlay entry is dropped once the batch that wrote it
-//! was committed (`committed` is the number of the first batch not yet in
-//! the store).
+//! batch sees them. An overlay entry leaves the overlay once the batch that
+//! wrote it was committed (`committed` is the number of the first batch not
+//! yet in the store) and joins the cache: up to `cache_keys` keys' committed
+//! state (and keys read from the store), so a hot key is not read back from
+//! the store on every batch. The cache is dropped whenever the store changed
+//! under the stage (a partition restored or forgotten: its generation).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -26,6 +29,14 @@ use crate::state::{
 
 /// Most timers fired per partition and batch (more fire in the next ones).
 const MAX_FIRED: usize = 4096;
+
+/// A write of a batch not committed yet.
+#[derive(Debug)]
+struct Written {
+    value: Option<Bytes>,
+    expires_ms: Option<i64>,
+    seq: u64,
+}
 
 /// The events of one source partition, with their state keys.
 pub struct Group {
@@ -63,8 +74,13 @@ pub struct KeyedState {
     store: StateStore,
     /// The first batch not committed yet (set by the committer).
     committed: Arc<AtomicU64>,
-    /// (partition, key) → (value or deleted, the batch that wrote it).
-    overlay: HashMap<(i32, Bytes), (Option<Bytes>, u64)>,
+    /// (partition, key) → what the batch `seq` wrote, not committed yet.
+    overlay: HashMap<(i32, Bytes), Written>,
+    /// (partition, key) → committed state (value or absent, its expiry).
+    cache: HashMap<(i32, Bytes), (Option<Bytes>, Option<i64>)>,
+    cache_keys: usize,
+    /// The store's generation the cache was filled under.
+    generation: u64,
     /// (partition, at-ms, key) → (set or removed, the batch).
     timers: BTreeMap<(i32, i64, Bytes), (bool, u64)>,
     /// Partitions that may hold timers.
@@ -96,6 +112,7 @@ impl KeyedState {
     ) -> Result<Self, String> {
         let spec = KeySpec::parse(&config.key)?;
         let timer_partitions = store.timer_partitions(&stage).into_iter().collect();
+        let generation = store.generation();
         Ok(Self {
             stage,
             spec,
@@ -105,6 +122,9 @@ impl KeyedState {
             store,
             committed,
             overlay: HashMap::new(),
+            cache: HashMap::new(),
+            cache_keys: config.cache_keys,
+            generation,
             timers: BTreeMap::new(),
             timer_partitions,
             watermarks: Watermarks::new(watermark),
@@ -117,12 +137,33 @@ impl KeyedState {
         &self.store
     }
 
-    /// Starts batch `seq`: forgets overlay entries the store now holds.
+    /// Starts batch `seq`: overlay entries the store now holds move to the
+    /// cache (bounded by `cache_keys`; emptied if the store changed under
+    /// the stage).
     pub fn begin(&mut self, seq: u64) {
         self.seq = seq;
         let committed = self.committed.load(Ordering::Acquire);
-        self.overlay.retain(|_, (_, s)| *s >= committed);
+        let cache = self.cache_keys > 0;
+        for (key, w) in self.overlay.extract_if(|_, w| w.seq < committed) {
+            if cache {
+                self.cache.insert(key, (w.value, w.expires_ms));
+            }
+        }
+        let generation = self.store.generation();
+        if generation != self.generation {
+            self.cache.clear();
+            self.generation = generation;
+        }
         self.timers.retain(|_, (_, s)| *s >= committed);
+        if self.cache.len() > self.cache_keys {
+            // Evict a quarter of the cache, in the map's (arbitrary) order.
+            let mut evict = self.cache.len() - self.cache_keys * 3 / 4;
+            self.cache.retain(|_, _| {
+                let keep = evict == 0;
+                evict = evict.saturating_sub(1);
+                keep
+            });
+        }
     }
 
     /// Splits `events` by partition, with their keys; events without a key
@@ -235,7 +276,7 @@ impl KeyedState {
 
     /// The input of a call over `keys` (one per event) and fired timers.
     pub fn input(
-        &self,
+        &mut self,
         partition: i32,
         keys: &[Bytes],
         fired: &[(i64, Bytes)],
@@ -260,27 +301,43 @@ impl KeyedState {
             let i = slot(key, &mut input);
             input.fired.push((i, *at));
         }
-        // The overlay first; one store read for the rest.
+        // The overlay first, then the cache; one store read for the rest.
+        let now = now_ms();
         let mut missing = Vec::new();
-        input.states = input
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| match self.overlay.get(&(partition, k.clone())) {
-                Some((v, _)) => v.clone(),
-                None => {
-                    missing.push(i);
+        let mut lookup = (partition, Bytes::new());
+        input.states = Vec::with_capacity(input.keys.len());
+        for (i, k) in input.keys.iter().enumerate() {
+            lookup.1 = k.clone();
+            let state = if let Some(w) = self.overlay.get(&lookup) {
+                w.value.clone()
+            } else if let Some((value, expires)) = self.cache.get(&lookup) {
+                if expires.is_some_and(|at| at <= now) {
                     None
+                } else {
+                    value.clone()
                 }
-            })
-            .collect();
+            } else {
+                missing.push(i);
+                None
+            };
+            input.states.push(state);
+        }
         if !missing.is_empty() {
             let wanted: Vec<Bytes> = missing.iter().map(|&i| input.keys[i].clone()).collect();
             let found = self
                 .store
-                .get_many(&self.stage, partition, &wanted, now_ms())?;
-            for (i, v) in missing.into_iter().zip(found) {
-                input.states[i] = v;
+                .get_many_expiring(&self.stage, partition, &wanted, now)?;
+            let cache = self.cache_keys > 0;
+            for ((i, key), found) in missing.into_iter().zip(wanted).zip(found) {
+                let (value, expires) = match found {
+                    Some((value, expires)) => (Some(value), expires),
+                    None => (None, None),
+                };
+                if cache {
+                    self.cache
+                        .insert((partition, key), (value.clone(), expires));
+                }
+                input.states[i] = value;
             }
         }
         Ok(input)
@@ -317,8 +374,14 @@ impl KeyedState {
             if refused.contains_key(&key) {
                 continue;
             }
-            self.overlay
-                .insert((partition, key.clone()), (value.clone(), self.seq));
+            self.overlay.insert(
+                (partition, key.clone()),
+                Written {
+                    value: value.clone(),
+                    expires_ms: expires,
+                    seq: self.seq,
+                },
+            );
             self.delta.writes.push(StateWrite {
                 slot: self.slot(partition),
                 key,

@@ -12,17 +12,21 @@ fn ev(partition: i32, offset: i64, value: &str, ts: i64) -> Event {
 }
 
 fn keyed(dir: &std::path::Path, max_value_bytes: usize) -> (KeyedState, Arc<AtomicU64>) {
-    let store = StateStore::open(dir, &StateConfig::default()).expect("open");
-    let committed = Arc::new(AtomicU64::new(0));
     let mut config = StageStateConfig::keyed_by("/k");
     config.max_key_bytes = 8;
     config.max_value_bytes = max_value_bytes;
+    keyed_with(dir, &config)
+}
+
+fn keyed_with(dir: &std::path::Path, config: &StageStateConfig) -> (KeyedState, Arc<AtomicU64>) {
+    let store = StateStore::open(dir, &StateConfig::default()).expect("open");
+    let committed = Arc::new(AtomicU64::new(0));
     let wm = WatermarkConfig {
         out_of_order_ms: 0,
         idle_timeout_ms: 60_000,
     };
     let state =
-        KeyedState::new(Arc::from("count"), &config, &wm, store, committed.clone()).expect("keyed");
+        KeyedState::new(Arc::from("count"), config, &wm, store, committed.clone()).expect("keyed");
     (state, committed)
 }
 
@@ -218,4 +222,124 @@ fn timers_fire_once_when_the_watermark_passes_them() {
     state.end_of_input();
     let due = state.take_due(0, state.watermark()).expect("due");
     assert_eq!(due, vec![(3_000, b("a"))], "the cancelled one never fires");
+}
+
+/// Runs batch `seq` over `keys` on partition 0, writing `value` for each,
+/// and commits it: returns the states the call received.
+fn write_and_commit(
+    state: &mut KeyedState,
+    committed: &AtomicU64,
+    seq: u64,
+    keys: &[&str],
+    value: &str,
+) -> Vec<Option<Bytes>> {
+    state.begin(seq);
+    let keys: Vec<Bytes> = keys.iter().map(|k| b(k)).collect();
+    let input = state.input(0, &keys, &[], None).expect("input");
+    let out = KeyedOutput {
+        writes: keys.iter().map(|k| (k.clone(), Some(b(value)))).collect(),
+        ..KeyedOutput::default()
+    };
+    state.apply(0, &input, out);
+    let delta = state.take_delta();
+    state.store().commit(&delta).expect("commit");
+    committed.store(seq + 1, Ordering::Release);
+    input.states
+}
+
+/// The store's value of `key` changed behind the stage's back (as a restore
+/// does), without telling it.
+fn overwrite_in_store(state: &KeyedState, key: &str, value: &str) {
+    state
+        .store()
+        .commit(&Commit {
+            writes: vec![StateWrite {
+                slot: Slot {
+                    stage: Arc::from("count"),
+                    partition: 0,
+                },
+                key: b(key),
+                value: Some(b(value)),
+                expires_ms: None,
+            }],
+            ..Commit::default()
+        })
+        .expect("commit");
+}
+
+#[test]
+fn committed_state_is_served_from_the_cache_until_the_store_changes_under_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut state, committed) = keyed_with(dir.path(), &StageStateConfig::keyed_by("/k"));
+    write_and_commit(&mut state, &committed, 0, &["a"], "1");
+    overwrite_in_store(&state, "a", "from elsewhere");
+    let seen = write_and_commit(&mut state, &committed, 1, &["a"], "2");
+    assert_eq!(
+        seen,
+        vec![Some(b("1"))],
+        "the cache serves the stage's own commit"
+    );
+    // A restore or forget says so: the cache is dropped, the store read.
+    overwrite_in_store(&state, "a", "restored");
+    state.store().replaced();
+    let seen = write_and_commit(&mut state, &committed, 2, &["a"], "3");
+    assert_eq!(seen, vec![Some(b("restored"))]);
+    // Keys absent from the store are cached as absent, and then written.
+    let seen = write_and_commit(&mut state, &committed, 3, &["new", "new"], "4");
+    assert_eq!(seen, vec![None]);
+    let seen = write_and_commit(&mut state, &committed, 4, &["new"], "5");
+    assert_eq!(seen, vec![Some(b("4"))]);
+}
+
+#[test]
+fn without_a_cache_every_batch_reads_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = StageStateConfig::keyed_by("/k");
+    config.cache_keys = 0;
+    let (mut state, committed) = keyed_with(dir.path(), &config);
+    write_and_commit(&mut state, &committed, 0, &["a"], "1");
+    overwrite_in_store(&state, "a", "from elsewhere");
+    let seen = write_and_commit(&mut state, &committed, 1, &["a"], "2");
+    assert_eq!(seen, vec![Some(b("from elsewhere"))]);
+    assert!(state.cache.is_empty());
+}
+
+#[test]
+fn the_cache_stays_within_cache_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = StageStateConfig::keyed_by("/k");
+    config.cache_keys = 8;
+    let (mut state, committed) = keyed_with(dir.path(), &config);
+    let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    for seq in 0..5 {
+        write_and_commit(&mut state, &committed, seq, &keys, &seq.to_string());
+        assert!(state.cache.len() <= 8 + keys.len(), "{}", state.cache.len());
+    }
+    state.begin(5);
+    assert!(state.cache.len() <= 8, "{}", state.cache.len());
+    // Evicted or not, every key reads its last committed value.
+    let all: Vec<Bytes> = keys.iter().map(|k| b(k)).collect();
+    let input = state.input(0, &all, &[], None).expect("input");
+    assert!(
+        input.states.iter().all(|s| s == &Some(b("4"))),
+        "{:?}",
+        input.states
+    );
+}
+
+#[test]
+fn a_cached_entry_past_its_ttl_reads_as_absent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = StageStateConfig::keyed_by("/k");
+    config.ttl_secs = Some(1);
+    let (mut state, committed) = keyed_with(dir.path(), &config);
+    write_and_commit(&mut state, &committed, 0, &["a"], "1");
+    let seen = write_and_commit(&mut state, &committed, 1, &["a"], "2");
+    assert_eq!(seen, vec![Some(b("1"))]);
+    state.begin(2);
+    assert!(state.cache.contains_key(&(0, b("a"))));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let input = state.input(0, &[b("a")], &[], None).expect("input");
+    assert_eq!(input.states, vec![None]);
 }

@@ -380,7 +380,9 @@ impl Changelog {
                     .iter()
                     .map(|(s, o)| (s.clone(), partition, *o))
                     .collect();
-                store.commit(&std::mem::take(&mut batch))?;
+                let committed = store.commit(&std::mem::take(&mut batch));
+                store.replaced();
+                committed?;
             }
         }
         restored.keys = keys.len();

@@ -129,6 +129,16 @@ pub struct StageStateConfig {
     /// `<pipeline>-<stage>-changelog`.
     #[serde(default)]
     pub changelog_topic: Option<String>,
+    /// How many keys' committed state the stage keeps in memory between
+    /// batches, so a hot key is not read back from the store on every
+    /// batch (0 to 10,000,000; 0: none). Memory: up to this many keys and
+    /// values. Default 65536.
+    #[serde(default = "default_cache_keys")]
+    pub cache_keys: usize,
+}
+
+fn default_cache_keys() -> usize {
+    65_536
 }
 
 fn default_max_key() -> usize {
@@ -148,6 +158,7 @@ impl StageStateConfig {
             max_key_bytes: default_max_key(),
             max_value_bytes: default_max_value(),
             changelog_topic: None,
+            cache_keys: default_cache_keys(),
         }
     }
 
@@ -158,6 +169,7 @@ impl StageStateConfig {
         }
         validate::in_range("max_key_bytes", self.max_key_bytes, 1..=MAX_KEY_BYTES)?;
         validate::in_range("max_value_bytes", self.max_value_bytes, 1..=MAX_VALUE_BYTES)?;
+        validate::in_range("cache_keys", self.cache_keys, 0..=10_000_000)?;
         if let Some(topic) = &self.changelog_topic {
             validate::not_blank("changelog_topic", topic)?;
         }

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -129,6 +130,10 @@ struct Inner {
     spaces: Mutex<HashMap<String, Keyspace>>,
     durability: Durability,
     dir: PathBuf,
+    /// Bumped whenever something other than a stage's own commits changed
+    /// the store (a partition forgotten or restored): what a stage cached
+    /// of it is stale then.
+    generation: AtomicU64,
 }
 
 const HEADER: usize = 8;
@@ -229,6 +234,7 @@ impl StateStore {
                 spaces: Mutex::default(),
                 durability: config.durability,
                 dir: dir.to_path_buf(),
+                generation: AtomicU64::new(0),
             }),
         })
     }
@@ -298,6 +304,21 @@ impl StateStore {
         keys: &[Bytes],
         now_ms: i64,
     ) -> Result<Vec<Option<Bytes>>, StateError> {
+        Ok(self
+            .get_many_expiring(stage, partition, keys, now_ms)?
+            .into_iter()
+            .map(|found| found.map(|(value, _)| value))
+            .collect())
+    }
+
+    /// [`get_many`](Self::get_many), with each value's expiry time.
+    pub fn get_many_expiring(
+        &self,
+        stage: &str,
+        partition: i32,
+        keys: &[Bytes],
+        now_ms: i64,
+    ) -> Result<Vec<Option<(Bytes, Option<i64>)>>, StateError> {
         let name = state_space(stage, partition);
         let Some(space) = self.space(&name, false)? else {
             return Ok(vec![None; keys.len()]);
@@ -313,10 +334,23 @@ impl StateStore {
             if expires.is_some_and(|at| at <= now_ms) {
                 out.push(None);
             } else {
-                out.push(Some(Bytes::copy_from_slice(value)));
+                out.push(Some((Bytes::copy_from_slice(value), expires)));
             }
         }
         Ok(out)
+    }
+
+    /// Changes whenever the store was changed by something other than the
+    /// stages' own commits (a partition forgotten or restored): a stage
+    /// drops what it cached of the store when it does.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
+
+    /// Tells the stages that the store changed under them (see
+    /// [`generation`](Self::generation)).
+    pub fn replaced(&self) {
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The timers of a stage's partition due at `watermark` (at-ms ≤ it), at
@@ -443,7 +477,9 @@ impl StateStore {
             batch.remove(&self.inner.meta, changelog_key(stage, partition));
         }
         batch.remove(&self.inner.meta, progress_key(stream, partition));
-        batch.commit().map_err(|e| self.err(e))?;
+        let done = batch.commit().map_err(|e| self.err(e));
+        self.replaced();
+        done?;
         Ok(n)
     }
 
