@@ -42,6 +42,9 @@ pub enum StateError {
     },
 }
 
+/// A stored value and when it expires (ms since the epoch), if it does.
+pub type Expiring = (Bytes, Option<i64>);
+
 /// The last offset whose effects are in the store, per (stream, partition).
 pub type Progress = BTreeMap<(Arc<str>, i32), i64>;
 
@@ -318,7 +321,7 @@ impl StateStore {
         partition: i32,
         keys: &[Bytes],
         now_ms: i64,
-    ) -> Result<Vec<Option<(Bytes, Option<i64>)>>, StateError> {
+    ) -> Result<Vec<Option<Expiring>>, StateError> {
         let name = state_space(stage, partition);
         let Some(space) = self.space(&name, false)? else {
             return Ok(vec![None; keys.len()]);
