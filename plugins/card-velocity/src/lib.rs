@@ -11,7 +11,6 @@
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
-use weir_sdk::serde_json::json;
 use weir_sdk::{Context, Event, Output, Result, State};
 
 /// The window's length in event time.
@@ -63,21 +62,30 @@ fn velocity(ev: Event, state: &mut State<Card>, _ctx: &mut Context) -> Result<Ve
         card.window.pop_front();
     }
     card.window.push_back((ts, cents));
-    let sum: i64 = card.window.iter().map(|&(_, c)| c).sum();
-    let out = json!({
-        "txn_id": txn_id,
-        "card_id": card_id,
-        "count_5m": card.window.len(),
-        "sum_5m_cents": sum,
-        "gap_ms": gap_ms,
-    });
+    let out = Row {
+        txn_id: &txn_id,
+        card_id: &card_id,
+        count_5m: card.window.len(),
+        sum_5m_cents: card.window.iter().map(|&(_, c)| c).sum(),
+        gap_ms,
+    };
     Ok(vec![Output::new(Event::from_json(&out)?)])
+}
+
+/// One output line, in the job's field order.
+#[derive(Serialize)]
+struct Row<'a> {
+    txn_id: &'a str,
+    card_id: &'a str,
+    count_5m: usize,
+    sum_5m_cents: i64,
+    gap_ms: Option<i64>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_sdk::serde_json::Value;
+    use weir_sdk::serde_json::{Value, json};
 
     fn txn(id: &str, ts: i64, amount: f64) -> Event {
         Event::from_json(&json!({"txn_id": id, "card_id": "c1", "ts": ts, "amount": amount}))
