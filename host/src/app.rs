@@ -126,6 +126,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
                 models: infer.clone(),
             },
             breaker: sc.circuit_breaker.clone(),
+            parallelism: sc.parallelism.instances(),
         };
         let stage_stats = stats.stage(&sc.name).context("stage statistics missing")?;
         let mut stage = Stage::start(spec, engine.clone(), stage_stats)

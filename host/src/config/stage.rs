@@ -46,6 +46,47 @@ impl BatchConfig {
     }
 }
 
+/// The most instances `parallelism` asks for.
+pub const MAX_PARALLELISM: usize = 64;
+
+/// `parallelism = N` or `"auto"`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Parallelism {
+    Instances(usize),
+    Word(String),
+}
+
+impl Default for Parallelism {
+    fn default() -> Self {
+        Self::Instances(1)
+    }
+}
+
+impl Parallelism {
+    /// The number of instances (`"auto"`: this machine's cores, at most
+    /// `MAX_PARALLELISM`).
+    pub fn instances(&self) -> usize {
+        match self {
+            Self::Instances(n) => *n,
+            Self::Word(_) => std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(MAX_PARALLELISM),
+        }
+    }
+
+    fn validate(&self) -> Result<(), FieldError> {
+        match self {
+            Self::Instances(n) => validate::in_range("parallelism", *n, 1..=MAX_PARALLELISM),
+            Self::Word(w) if w == "auto" => Ok(()),
+            Self::Word(w) => Err(FieldError::new(
+                "parallelism",
+                format!("{w:?}: use a number from 1 to {MAX_PARALLELISM} or \"auto\""),
+            )),
+        }
+    }
+}
+
 /// `[[stages]]`: one transform, a plugin instance.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -79,6 +120,11 @@ pub struct StageConfig {
     /// the host keeps per-key state for the plugin (crate::state).
     #[serde(default)]
     pub state: Option<crate::state::StageStateConfig>,
+    /// Instances of the plugin run side by side on each batch, each on a
+    /// thread of its own: a number from 1 to 64, or `"auto"` (one per
+    /// core). Events of one key go to one instance. Default 1.
+    #[serde(default)]
+    pub parallelism: Parallelism,
     /// The plugin's component file, resolved (at load).
     #[serde(skip)]
     plugin_file: PathBuf,
@@ -145,6 +191,7 @@ impl StageConfig {
             ));
         }
         self.params_json()?;
+        self.parallelism.validate()?;
         self.limits.validate().map_err(|e| e.within("limits"))?;
         self.grants.validate().map_err(|e| e.within("grants"))?;
         if let Some(state) = &self.state {

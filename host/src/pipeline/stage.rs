@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 mod keyed_run;
+mod lanes;
 
 use super::batch::Batch;
 use super::breaker::{Breaker, BreakerAction, CircuitBreakerConfig};
@@ -28,6 +29,8 @@ pub struct StageSpec {
     pub params_json: String,
     pub instance: InstanceConfig,
     pub breaker: CircuitBreakerConfig,
+    /// Instances run side by side on a batch (`parallelism`; 1: one).
+    pub parallelism: usize,
 }
 
 impl StageSpec {
@@ -39,6 +42,7 @@ impl StageSpec {
             params_json: params_json.into(),
             instance: InstanceConfig::new(name),
             breaker: CircuitBreakerConfig::default(),
+            parallelism: 1,
         }
     }
 }
@@ -50,6 +54,9 @@ pub struct Stage {
     /// any name until then, as for `weir plugin test`).
     routes: Routes,
     instance: Option<PluginInstance>,
+    /// The instances of lanes 1.. (`parallelism` > 1): `None` until needed
+    /// (and after a fault or a swap).
+    lanes: Vec<Option<PluginInstance>>,
     stats: Arc<StageStats>,
     breaker: Breaker,
     /// Set when the breaker tripped with `action = "stop"`.
@@ -75,6 +82,7 @@ impl Stage {
             engine,
             routes: Routes::any(),
             instance: None,
+            lanes: Vec::new(),
             stats,
             breaker,
             fatal: None,
@@ -135,6 +143,14 @@ impl Stage {
                 tracing::debug!(error = %e, "retiring the old instance inline");
             }
         }
+        // The other lanes start on the new version at their next batch.
+        for lane in &mut self.lanes {
+            if let Some(retired) = lane.take() {
+                let _ = std::thread::Builder::new()
+                    .name("weir-retire".into())
+                    .spawn(move || drop(retired));
+            }
+        }
         // A new version gets a fresh chance.
         self.breaker = Breaker::new(self.spec.breaker.clone());
         tracing::info!(stage = %self.spec.name, plugin = %self.spec.plugin.name, from = %old, to = %self.spec.plugin.short_version(), "plugin swapped");
@@ -153,11 +169,17 @@ impl Stage {
     }
 
     fn fresh_instance(&mut self) -> Result<&mut PluginInstance, PluginError> {
+        let instance = self.new_instance()?;
+        Ok(self.instance.insert(instance))
+    }
+
+    /// An instance of the serving version, initialized.
+    fn new_instance(&self) -> Result<PluginInstance, PluginError> {
         let mut instance = self
             .engine
             .instantiate(&self.spec.plugin, &self.spec.instance)?;
         instance.init(&self.spec.params_json)?;
-        Ok(self.instance.insert(instance))
+        Ok(instance)
     }
 
     fn dead(&self, event: Event, reason: String) -> DeadLetter {
@@ -194,7 +216,7 @@ impl Stage {
         let started = std::time::Instant::now();
         if keyed {
             self.process_keyed(inputs, batch);
-        } else {
+        } else if !self.run_lanes(&inputs, batch) {
             self.run_isolating(&inputs, batch);
         }
         self.stats.record_call(started.elapsed());

@@ -11,6 +11,7 @@ mod kafka;
 mod kafka_swap;
 mod keyed;
 mod metrics;
+mod parallel;
 mod pipeline;
 mod plugin_cli;
 mod polyglot;

@@ -74,7 +74,9 @@ impl Stage {
                     continue;
                 }
             };
-            self.run_keyed(&mut keyed, p, &events, &keys, fired, watermark, batch);
+            if !self.run_keyed_lanes(&mut keyed, p, &events, &keys, &fired, watermark, batch) {
+                self.run_keyed(&mut keyed, p, &events, &keys, fired, watermark, batch);
+            }
             seen.extend(events);
         }
         let late = keyed.observe(&seen);
@@ -106,7 +108,7 @@ impl Stage {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn run_keyed(
+    pub(super) fn run_keyed(
         &mut self,
         keyed: &mut KeyedState,
         partition: i32,
@@ -215,7 +217,7 @@ impl Stage {
     /// position names the stage's partition (`<stage>.timers`, offset -1).
     /// A timer whose handler failed is a dead letter whose value says which
     /// timer (`{"key": ..., "timer": at-ms}`).
-    fn absorb_timers(
+    pub(super) fn absorb_timers(
         &mut self,
         partition: i32,
         fired: &[(i64, Bytes)],
