@@ -1,8 +1,8 @@
 //! Test plugin `hostile`: misbehaves on purpose, so the host's sandbox can be
 //! tested with real pipelines.
 //!
-//! Params: `{"mode": "<mode>", "sleep_ms": 50}` (`sleep_ms` is optional and
-//! used by `slow` only). An unknown mode or field refuses the plugin at init.
+//! Params: `{"mode": "<mode>", "sleep_ms": 50, "work": 10000}` (`sleep_ms`
+//! is optional and used by `slow` only; `work` by `busy` only). An unknown mode or field refuses the plugin at init.
 //!
 //! The "bomb" modes pass every event through unchanged except the *triggered*
 //! ones (a JSON object with `"trigger": true`), on which they misbehave:
@@ -21,6 +21,7 @@
 //! | mode | what it does |
 //! |---|---|
 //! | `slow` | sleeps `sleep_ms` milliseconds, passes the event through |
+//! | `busy` | computes `work` rounds of a hash over the value (CPU, no sleep), header `work` = the result |
 //! | `panic-init` | panics in `init` (events pass through if it ever runs) |
 //! | `fs` | performs the event's `op` (`read`, `write`, `list`, `symlink-read`) on its `path` |
 //! | `net` | opens a TCP connection to the event's `addr` |
@@ -63,6 +64,8 @@ pub enum Mode {
     HugeOutput,
     /// Every event: sleep `sleep_ms`.
     Slow,
+    /// Every event: `work` rounds of CPU work.
+    Busy,
     /// A panic in `init`.
     PanicInit,
     /// Every event: a file-system operation, outcome in header `result`.
@@ -84,6 +87,13 @@ pub struct Params {
     /// Milliseconds `slow` sleeps per event.
     #[serde(default = "default_sleep_ms")]
     pub sleep_ms: u64,
+    /// Rounds of work `busy` does per event.
+    #[serde(default = "default_work")]
+    pub work: u32,
+}
+
+fn default_work() -> u32 {
+    10_000
 }
 
 fn default_sleep_ms() -> u64 {
@@ -129,6 +139,16 @@ pub fn hostile(mut ev: Event, params: &Params) -> Result<Event> {
         Mode::Panic if triggered => panic!("boom on id {id}"),
         Mode::HugeOutput if triggered => ev.set_value(vec![b'x'; HUGE_OUTPUT_BYTES]),
         Mode::Slow => std::thread::sleep(Duration::from_millis(params.sleep_ms)),
+        Mode::Busy => {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for _ in 0..params.work {
+                for &b in ev.value() {
+                    h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                }
+                h = black_box(h);
+            }
+            ev.set_header("work", h.to_string());
+        }
         Mode::Fs => {
             let outcome = match &fields {
                 Some(f) => fs_op(f, &mut ev),

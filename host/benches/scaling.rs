@@ -1,0 +1,132 @@
+//! Parallel stage instances (`parallelism`): the same pipeline over the same
+//! file at parallelism 1 and 2 (this machine has 2 cores), interleaved
+//! rounds, events/s of each and the ratio. Two jobs:
+//!
+//! - **busy**: a deliberately CPU-heavy plain map (the `hostile` test
+//!   plugin in mode `busy`: rounds of a hash over each event's value), the
+//!   case `parallelism` is for;
+//! - **velocity**: the keyed per-card velocity job of `bench/velocity`
+//!   (`card-velocity`, each card's window in the host's store), where the
+//!   plugin is a smaller share of the work (the source, the store's commits
+//!   and the sink take the rest).
+//!
+//! Run: `cargo bench -p weir --bench scaling` (`WEIR_SCALING_EVENTS` sets the
+//! velocity input size, default 300,000; busy uses a tenth). events/s =
+//! events / the process's wall time, after a warm-up run that fills the
+//! compiled-plugin cache (start-up ~0.1 s is included in both columns).
+//! Best of `ROUNDS`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+mod common;
+#[path = "common/rate.rs"]
+#[allow(dead_code)]
+mod rate;
+
+const ROUNDS: usize = 3;
+const PARALLELISM: [usize; 2] = [1, 2];
+
+fn weir_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_weir"))
+}
+
+fn pipeline(dir: &Path, job: &str, input: &Path, parallelism: usize) -> PathBuf {
+    let stage = match job {
+        "busy" => format!(
+            "[[stages]]\nname = \"busy\"\nplugin = \"hostile\"\nparallelism = {parallelism}\n\
+             [stages.params]\nmode = \"busy\"\nwork = 200\n"
+        ),
+        _ => format!(
+            "[[stages]]\nname = \"velocity\"\nplugin = \"card-velocity\"\nparallelism = {parallelism}\n\
+             [stages.state]\nkey = \"/card_id\"\n"
+        ),
+    };
+    let body = format!(
+        "[state]\ndurability = \"interval\"\n\
+         [source]\ntype = \"file\"\npath = \"{}\"\nevent_time = \"/ts\"\n\
+         [batch]\nmax_events = 1024\nmax_wait_ms = 20\n{stage}\
+         [outputs.default]\ntype = \"file\"\npath = \"out/out.jsonl\"\nformat = \"value\"\n",
+        input.display()
+    );
+    rate::bench_pipeline(dir, job, &body)
+}
+
+/// One run to the end: seconds of wall time; panics unless every event
+/// came out.
+fn run(dir: &Path, job: &str, input: &Path, parallelism: usize, n: usize) -> f64 {
+    let toml = pipeline(dir, job, input, parallelism);
+    let started = Instant::now();
+    let out = Command::new(weir_bin())
+        .args(["run", "--quiet"])
+        .arg(&toml)
+        .output()
+        .expect("run weir");
+    let secs = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "weir failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = std::fs::read_to_string(dir.join("out/out.jsonl"))
+        .expect("output")
+        .lines()
+        .count();
+    assert_eq!(
+        lines, n,
+        "{job} at parallelism {parallelism}: every event out"
+    );
+    secs
+}
+
+fn main() {
+    let n: usize = std::env::var("WEIR_SCALING_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let root = tempfile::tempdir().expect("tempdir");
+    let wasm = common::build_plugins(&["hostile", "card-velocity"]);
+    let plugins = root.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("mkdir");
+    for (name, file) in ["hostile", "card-velocity"].iter().zip(&wasm) {
+        std::fs::copy(file, plugins.join(format!("{name}.wasm"))).expect("copy plugin");
+    }
+    let input = root.path().join("cards.jsonl");
+    rate::generate(&weir_bin(), n, &input);
+    let small = root.path().join("cards-small.jsonl");
+    let text = std::fs::read_to_string(&input).expect("input");
+    let busy_n = n / 10;
+    let first: String = text
+        .lines()
+        .take(busy_n)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&small, first).expect("write");
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "scaling: {n} velocity events, {busy_n} busy events; load average {}",
+        load.trim()
+    );
+    println!("| job | parallelism | events/s (best of {ROUNDS}) | vs parallelism 1 |");
+    println!("|---|---:|---:|---:|");
+    for (job, input, events) in [("busy", &small, busy_n), ("velocity", &input, n)] {
+        let dir = root.path();
+        run(dir, job, input, 1, events);
+        let mut best = [f64::MAX; PARALLELISM.len()];
+        for _ in 0..ROUNDS {
+            for (i, p) in PARALLELISM.iter().enumerate() {
+                best[i] = best[i].min(run(dir, job, input, *p, events));
+            }
+        }
+        for (i, p) in PARALLELISM.iter().enumerate() {
+            println!(
+                "| {job} | {p} | {:.0} | {:.2}x |",
+                events as f64 / best[i],
+                best[0] / best[i]
+            );
+        }
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at the end: {}", load.trim());
+}
