@@ -307,7 +307,11 @@ mod tests {
     }
 
     fn mode(mode: Mode) -> Params {
-        Params { mode, sleep_ms: 1 }
+        Params {
+            mode,
+            sleep_ms: 1,
+            work: 1,
+        }
     }
 
     #[test]
