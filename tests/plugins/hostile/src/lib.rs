@@ -415,6 +415,7 @@ mod tests {
         let p = Params {
             mode: Mode::Slow,
             sleep_ms: 30,
+            work: 1,
         };
         hostile(Event::new(r#"{"id": 1}"#), &p).unwrap();
         assert!(started.elapsed() >= Duration::from_millis(30));
