@@ -9,8 +9,8 @@
 #   scripts/tansu.sh stop                  stop it and delete its data
 #
 # The binary is looked up in this order: $WEIR_TANSU; ../shared/bin/tansu.gz
-# next to the repository (unpacked into $WEIR_CACHE/tansu/); `tansu` on the
-# PATH; a build cached by an earlier run ($WEIR_CACHE/tansu-build); else
+# next to the repository (unpacked into $WEIR_CACHE/tansu/); one unpacked
+# there earlier; `tansu` on the PATH; a build cached by an earlier run ($WEIR_CACHE/tansu-build); else
 # `path` builds it once with `cargo install tansu --version 0.6.0 --locked
 # --features dynostore,libsql` into $WEIR_CACHE/tansu-build (about 40 minutes
 # and ~3 GB of temporary disk on 2 cores; the result is ~60 MB and reused).
@@ -41,6 +41,12 @@ find_tansu() {
       mv -f "$dest.tmp.$$" "$dest"
     fi
     echo "$dest"
+    return
+  fi
+  # Unpacked by an earlier run from another checkout (a worktree, a clone
+  # elsewhere): reuse it rather than build.
+  if [ -x "$cache/tansu/tansu" ]; then
+    echo "$cache/tansu/tansu"
     return
   fi
   if command -v tansu >/dev/null 2>&1; then

@@ -104,6 +104,7 @@ type = "stdout"
     let Built {
         mut pipeline,
         reloader,
+        plugin_files,
         ..
     } = build(&config).expect("build");
     let times = Arc::new(Mutex::new(Vec::new()));
@@ -112,7 +113,7 @@ type = "stdout"
         .insert("default".into(), Box::new(Clock(times.clone())));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let stop = CancellationToken::new();
-    start_reload(&config, reloader, stop.clone());
+    start_reload(&config, reloader, plugin_files, stop.clone());
     let run = runtime.spawn(pipeline.run(stop.clone()));
 
     let status = status_path(&config);

@@ -14,7 +14,7 @@ use crate::inference::{Infer, ModelRegistry};
 use crate::pipeline::{BatchPolicy, Pipeline, Stage, StageSpec};
 use crate::pipeline::{KeyedState, PipelineState, SwapSlot};
 use crate::pipeline::{Reloader, StageHandle};
-use crate::plugin::{ArtifactCache, EngineOptions, InstanceConfig, PluginEngine};
+use crate::plugin::{ArtifactCache, Baseline, EngineOptions, InstanceConfig, PluginEngine};
 use crate::telemetry::PipelineStats;
 use crate::telemetry::VersionBoard;
 
@@ -25,6 +25,9 @@ pub struct Built {
     pub status: Arc<VersionBoard>,
     /// The pipeline's models (`None` when it declares none).
     pub models: Option<ModelRegistry>,
+    /// The plugin directory as it was before the stages loaded their
+    /// plugins: hot reload reports every change since.
+    pub plugin_files: Baseline,
 }
 
 /// Where `weir run` keeps the status (`weir status` reads it).
@@ -59,6 +62,7 @@ fn read_smoke(path: &std::path::Path) -> anyhow::Result<Vec<crate::event::Event>
 /// Call it outside any tokio runtime: a plugin's `init` may do blocking WASI
 /// I/O (printing, sleeping), which wasmtime-wasi refuses inside a runtime.
 pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
+    let plugin_files = Baseline::plugins(config.plugin_dir_path());
     let engine = Arc::new(PluginEngine::new(EngineOptions {
         pooling: true,
         cache: Some(ArtifactCache::new(config.cache_dir_path())),
@@ -203,6 +207,7 @@ pub fn build(config: &PipelineConfig) -> anyhow::Result<Built> {
         reloader: Reloader::new(engine, handles, status.clone()),
         status,
         models,
+        plugin_files,
     })
 }
 
@@ -263,7 +268,12 @@ const STATUS_FLUSH: Duration = Duration::from_millis(50);
 
 /// Watches `plugin_dir` and feeds settled changes to the reloader, on two
 /// background threads, until `stop`.
-pub fn start_reload(config: &PipelineConfig, mut reloader: Reloader, stop: CancellationToken) {
+pub fn start_reload(
+    config: &PipelineConfig,
+    mut reloader: Reloader,
+    loaded: Baseline,
+    stop: CancellationToken,
+) {
     let dir = config.plugin_dir_path().to_path_buf();
     let reload = config.reload.clone();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -271,7 +281,7 @@ pub fn start_reload(config: &PipelineConfig, mut reloader: Reloader, stop: Cance
     let spawned = std::thread::Builder::new()
         .name("weir-watch".into())
         .spawn(move || {
-            if let Err(e) = crate::plugin::watch(&dir, &reload, tx, &watch_stop) {
+            if let Err(e) = crate::plugin::watch(&dir, &reload, loaded, tx, &watch_stop) {
                 tracing::error!(dir = %dir.display(), error = %e, "cannot watch the plugin directory: hot reload is off");
             }
         })

@@ -111,6 +111,7 @@ impl RunArgs {
             reloader,
             models,
             status,
+            plugin_files,
         } = build(&config)?;
         let kafka = pipeline.source.kafka_stats();
         if let Some(admin) = &admin {
@@ -138,7 +139,7 @@ impl RunArgs {
             let reload_stop = CancellationToken::new();
             let _stop_reload_on_exit = reload_stop.clone().drop_guard();
             if config.reload.enabled {
-                start_reload(&config, reloader, reload_stop.clone());
+                start_reload(&config, reloader, plugin_files, reload_stop.clone());
                 if let Some(models) = &models {
                     match crate::inference::start_model_watch(models, &config.reload, &reload_stop) {
                         Ok(()) => tracing::info!("watching the model files for new versions"),

@@ -47,7 +47,7 @@ impl BatchConfig {
 }
 
 /// The most instances `parallelism` asks for.
-pub const MAX_PARALLELISM: usize = 64;
+pub const MAX_PARALLELISM: usize = crate::telemetry::MAX_INSTANCES;
 
 /// `parallelism = N` or `"auto"`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use super::metrics::{Metrics, ModelMetrics};
 use super::model::Model;
 use super::{Infer, InferError, LoadError, Tensor};
 use crate::event::now_ms;
+use crate::plugin::Baseline;
 use crate::telemetry::{ModelEvent, ModelStatus, VersionBoard};
 
 struct Entry {
@@ -28,6 +29,9 @@ struct Inner {
     metrics: Metrics,
     env: ort::environment::Environment,
     status: RwLock<Option<Arc<VersionBoard>>>,
+    /// The model files as they were before loading: the watcher reports
+    /// what changed since.
+    loaded: Baseline,
 }
 
 /// The models, shared by every stage (cheap to clone).
@@ -64,6 +68,8 @@ impl ModelRegistry {
         library: Option<&Path>,
         models: &BTreeMap<String, ModelConfig>,
     ) -> Result<Self, LoadError> {
+        let files: Vec<PathBuf> = models.values().map(|c| watch_key(&c.path)).collect();
+        let loaded = Baseline::files(&files);
         let env = super::runtime::environment(library)?;
         let metrics = Metrics::default();
         let mut entries = BTreeMap::new();
@@ -119,6 +125,7 @@ impl ModelRegistry {
                 metrics,
                 env,
                 status: RwLock::new(None),
+                loaded,
             }),
         })
     }
@@ -126,6 +133,11 @@ impl ModelRegistry {
     /// The declared model names.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.inner.models.keys().map(String::as_str)
+    }
+
+    /// The model files as they were before this registry loaded them.
+    pub fn loaded_files(&self) -> Baseline {
+        self.inner.loaded.clone()
     }
 
     /// The model files, as the watcher names them.

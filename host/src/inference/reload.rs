@@ -27,7 +27,9 @@ pub fn start_model_watch(
         by_dir.entry(dir).or_default().insert(file);
     }
     let (tx, rx) = mpsc::channel::<Change>();
+    let loaded = registry.loaded_files();
     for (dir, files) in by_dir {
+        let loaded = loaded.clone();
         let tx = tx.clone();
         let config = config.clone();
         let stop = stop.clone();
@@ -36,7 +38,7 @@ pub fn start_model_watch(
             .name("weir-model-watch".into())
             .spawn(move || {
                 let relevant = move |p: &Path| files.contains(p);
-                if let Err(e) = watch_matching(&dir, &config, Arc::new(relevant), tx, &stop) {
+                if let Err(e) = watch_matching(&dir, &config, Arc::new(relevant), loaded, tx, &stop) {
                     tracing::error!(dir = %dir.display(), error = %e, "cannot watch the model folder: model hot swap is off for it");
                 }
             })?;

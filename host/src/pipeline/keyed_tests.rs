@@ -30,6 +30,14 @@ fn keyed_with(dir: &std::path::Path, config: &StageStateConfig) -> (KeyedState, 
     (state, committed)
 }
 
+/// A keyed stage (key `/k`) keeping at most `cache_keys` committed keys in
+/// memory.
+fn keyed_caching(dir: &std::path::Path, cache_keys: usize) -> (KeyedState, Arc<AtomicU64>) {
+    let mut config = StageStateConfig::keyed_by("/k");
+    config.cache_keys = cache_keys;
+    keyed_with(dir, &config)
+}
+
 /// A keyed state begun on batch 0, and its input for `keys` on partition 0.
 fn begun(
     dir: &std::path::Path,
@@ -294,9 +302,7 @@ fn committed_state_is_served_from_the_cache_until_the_store_changes_under_it() {
 #[test]
 fn without_a_cache_every_batch_reads_the_store() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = StageStateConfig::keyed_by("/k");
-    config.cache_keys = 0;
-    let (mut state, committed) = keyed_with(dir.path(), &config);
+    let (mut state, committed) = keyed_caching(dir.path(), 0);
     write_and_commit(&mut state, &committed, 0, &["a"], "1");
     overwrite_in_store(&state, "a", "from elsewhere");
     let seen = write_and_commit(&mut state, &committed, 1, &["a"], "2");
@@ -307,9 +313,7 @@ fn without_a_cache_every_batch_reads_the_store() {
 #[test]
 fn the_cache_stays_within_cache_keys() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = StageStateConfig::keyed_by("/k");
-    config.cache_keys = 8;
-    let (mut state, committed) = keyed_with(dir.path(), &config);
+    let (mut state, committed) = keyed_caching(dir.path(), 8);
     let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     for seq in 0..5 {

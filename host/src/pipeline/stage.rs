@@ -125,32 +125,19 @@ impl Stage {
             // A version that superseded another before this stage took it,
             // and is the one serving: nothing changes (no swap is counted).
             tracing::debug!(stage = %self.spec.name, version = %prepared.plugin.short_version(), "prepared version is the one serving; kept");
-            let retired = prepared.instance;
-            let _ = std::thread::Builder::new()
-                .name("weir-retire".into())
-                .spawn(move || drop(retired));
+            retire(prepared.instance);
             return;
         }
         let old = self.spec.plugin.short_version().to_string();
         self.spec.plugin = prepared.plugin;
-        // Tearing down a store (freeing its memory) takes milliseconds: do it
-        // off the data path.
         if let Some(retired) = self.instance.replace(prepared.instance) {
-            let spawned = std::thread::Builder::new()
-                .name("weir-retire".into())
-                .spawn(move || drop(retired));
-            if let Err(e) = spawned {
-                tracing::debug!(error = %e, "retiring the old instance inline");
-            }
+            retire(retired);
         }
         // The other lanes start on the new version at their next batch.
-        for lane in &mut self.lanes {
-            if let Some(retired) = lane.take() {
-                let _ = std::thread::Builder::new()
-                    .name("weir-retire".into())
-                    .spawn(move || drop(retired));
-            }
-        }
+        self.lanes
+            .iter_mut()
+            .filter_map(Option::take)
+            .for_each(retire);
         // A new version gets a fresh chance.
         self.breaker = Breaker::new(self.spec.breaker.clone());
         tracing::info!(stage = %self.spec.name, plugin = %self.spec.plugin.name, from = %old, to = %self.spec.plugin.short_version(), "plugin swapped");
@@ -217,6 +204,7 @@ impl Stage {
         if keyed {
             self.process_keyed(inputs, batch);
         } else if !self.run_lanes(&inputs, batch) {
+            self.stats.record_instance(0, inputs.len());
             self.run_isolating(&inputs, batch);
         }
         self.stats.record_call(started.elapsed());
@@ -364,4 +352,16 @@ fn partitions(events: &[Event]) -> String {
         .map(i32::to_string)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Drops an instance no longer serving on a thread of its own: tearing down
+/// a store (freeing its memory) takes milliseconds, kept off the data path.
+/// If no thread can start, it is dropped here.
+fn retire(instance: PluginInstance) {
+    let spawned = std::thread::Builder::new()
+        .name("weir-retire".into())
+        .spawn(move || drop(instance));
+    if let Err(e) = spawned {
+        tracing::debug!(error = %e, "retiring the old instance inline");
+    }
 }

@@ -27,4 +27,4 @@ pub use keyed::{KeyedInput, KeyedOutput, NO_KEY, PluginInfo, TimerOp};
 pub use limits::LimitsConfig;
 pub use sandbox::{DirGrant, DirMode, GrantsConfig, Sandbox};
 pub(crate) use state::StoreState;
-pub use watcher::{Change, ReloadConfig, WatchMode, watch, watch_matching};
+pub use watcher::{Baseline, Change, ReloadConfig, WatchMode, watch, watch_matching};

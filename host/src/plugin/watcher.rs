@@ -117,16 +117,40 @@ fn scan(dir: &Path, relevant: &dyn Fn(&Path) -> bool) -> HashMap<PathBuf, Stamp>
     out
 }
 
+/// Files as they were when a pipeline loaded them: a watcher started later
+/// reports every change since, so a file replaced between the load and the
+/// watcher's first look is not missed. Take it before loading.
+#[derive(Clone, Debug, Default)]
+pub struct Baseline(HashMap<PathBuf, Stamp>);
+
+impl Baseline {
+    /// The plugin files of `dir` now.
+    pub fn plugins(dir: &Path) -> Self {
+        Self(scan(dir, &is_plugin))
+    }
+
+    /// `files` now (one that does not exist is left out).
+    pub fn files(files: &[PathBuf]) -> Self {
+        Self(
+            files
+                .iter()
+                .filter_map(|f| Some((f.clone(), stamp(f)?)))
+                .collect(),
+        )
+    }
+}
+
 /// Runs the watch loop on the calling thread until `changes` is dropped by
-/// the receiver side or `stop` fires. `known` is the directory as loaded at
-/// start (no change is reported for it).
+/// the receiver side or `stop` fires, reporting the plugin files of `dir`
+/// that differ from `loaded`.
 pub fn watch(
     dir: &Path,
     config: &ReloadConfig,
+    loaded: Baseline,
     changes: mpsc::Sender<Change>,
     stop: &tokio_util::sync::CancellationToken,
 ) -> Result<(), notify::Error> {
-    watch_matching(dir, config, Arc::new(is_plugin), changes, stop)
+    watch_matching(dir, config, Arc::new(is_plugin), loaded, changes, stop)
 }
 
 /// [`watch`] for the files of `dir` that `relevant` accepts (paths as
@@ -135,6 +159,7 @@ pub fn watch_matching(
     dir: &Path,
     config: &ReloadConfig,
     relevant: Arc<dyn Fn(&Path) -> bool + Send + Sync>,
+    loaded: Baseline,
     changes: mpsc::Sender<Change>,
     stop: &tokio_util::sync::CancellationToken,
 ) -> Result<(), notify::Error> {
@@ -162,7 +187,8 @@ pub fn watch_matching(
     };
     let poll = Duration::from_millis(config.poll_interval_ms);
     let debounce = Duration::from_millis(config.debounce_ms);
-    let mut known = scan(dir, &*relevant);
+    let Baseline(mut known) = loaded;
+    known.retain(|path, _| relevant(path));
     // Files seen changing, with their last stamp and when it last changed.
     let mut settling: HashMap<PathBuf, (Option<Stamp>, Instant)> = HashMap::new();
     while !stop.is_cancelled() {
@@ -243,7 +269,8 @@ mod tests {
         };
         let path = dir.path().to_path_buf();
         let s = stop.clone();
-        let handle = std::thread::spawn(move || watch(&path, &config, tx, &s));
+        let loaded = Baseline::plugins(dir.path());
+        let handle = std::thread::spawn(move || watch(&path, &config, loaded, tx, &s));
         std::thread::sleep(Duration::from_millis(150));
 
         // Written in pieces, quickly: reported once, complete.
@@ -269,6 +296,39 @@ mod tests {
         );
         stop.cancel();
         let _ = handle.join();
+    }
+
+    #[test]
+    fn a_file_replaced_before_the_watcher_starts_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("a.wasm");
+        std::fs::write(&p, b"v1").expect("write");
+        let model = dir.path().join("model.onnx");
+        std::fs::write(&model, b"m1").expect("write");
+        let loaded = Baseline::plugins(dir.path());
+        let models = Baseline::files(std::slice::from_ref(&model));
+        // Replaced after the pipeline loaded it, before the watcher looked.
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&p, b"v2, longer").expect("write");
+        std::fs::write(&model, b"m2, longer").expect("write");
+        let config = ReloadConfig {
+            poll_interval_ms: 20,
+            debounce_ms: 50,
+            ..ReloadConfig::default()
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (tx, rx) = mpsc::channel();
+        let (path, s, c) = (dir.path().to_path_buf(), stop.clone(), config.clone());
+        let plugins = std::thread::spawn(move || watch(&path, &c, loaded, tx, &s));
+        assert_eq!(next(&rx), Change::Ready(p));
+        let (tx, rx) = mpsc::channel();
+        let (path, s, m) = (dir.path().to_path_buf(), stop.clone(), model.clone());
+        let relevant = Arc::new(move |f: &Path| f == m);
+        let watcher =
+            std::thread::spawn(move || watch_matching(&path, &config, relevant, models, tx, &s));
+        assert_eq!(next(&rx), Change::Ready(model));
+        stop.cancel();
+        let _ = (plugins.join(), watcher.join());
     }
 
     #[test]

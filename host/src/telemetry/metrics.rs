@@ -331,6 +331,24 @@ impl prometheus_client::collector::Collector for PipelineCollector {
             faults,
             counter,
         )?;
+        let instance_names: Vec<String> =
+            (0..super::MAX_INSTANCES).map(|i| i.to_string()).collect();
+        let mut per_instance = Vec::new();
+        for (n, s) in &stats.stages {
+            for (name, events) in instance_names.iter().zip(s.instance_events()) {
+                let mut l = stage_labels(&snapshot, n);
+                l.push(("instance", name.as_str()));
+                per_instance.push((l, events));
+            }
+        }
+        family(
+            &mut enc,
+            "weir_stage_instance_events",
+            "Events given to each instance of the stage (`parallelism` > 1 runs several).",
+            Counter,
+            per_instance,
+            counter,
+        )?;
         let memory = per_stage(|s| s.memory_bytes.load(Relaxed));
         family(
             &mut enc,
@@ -516,6 +534,8 @@ mod tests {
         stats.dead_letters.store(2, Relaxed);
         let stage = stats.stage("s1").expect("stage");
         stage.record_in(12);
+        stage.record_instance(0, 8);
+        stage.record_instance(1, 4);
         stage.record_call(std::time::Duration::from_millis(3));
         stage.set_memory(65536);
         stats.end_to_end["default"].observe_n(0.02, 10);
@@ -536,6 +556,8 @@ mod tests {
             "weir_output_events_total{output=\"default\"} 10",
             "weir_dead_letter_events_total 2",
             "weir_stage_events_in_total{stage=\"s1\",plugin=\"\"} 12",
+            "weir_stage_instance_events_total{stage=\"s1\",plugin=\"\",instance=\"0\"} 8",
+            "weir_stage_instance_events_total{stage=\"s1\",plugin=\"\",instance=\"1\"} 4",
             "weir_stage_batch_events_count{stage=\"s1\",plugin=\"\"} 1",
             "weir_stage_batch_latency_seconds_count{stage=\"s1\",plugin=\"\"} 1",
             "weir_stage_memory_bytes{stage=\"s1\",plugin=\"\"} 65536",

@@ -47,7 +47,13 @@ pub struct StageStats {
     /// Keyed stages: the store, for the state's size (measured when
     /// asked: LSM metadata, no scan). Unset: not keyed.
     pub state: std::sync::OnceLock<StoreHandle>,
+    /// Events each instance of the stage was given (index: the instance;
+    /// `parallelism` > 1 runs several, at most [`MAX_INSTANCES`]).
+    pub instance_events: [AtomicU64; MAX_INSTANCES],
 }
+
+/// The most instances of one stage counted apart (`parallelism`'s bound).
+pub const MAX_INSTANCES: usize = 64;
 
 impl StageStats {
     /// A keyed stage's state size (`None`: not keyed).
@@ -83,6 +89,7 @@ impl Default for StageStats {
             late_events: AtomicU64::new(0),
             watermark_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             state: std::sync::OnceLock::new(),
+            instance_events: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -93,6 +100,25 @@ impl StageStats {
         if n > 0 {
             self.batch_events.observe(n as f64);
         }
+    }
+
+    /// `n` events given to instance `instance` of the stage.
+    pub fn record_instance(&self, instance: usize, n: usize) {
+        if let Some(c) = self.instance_events.get(instance) {
+            c.fetch_add(n as u64, Relaxed);
+        }
+    }
+
+    /// Events per instance, up to the last instance that ran any.
+    pub fn instance_events(&self) -> Vec<u64> {
+        let mut all: Vec<u64> = self
+            .instance_events
+            .iter()
+            .map(|c| c.load(Relaxed))
+            .collect();
+        let ran = all.iter().rposition(|&n| n > 0).map_or(0, |i| i + 1);
+        all.truncate(ran);
+        all
     }
 
     pub fn record_out(&self, n: usize) {

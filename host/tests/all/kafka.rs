@@ -92,7 +92,7 @@ impl Weir {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         if let Some(child) = &self.child {
             let _ = std::process::Command::new("kill")
                 .args([sig, &child.id().to_string()])
@@ -119,7 +119,7 @@ impl Weir {
         }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -225,6 +225,53 @@ pub(crate) fn produce(
     producer
         .flush(Duration::from_secs(60))
         .expect("flush the produced events");
+}
+
+/// Sends `record(i)` (partition, key, value) for each `i` of `range` to
+/// `topic`, and flushes.
+pub(crate) fn produce_each(
+    broker: &Broker,
+    topic: &str,
+    range: std::ops::Range<u64>,
+    record: impl Fn(u64) -> (i32, String, String),
+) {
+    let producer = producer(broker);
+    for i in range {
+        let (partition, key, value) = record(i);
+        let record = BaseRecord::to(topic)
+            .partition(partition)
+            .key(&key)
+            .payload(&value);
+        send(&producer, record);
+        producer.poll(Duration::ZERO);
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .expect("flush the produced events");
+}
+
+/// Each event delivered more than once (`count`: id → deliveries) was not
+/// yet committed when weir was killed (`at_kill`): event `i` sits at offset
+/// `i / partitions` of partition `i % partitions`. Returns how many repeated.
+pub(crate) fn assert_repeats_uncommitted<'a>(
+    count: impl IntoIterator<Item = (&'a u64, &'a usize)>,
+    at_kill: &[Option<i64>],
+    partitions: i32,
+) -> usize {
+    let mut repeated = 0;
+    for (i, c) in count {
+        if *c > 1 {
+            repeated += 1;
+            let p = (i % partitions as u64) as usize;
+            let offset = (i / partitions as u64) as i64;
+            assert!(
+                offset >= at_kill[p].unwrap_or(0),
+                "event {i} (partition {p} offset {offset}) repeated but committed was {:?}",
+                at_kill[p]
+            );
+        }
+    }
+    repeated
 }
 
 /// An idempotent producer (in order per partition) with small record
@@ -445,19 +492,29 @@ pub(crate) fn wait_committed(
 
 /// The group's committed offsets on `topic`.
 pub(crate) fn committed(broker: &Broker, group: &str, topic: &str) -> Vec<Option<i64>> {
+    committed_of(broker, group, topic, PARTITIONS)
+}
+
+/// The group's committed offsets on partitions `0..partitions` of `topic`.
+pub(crate) fn committed_of(
+    broker: &Broker,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Vec<Option<i64>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker.addr())
         .set("group.id", group)
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
+    for p in 0..partitions {
         tpl.add_partition(topic, p);
     }
     let got = consumer
         .committed_offsets(tpl, Duration::from_secs(20))
         .expect("committed offsets");
-    (0..PARTITIONS)
+    (0..partitions)
         .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
             Some(Offset::Offset(o)) => Some(o),
             _ => None,
@@ -579,17 +636,7 @@ fn kafka_sigkill_and_restart_loses_nothing_and_duplicates_only_after_the_last_co
             .iter()
             .map(|c| n as i64 / PARTITIONS as i64 - c.unwrap_or(0))
             .sum();
-        for (i, c) in &count {
-            if *c > 1 {
-                let p = (i % PARTITIONS as u64) as usize;
-                let offset = (i / PARTITIONS as u64) as i64;
-                assert!(
-                    offset >= at_kill[p].unwrap_or(0),
-                    "event {i} (partition {p} offset {offset}) repeated but committed was {:?}",
-                    at_kill[p]
-                );
-            }
-        }
+        assert_repeats_uncommitted(&count, &at_kill, PARTITIONS);
         assert!(
             dups as i64 <= bound,
             "{dups} duplicates, more than the {bound} uncommitted events"

@@ -8,6 +8,7 @@ mod fraud;
 mod inference;
 mod iot;
 mod kafka;
+mod kafka_parallel;
 mod kafka_swap;
 mod keyed;
 mod metrics;

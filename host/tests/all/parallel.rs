@@ -8,6 +8,7 @@ use std::io::Write as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::metrics::{free_port, get, parse, wait_for};
 use crate::state::{card_lines, counting, ranks, stored_counts};
 use crate::support::{Pipeline, output_of, plugin, plugin_dir, read_jsonl, weir, weir_run};
 
@@ -210,4 +211,59 @@ fn hot_swaps_replace_every_instance_without_loss() {
     assert_eq!(versions.len(), swaps as usize + 1, "{versions:?}");
     let stored = stored_counts(dir.path());
     assert_eq!(stored.values().sum::<u64>(), n as u64);
+}
+
+#[test]
+fn metrics_count_each_instance_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    plugin_dir(dir.path(), &["upper"]);
+    let n = 6_000;
+    let lines: String = (0..n).map(|i| format!("{{\"id\":{i}}}\n")).collect();
+    std::fs::write(dir.path().join("in.jsonl"), lines).expect("write");
+    let port = free_port();
+    Pipeline::new(dir.path())
+        .file_source("in.jsonl")
+        .batch(1024, 20)
+        .stage_with("up", "upper", "parallelism = 3\n")
+        .tables(&format!(
+            "[admin]\naddress = \"127.0.0.1:{port}\"\nlinger_secs = 60\n"
+        ))
+        .write(dir.path());
+    let mut child = weir_run(dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start weir");
+    let stage = r#"stage="up",plugin="upper""#;
+    let mut m = Default::default();
+    wait_for(
+        "every event through the stage",
+        Duration::from_secs(120),
+        || {
+            m = get(port, "/metrics")
+                .map(|r| parse(&r.1))
+                .unwrap_or_default();
+            m.get(&format!("weir_stage_events_in_total{{{stage}}}")) == Some(&(n as f64))
+        },
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let per_instance: Vec<f64> = (0..3)
+        .map(|i| {
+            let key = format!("weir_stage_instance_events_total{{{stage},instance=\"{i}\"}}");
+            m.get(&key).copied().unwrap_or_default()
+        })
+        .collect();
+    assert!(
+        per_instance.iter().all(|&e| e > 0.0),
+        "every instance ran events: {per_instance:?}"
+    );
+    assert_eq!(
+        per_instance.iter().sum::<f64>(),
+        n as f64,
+        "{per_instance:?}"
+    );
+    assert!(
+        !m.keys().any(|k| k.contains("instance=\"3\"")),
+        "no fourth instance"
+    );
 }

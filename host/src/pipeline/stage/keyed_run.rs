@@ -75,6 +75,7 @@ impl Stage {
                 }
             };
             if !self.run_keyed_lanes(&mut keyed, p, &events, &keys, &fired, watermark, batch) {
+                self.stats.record_instance(0, events.len());
                 self.run_keyed(&mut keyed, p, &events, &keys, fired, watermark, batch);
             }
             seen.extend(events);

@@ -98,9 +98,28 @@ fn remap_errors(errors: Vec<(u32, String)>, map: &[usize], into: &mut Vec<(u32, 
 }
 
 impl Stage {
-    /// How many lanes a batch of `events` runs on.
-    fn lanes_for(&self, events: usize) -> usize {
-        self.spec.parallelism.min(events / MIN_LANE_EVENTS).max(1)
+    /// How many lanes a batch of `events` runs on, with their instances
+    /// ready; `None`: one is enough, the breaker is open or an instance
+    /// cannot start — the caller runs the batch on one instance.
+    fn lanes_for(&mut self, events: usize) -> Option<usize> {
+        let n = self.spec.parallelism.min(events / MIN_LANE_EVENTS).max(1);
+        (n >= 2 && !self.breaker.is_open() && self.ready_lanes(n)).then_some(n)
+    }
+
+    /// [`call_lanes`] on this stage's instances, one per item of `work`.
+    /// Counts each lane's events as its instance's.
+    fn call_ready_lanes<W: Sync, R: Send>(
+        &mut self,
+        lanes: &[Vec<usize>],
+        work: &[W],
+        f: impl Fn(&mut PluginInstance, &W) -> R + Sync,
+    ) -> Option<Vec<Option<R>>> {
+        let first = self.instance.as_mut()?;
+        let rest = self.lanes.get_mut(..work.len().saturating_sub(1))?;
+        for (i, lane) in lanes.iter().enumerate() {
+            self.stats.record_instance(i, lane.len());
+        }
+        Some(call_lanes(first, rest, work, f))
     }
 
     /// Makes sure lanes 0..n have instances; `false` if one cannot start
@@ -144,24 +163,19 @@ impl Stage {
     /// The plain path on parallel instances; `false`: not taken (one lane
     /// is enough, or the breaker is open), the caller runs the batch on one.
     pub(super) fn run_lanes(&mut self, inputs: &[Event], batch: &mut Batch) -> bool {
-        let n = self.lanes_for(inputs.len());
-        if n < 2 || self.breaker.is_open() || !self.ready_lanes(n) {
+        let Some(n) = self.lanes_for(inputs.len()) else {
             return false;
-        }
+        };
         let lanes = assign(inputs.len(), n, |i| inputs[i].key.as_deref());
         let work: Vec<Vec<Event>> = lanes
             .iter()
             .map(|idx| idx.iter().map(|&i| inputs[i].clone()).collect())
             .collect();
-        let Some(first) = self.instance.as_mut() else {
+        let Some(results) =
+            self.call_ready_lanes(&lanes, &work, |instance, events| instance.process(events))
+        else {
             return false;
         };
-        let results = call_lanes(
-            first,
-            &mut self.lanes[..n - 1],
-            &work,
-            |instance, events| instance.process(events),
-        );
         let mut merged = Processed {
             outputs: Vec::with_capacity(inputs.len()),
             errors: Vec::new(),
@@ -199,10 +213,9 @@ impl Stage {
         watermark: Option<i64>,
         batch: &mut Batch,
     ) -> bool {
-        let n = self.lanes_for(events.len());
-        if n < 2 || self.breaker.is_open() || !self.ready_lanes(n) {
+        let Some(n) = self.lanes_for(events.len()) else {
             return false;
-        }
+        };
         let lanes = assign(events.len(), n, |i| Some(&keys[i][..]));
         let mut timers: Vec<Vec<(i64, Bytes)>> = vec![Vec::new(); n];
         for (at, key) in fired {
@@ -218,15 +231,11 @@ impl Stage {
             let lane_events: Vec<Event> = idx.iter().map(|&i| events[i].clone()).collect();
             work.push((lane_events, lane_keys, input));
         }
-        let Some(first) = self.instance.as_mut() else {
+        let Some(results) = self.call_ready_lanes(&lanes, &work, |instance, (events, _, input)| {
+            instance.process_keyed(events, input)
+        }) else {
             return false;
         };
-        let results = call_lanes(
-            first,
-            &mut self.lanes[..n - 1],
-            &work,
-            |instance, (events, _, input)| instance.process_keyed(events, input),
-        );
         let mut merged = Processed {
             outputs: Vec::with_capacity(events.len()),
             errors: Vec::new(),

@@ -9,10 +9,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rdkafka::producer::{BaseRecord, Producer};
-
 use super::{ranks, read_lines_tolerant, stored_counts};
-use crate::kafka::{PARTITIONS, Weir, producer, send, timed, wait_for_log};
+use crate::kafka::{PARTITIONS, Weir, produce_each, timed, wait_for_log};
 use crate::support::{Broker, Pipeline, plugin_dir};
 
 const KEYS: usize = 41;
@@ -23,21 +21,13 @@ const ALL_FOUR: &str = r#"partitions=["in[0]", "in[1]", "in[2]", "in[3]"]"#;
 /// `k = i % KEYS`, to partition `k % 4` (a card's events share a partition,
 /// in input order).
 fn produce_cards(broker: &Broker, range: std::ops::Range<usize>) {
-    let producer = producer(broker);
-    for i in range {
-        let k = i % KEYS;
+    let range = range.start as u64..range.end as u64;
+    produce_each(broker, "in", range, |i| {
+        let k = i as usize % KEYS;
         let key = format!("c{k}");
         let value = format!("{{\"card\":\"{key}\",\"input\":{i}}}");
-        let record = BaseRecord::to("in")
-            .partition((k % PARTITIONS as usize) as i32)
-            .key(&key)
-            .payload(&value);
-        send(&producer, record);
-        producer.poll(Duration::ZERO);
-    }
-    producer
-        .flush(Duration::from_secs(60))
-        .expect("flush the produced events");
+        ((k % PARTITIONS as usize) as i32, key, value)
+    });
 }
 
 /// `<dir>/pipeline.toml`: `in` (group `group`) → keyed-count on `/card` →
