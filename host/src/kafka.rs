@@ -31,7 +31,28 @@ impl std::fmt::Display for PropertyValue {
     }
 }
 
-/// `[... .properties]`: any librdkafka property, by its librdkafka name.
+impl PropertyValue {
+    /// The environment variable a `"env:NAME"` value names (a password the
+    /// pipeline file should not hold, e.g. `sasl.password`).
+    pub fn env_name(&self) -> Option<&str> {
+        match self {
+            Self::Text(s) => s.strip_prefix("env:"),
+            _ => None,
+        }
+    }
+
+    /// The text librdkafka gets: an `env:NAME` value read from the
+    /// environment (empty if unset: [`validate_properties`] refuses that).
+    pub fn resolved(&self) -> String {
+        match self.env_name() {
+            Some(name) => std::env::var(name).unwrap_or_default(),
+            None => self.to_string(),
+        }
+    }
+}
+
+/// `[... .properties]`: any librdkafka property, by its librdkafka name; a
+/// text value `"env:NAME"` is read from the environment variable `NAME`.
 pub type Properties = BTreeMap<String, PropertyValue>;
 
 /// Builds a client configuration: weir's `defaults` first, then the user's
@@ -46,7 +67,7 @@ pub fn client_config(
         config.set(*k, *v);
     }
     for (k, v) in properties {
-        config.set(k, v.to_string());
+        config.set(k, v.resolved());
     }
     for (k, v) in forced {
         config.set(*k, v);
@@ -61,9 +82,15 @@ pub fn validate_properties(
     reserved: &[(&str, &str)],
     config: &ClientConfig,
 ) -> Result<(), FieldError> {
-    for key in properties.keys() {
+    for (key, value) in properties {
         if let Some((_, why)) = reserved.iter().find(|(k, _)| k == key) {
             return Err(FieldError::new(key, *why).within("properties"));
+        }
+        if let Some(name) = value.env_name()
+            && std::env::var(name).is_err()
+        {
+            let why = format!("the environment variable {name} is not set (or not UTF-8)");
+            return Err(FieldError::new(key, why).within("properties"));
         }
     }
     if let Err(e) = config.create_native_config() {

@@ -137,7 +137,7 @@ pub fn changelog_client(brokers: &str, properties: &crate::kafka::Properties) ->
             || k == "client.id"
             || k == "broker.address.family"
         {
-            config.set(k, v.to_string());
+            config.set(k, v.resolved());
         }
     }
     config

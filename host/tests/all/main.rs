@@ -18,6 +18,7 @@ mod plugin_cli;
 mod polyglot;
 mod reload;
 mod sandbox;
+mod secrets;
 mod shutdown;
 mod sinks;
 mod state;
