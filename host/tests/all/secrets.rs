@@ -95,15 +95,17 @@ fn no_secret_shows_in_logs_status_metrics_or_errors() {
     let (admin, dead) = (free_port(), free_port());
     pipeline(dir, &redis, admin, dead);
     let log = dir.join("weir.log");
-    let mut child = with_secrets(&mut weir(), dead)
-        .args(["run", "--quiet"])
-        .arg(dir.join("pipeline.toml"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start weir");
-    let mut stdin = child.stdin.take().expect("stdin");
+    let mut child = Killed(
+        with_secrets(&mut weir(), dead)
+            .args(["run", "--quiet"])
+            .arg(dir.join("pipeline.toml"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start weir"),
+    );
+    let mut stdin = child.0.stdin.take().expect("stdin");
     let n = 40;
     for i in 0..n {
         writeln!(
@@ -147,8 +149,7 @@ fn no_secret_shows_in_logs_status_metrics_or_errors() {
         status_out.contains("\"route\""),
         "weir status: {status_out}{status_err}"
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     for (path, body) in &seen {
         assert_clean(path, body);
     }
@@ -182,6 +183,16 @@ fn no_secret_shows_in_logs_status_metrics_or_errors() {
         "the error names the field and the variable: {err}"
     );
     assert_clean("the config error", &(out + &err));
+}
+
+/// A `weir run` killed when dropped (the test's sinks never let it end).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Every file under `dir`.
