@@ -228,14 +228,14 @@ pub(crate) fn produce(
 }
 
 /// Sends `record(i)` (partition, key, value) for each `i` of `range` to
-/// `topic`, and flushes.
+/// `topic` of the broker at `broker`, and flushes.
 pub(crate) fn produce_each(
-    broker: &Broker,
+    broker: &str,
     topic: &str,
     range: std::ops::Range<u64>,
     record: impl Fn(u64) -> (i32, String, String),
 ) {
-    let producer = producer(broker);
+    let producer = producer_to(broker);
     for i in range {
         let (partition, key, value) = record(i);
         let record = BaseRecord::to(topic)
@@ -278,8 +278,13 @@ pub(crate) fn assert_repeats_uncommitted<'a>(
 /// batches: tansu's memory engine mis-reads fetches that start inside a
 /// batch.
 pub(crate) fn producer(broker: &Broker) -> BaseProducer {
+    producer_to(&broker.addr())
+}
+
+/// [`producer`] for the broker at `addr`.
+fn producer_to(addr: &str) -> BaseProducer {
     ClientConfig::new()
-        .set("bootstrap.servers", broker.addr())
+        .set("bootstrap.servers", addr)
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .set("batch.num.messages", "500")

@@ -16,7 +16,7 @@ const GROUP: &str = "g-lanes";
 /// Events `range` to topic `in8`: key `k<i>`, partition `i % 8` (so event
 /// `i` is at offset `i / 8`), value `ev-<i>`.
 fn produce(broker: &Broker, range: std::ops::Range<u64>) {
-    produce_each(broker, "in8", range, |i| {
+    produce_each(&broker.addr(), "in8", range, |i| {
         let partition = (i % PARTITIONS as u64) as i32;
         (partition, format!("k{i}"), format!("ev-{i}"))
     });

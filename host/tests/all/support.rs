@@ -196,6 +196,17 @@ impl Broker {
         }
     }
 
+    /// Sends `signal` (`"-STOP"`, `"-CONT"`...) to the running broker.
+    pub fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success(), "kill {signal} the broker");
+        }
+    }
+
     /// Kills the broker (SIGKILL); `start` brings it back with its data.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

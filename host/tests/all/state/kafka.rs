@@ -13,16 +13,21 @@ use super::{ranks, read_lines_tolerant, stored_counts};
 use crate::kafka::{PARTITIONS, Weir, produce_each, timed, wait_for_log};
 use crate::support::{Broker, Pipeline, plugin_dir};
 
-const KEYS: usize = 41;
+pub(super) const KEYS: usize = 41;
 /// An assignment of every partition of `in`, as the source logs it.
 const ALL_FOUR: &str = r#"partitions=["in[0]", "in[1]", "in[2]", "in[3]"]"#;
 
 /// Produces inputs `range`: value `{"card": "c<k>", "input": i}` with
 /// `k = i % KEYS`, to partition `k % 4` (a card's events share a partition,
 /// in input order).
-fn produce_cards(broker: &Broker, range: std::ops::Range<usize>) {
+pub(super) fn produce_cards(broker: &Broker, range: std::ops::Range<usize>) {
+    produce_cards_to(&broker.addr(), range);
+}
+
+/// [`produce_cards`] to the broker at `addr` (from another thread).
+pub(super) fn produce_cards_to(addr: &str, range: std::ops::Range<usize>) {
     let range = range.start as u64..range.end as u64;
-    produce_each(broker, "in", range, |i| {
+    produce_each(addr, "in", range, |i| {
         let k = i as usize % KEYS;
         let key = format!("c{k}");
         let value = format!("{{\"card\":\"{key}\",\"input\":{i}}}");
@@ -33,7 +38,7 @@ fn produce_cards(broker: &Broker, range: std::ops::Range<usize>) {
 /// `<dir>/pipeline.toml`: `in` (group `group`) → keyed-count on `/card` →
 /// `<dir>/<out>`; pipeline name `counts` (the changelog is
 /// `counts-count-changelog`), state under `<dir>/.weir-state`.
-fn counting(dir: &Path, broker: &Broker, group: &str, out: &str) -> PathBuf {
+pub(super) fn counting(dir: &Path, broker: &Broker, group: &str, out: &str) -> PathBuf {
     plugin_dir(dir, &["keyed-count"]);
     Pipeline::new(dir)
         .top("name = \"counts\"")
@@ -46,11 +51,11 @@ fn counting(dir: &Path, broker: &Broker, group: &str, out: &str) -> PathBuf {
 }
 
 /// The outputs of these files (torn last lines skipped).
-fn outputs(files: &[PathBuf]) -> Vec<serde_json::Value> {
+pub(super) fn outputs(files: &[PathBuf]) -> Vec<serde_json::Value> {
     files.iter().flat_map(|f| read_lines_tolerant(f)).collect()
 }
 
-fn distinct(files: &[PathBuf]) -> BTreeSet<u64> {
+pub(super) fn distinct(files: &[PathBuf]) -> BTreeSet<u64> {
     outputs(files)
         .iter()
         .filter_map(|o| o["value"]["input"].as_u64())
@@ -58,7 +63,7 @@ fn distinct(files: &[PathBuf]) -> BTreeSet<u64> {
 }
 
 /// Waits until the files hold outputs for `want` distinct inputs.
-fn wait_outputs(files: &[PathBuf], want: usize, what: &str, logs: &[&Weir]) {
+pub(super) fn wait_outputs(files: &[PathBuf], want: usize, what: &str, logs: &[&Weir]) {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let got = distinct(files).len();
@@ -79,7 +84,7 @@ fn wait_outputs(files: &[PathBuf], want: usize, what: &str, logs: &[&Weir]) {
 /// Every input below `n` has an output, and every output carries the exact
 /// count of its input (state applied exactly once); returns how many
 /// outputs were re-deliveries.
-fn assert_exact(files: &[PathBuf], n: usize) -> usize {
+pub(super) fn assert_exact(files: &[PathBuf], n: usize) -> usize {
     let want = ranks(n, KEYS);
     let mut seen: HashMap<usize, usize> = HashMap::new();
     for o in outputs(files) {
@@ -96,7 +101,7 @@ fn assert_exact(files: &[PathBuf], n: usize) -> usize {
 }
 
 /// The per-key totals of `n` inputs.
-fn totals(n: usize) -> HashMap<String, u64> {
+pub(super) fn totals(n: usize) -> HashMap<String, u64> {
     let mut out = HashMap::new();
     for i in 0..n {
         *out.entry(format!("c{}", i % KEYS)).or_default() += 1;
@@ -106,7 +111,7 @@ fn totals(n: usize) -> HashMap<String, u64> {
 
 /// A temporary folder, and a compacting broker with topic `in` holding
 /// inputs `0..n`.
-fn broker_with(n: usize) -> (tempfile::TempDir, Broker) {
+pub(super) fn broker_with(n: usize) -> (tempfile::TempDir, Broker) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let broker = Broker::sqlite_compacting();
     broker.create_topic("in", PARTITIONS as u32);

@@ -5,6 +5,7 @@
 
 mod bounds;
 mod crash;
+mod faults;
 mod kafka;
 mod metrics;
 mod swap;
