@@ -403,3 +403,39 @@ fn a_version_superseded_by_the_serving_one_is_not_a_swap() {
         "{text}"
     );
 }
+
+#[test]
+fn the_plugin_directory_removed_keeps_serving_and_recreated_swaps_in() {
+    let base = std::fs::read(plugin("tagger")).expect("read tagger");
+    let mut run = Run::start(4000);
+    let plugins = run.path("plugins");
+    std::fs::remove_dir_all(&plugins).expect("remove the plugin directory");
+    let log = |r: &Run| std::fs::read_to_string(r.path("weir.log")).unwrap_or_default();
+    run.wait_for(
+        |r| log(r).contains("plugin file deleted"),
+        "the deletion noticed",
+    );
+    // Still serving the version it runs, events still flowing.
+    let before = run.out_len();
+    run.wait_for(
+        |r| r.out_len() > before + 20_000,
+        "output after the removal",
+    );
+    assert_eq!(
+        run.serving().as_deref(),
+        Some(sha256_hex(&base).as_str()),
+        "the loaded version keeps serving"
+    );
+    // The directory comes back with a new version: it is watched again.
+    std::fs::create_dir_all(&plugins).expect("recreate the plugin directory");
+    let next = variant(&base, 1);
+    install(&plugins, &next);
+    let full = sha256_hex(&next);
+    run.wait_for(
+        |r| r.serving().as_deref() == Some(full.as_str()),
+        "the new version serving",
+    );
+    let (dir, log) = run.stop();
+    assert!(!log.contains("panicked"), "{log}");
+    check_exactly_once(&dir.path().join("out.jsonl"));
+}
