@@ -247,3 +247,92 @@ fn http_429_honours_retry_after_and_5xx_is_retried() {
     );
     assert_eq!(ids(&r), [0, 1, 2]);
 }
+
+/// The endpoint accepts connections but answers nothing for 30 s (a stalled
+/// server, not a refused connection): requests time out and are retried,
+/// the source stops reading, weir keeps running; once the endpoint answers
+/// again every event arrives, and the repeats (held requests answered late
+/// beside their retries) carry the same idempotency key.
+#[test]
+fn http_endpoint_stalled_for_30s_loses_nothing_and_repeats_carry_their_key() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start();
+    let admin = free_port();
+    let n = 3000;
+    write(tmp.path(), "in.jsonl", &card_events(n, 50));
+    Pipeline::new(tmp.path())
+        .file_source("in.jsonl")
+        .batch(100, 20)
+        .output(
+            "default",
+            &format!(
+                "type = \"http\"\nurl = \"{}\"\nformat = \"ndjson\"\nbatch_max_events = 50\nconcurrency = 2\ntimeout_ms = 1000\n[outputs.default.retry]\ninitial_backoff_ms = 50\nmax_backoff_ms = 500\n",
+                receiver.url("/hook")
+            ),
+        )
+        .tables(&format!(
+            "[admin]\naddress = \"127.0.0.1:{admin}\"\nlinger_secs = 3\n"
+        ))
+        .write(tmp.path());
+    receiver.stall(true);
+    let mut child = weir()
+        .args(["run", "--quiet"])
+        .arg(tmp.path().join("pipeline.toml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("weir.log")).expect("log"))
+        .spawn()
+        .expect("start weir");
+    wait_for("metrics", Duration::from_secs(60), || {
+        get(admin, "/metrics").is_some_and(|(s, _)| s == 200)
+    });
+    let stalled = Instant::now();
+    let mut max_read = 0.0f64;
+    while stalled.elapsed() < Duration::from_secs(30) {
+        assert!(child.try_wait().expect("poll").is_none(), "weir exited");
+        if let Some((200, text)) = get(admin, "/metrics") {
+            max_read = max_read.max(parse(&text)["weir_source_events_total"]);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let (_, metrics) = get(admin, "/metrics").expect("metrics");
+    let m = parse(&metrics);
+    assert!(
+        m["weir_sink_retries_total{output=\"default\"}"] >= 5.0,
+        "timed-out requests are retried: {metrics}"
+    );
+    assert_eq!(
+        m["weir_source_chunks_total{status=\"delivered\"}"], 0.0,
+        "nothing acknowledged while no request was answered"
+    );
+    assert!(
+        max_read < 2000.0,
+        "the source read {max_read} of {n} events during the stall: not bounded"
+    );
+    receiver.stall(false);
+    wait_for("weir to finish", Duration::from_secs(90), || {
+        child.try_wait().expect("poll").is_some()
+    });
+    let log = std::fs::read_to_string(tmp.path().join("weir.log")).expect("log");
+    assert!(child.wait().expect("wait").success(), "weir failed:\n{log}");
+    let received = receiver.received();
+    let got = ids(&received);
+    let unique: BTreeSet<i64> = got.iter().copied().collect();
+    assert_eq!(unique.len(), n, "events lost");
+    // A repeated event always comes in a request with the same key as its
+    // first delivery.
+    let mut key_of: std::collections::HashMap<i64, String> = Default::default();
+    for r in received.iter().filter(|r| r.status == 200) {
+        let key = r.header("idempotency-key").expect("idempotency key");
+        for v in r.values() {
+            let id = v["id"].as_i64().expect("id");
+            let first = key_of.entry(id).or_insert_with(|| key.to_owned());
+            assert_eq!(first, key, "event {id} repeated under another key");
+        }
+    }
+    eprintln!(
+        "http stall 30 s: {} events, {} deliveries ({} repeats, same keys)",
+        n,
+        got.len(),
+        got.len() - n
+    );
+}
