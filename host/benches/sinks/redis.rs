@@ -48,7 +48,7 @@ pub async fn bench_redis(events: &[Event]) {
         .get_multiplexed_async_connection()
         .await
         .expect("connect");
-    let script = include_str!("../src/sink/redis/upsert.lua");
+    let script = include_str!("../../src/sink/redis/upsert.lua");
     let sha: String = ::redis::cmd("SCRIPT")
         .arg("LOAD")
         .arg(script)
