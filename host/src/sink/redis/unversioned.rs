@@ -5,6 +5,8 @@
 //! to [`PER_PIPELINE`] events, all sent at once and in order on the one
 //! connection, then their answers read, one per command, so an event the
 //! server refuses (a key of another type: `WRONGTYPE`) is known alone.
+//! (Without a script the commands are not atomic: a hash write refused
+//! that way still has its `EXPIRE` applied to the key of the other type.)
 //!
 //! The last writer wins **in arrival order only**: a replay after a crash
 //! writes its events again, so a key may briefly hold an older value until
