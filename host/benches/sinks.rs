@@ -15,7 +15,8 @@
 //! - http: a raw reqwest loop POSTing the same NDJSON bodies, 4 at a time,
 //!   to the same receiver.
 //!
-//! Run: `cargo bench -p weir --bench sinks` (starts its own Redis, PostgreSQL
+//! Run: `cargo bench -p weir --bench sinks [-- PART...]` (PART: redis,
+//! redis-none, postgres, http; default all; starts its own Redis, PostgreSQL
 //! and HTTP receiver on loopback; the binaries as for the tests, see
 //! docs/setup.md).
 
@@ -291,10 +292,24 @@ fn main() {
         .build()
         .expect("runtime");
     let events = events(N);
+    // `cargo bench --bench sinks -- redis-none http`: only those parts.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
     runtime.block_on(async {
-        redis_bench::bench_redis(&events).await;
-        redis_bench::bench_redis_unversioned(&events).await;
-        bench_postgres(&events).await;
-        bench_http(&events).await;
+        if run("redis") {
+            redis_bench::bench_redis(&events).await;
+        }
+        if run("redis-none") {
+            redis_bench::bench_redis_unversioned(&events).await;
+        }
+        if run("postgres") {
+            bench_postgres(&events).await;
+        }
+        if run("http") {
+            bench_http(&events).await;
+        }
     });
 }

@@ -86,16 +86,30 @@ pub(super) async fn prepare<T>(
 pub(super) async fn write_batch<W: Upsert>(
     sink: &mut W,
     context: &SinkContext,
+    kind_retry: (&str, &RetryConfig),
+    items: Vec<(W::Item, Event)>,
+    acks: &AckSet,
+) -> Result<(), EndpointError> {
+    write_batch_after(sink, context, kind_retry, items, acks, None).await
+}
+
+/// [`write_batch`], the first attempt at the whole batch already made when
+/// `first` (how it went, and when it started) is given: a sink that sends
+/// while it prepares (the redis sink's `version = "none"`).
+pub(super) async fn write_batch_after<W: Upsert>(
+    sink: &mut W,
+    context: &SinkContext,
     (kind, retry): (&str, &RetryConfig),
     items: Vec<(W::Item, Event)>,
     acks: &AckSet,
+    first: Option<(Attempt, Instant)>,
 ) -> Result<(), EndpointError> {
     if items.is_empty() {
         return Ok(());
     }
     context.stats.in_flight.store(1, Relaxed);
     let all: Vec<&W::Item> = items.iter().map(|(item, _)| item).collect();
-    let mut result = write(sink, context, (kind, retry), &all).await;
+    let mut result = write(sink, context, (kind, retry), &all, first).await;
     if let Ok(refused) = &result {
         for (i, reason) in refused {
             if let Some((_, event)) = items.get(*i) {
@@ -107,7 +121,7 @@ pub(super) async fn write_batch<W: Upsert>(
         tracing::warn!(output = %context.name, error = %reason, "{} refused a batch; writing its items one by one", W::SERVER);
         result = Ok(Vec::new());
         for (item, event) in &items {
-            match write(sink, context, (kind, retry), &[item]).await {
+            match write(sink, context, (kind, retry), &[item], None).await {
                 Ok(refused) => {
                     for (_, reason) in refused {
                         refuse(context, kind, event, &reason, acks).await;
@@ -143,22 +157,28 @@ async fn refuse(context: &SinkContext, kind: &str, event: &Event, reason: &str, 
         .await;
 }
 
-/// One request, retried while the server cannot be reached or answers with
-/// a passing error: the items the server refused one by one (index, its
-/// message), the others written.
+/// One request (`first`: the first attempt, made already), retried while
+/// the server cannot be reached or answers with a passing error: the items
+/// the server refused one by one (index, its message), the others written.
 async fn write<W: Upsert>(
     sink: &mut W,
     context: &SinkContext,
     (kind, retry): (&str, &RetryConfig),
     items: &[&W::Item],
+    mut first: Option<(Attempt, Instant)>,
 ) -> Result<Vec<(usize, String)>, Failed> {
     let output = &*context.name;
     let server = W::SERVER;
     let mut retries = retry.start(&context.stop);
     loop {
         context.stats.requests.fetch_add(1, Relaxed);
-        let started = Instant::now();
-        let attempt = sink.attempt(items).await;
+        let (attempt, started) = match first.take() {
+            Some(made) => made,
+            None => {
+                let started = Instant::now();
+                (sink.attempt(items).await, started)
+            }
+        };
         context
             .stats
             .latency

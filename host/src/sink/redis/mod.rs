@@ -17,7 +17,7 @@
 //! `SET`, several times faster, but the last writer wins in arrival order
 //! only, so a replay after a crash may briefly write older values again.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::redis::aio::MultiplexedConnection;
 use ::redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError, RetryMethod};
@@ -31,6 +31,7 @@ use super::upsert::{self, Attempt, Upsert};
 use super::{Sink, SinkBatch, SinkContext};
 use crate::endpoint::EndpointError;
 use crate::event::Event;
+use crate::pipeline::AckSet;
 use crate::validate::{self, FieldError};
 
 mod unversioned;
@@ -358,6 +359,43 @@ impl RedisSink {
         Ok(Vec::new())
     }
 
+    /// Prepares and sends `events` unversioned, each pipeline as soon as it
+    /// is prepared (Redis runs one while the next is prepared): the writes
+    /// and how this first attempt went (retried by [`upsert`]).
+    async fn send_unversioned(
+        &mut self,
+        context: &SinkContext,
+        events: Vec<Event>,
+        acks: &AckSet,
+    ) -> (Vec<(Write, Event)>, (Attempt, Instant)) {
+        let started = Instant::now();
+        let connection = self.connection().await;
+        let (mode, ttl) = (self.config.mode, self.config.ttl_secs);
+        let mut writes = Vec::with_capacity(events.len());
+        let mut sending = unversioned::Sending::default();
+        let mut events = events.into_iter();
+        loop {
+            let part: Vec<Event> = events.by_ref().take(unversioned::PER_PIPELINE).collect();
+            if part.is_empty() {
+                break;
+            }
+            let first = writes.len();
+            writes.extend(upsert::prepare(context, "redis", part, acks, |e| self.prepare(e)).await);
+            if let Ok(c) = &connection {
+                let part: Vec<&Write> = writes[first..].iter().map(|(w, _)| w).collect();
+                sending.push(c, mode, ttl, &part, first).await;
+            }
+        }
+        let attempt = match connection {
+            Ok(_) => {
+                let result = sending.finish().await;
+                self.outcome(result)
+            }
+            Err(e) => self.classify(&e),
+        };
+        (writes, (attempt, started))
+    }
+
     /// How an error went: a fresh connection is made next time if it may
     /// help.
     fn classify(&mut self, e: &RedisError) -> Attempt {
@@ -392,7 +430,15 @@ impl Upsert for RedisSink {
     const SERVER: &'static str = "Redis";
 
     async fn attempt(&mut self, writes: &[&Write]) -> Attempt {
-        let refused = match self.run(writes).await {
+        let result = self.run(writes).await;
+        self.outcome(result)
+    }
+}
+
+impl RedisSink {
+    /// How a run of writes went.
+    fn outcome(&mut self, result: Result<Vec<(usize, RedisError)>, RedisError>) -> Attempt {
+        let refused = match result {
             Ok(refused) if refused.is_empty() => return Attempt::Written,
             Ok(refused) => refused,
             Err(e) => return self.classify(&e),
@@ -434,8 +480,20 @@ impl Sink for RedisSink {
     async fn send(&mut self, batch: SinkBatch) -> Result<(), EndpointError> {
         let SinkBatch { events, acks } = batch;
         let context = SinkContext::attached(&mut self.context, "redis");
-        let writes = upsert::prepare(&context, "redis", events, &acks, |e| self.prepare(e)).await;
         let retry = self.config.retry.clone();
+        if self.config.version == RedisVersion::None {
+            let (writes, first) = self.send_unversioned(&context, events, &acks).await;
+            return upsert::write_batch_after(
+                self,
+                &context,
+                ("redis", &retry),
+                writes,
+                &acks,
+                Some(first),
+            )
+            .await;
+        }
+        let writes = upsert::prepare(&context, "redis", events, &acks, |e| self.prepare(e)).await;
         upsert::write_batch(self, &context, ("redis", &retry), writes, &acks).await
     }
 

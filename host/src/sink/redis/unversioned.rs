@@ -2,9 +2,10 @@
 //! no script. Hash mode: `HSET key field value ...` (the event's fields
 //! merged into the hash) and `EXPIRE key ttl` when a TTL is set; string
 //! mode: `SET key value [EX ttl]`. A batch is pipelined: pipelines of up
-//! to [`PER_PIPELINE`] events, all sent at once and in order on the one
-//! connection, then their answers read, one per command, so an event the
-//! server refuses (a key of another type: `WRONGTYPE`) is known alone.
+//! to [`PER_PIPELINE`] events, each sent as soon as it is prepared, in
+//! order on the one connection ([`Sending`]), then their answers read, one
+//! per command, so an event the server refuses (a key of another type:
+//! `WRONGTYPE`) is known alone.
 //! (Without a script the commands are not atomic: a hash write refused
 //! that way still has its `EXPIRE` applied to the key of the other type.)
 //!
@@ -23,7 +24,7 @@ use ::redis::{Pipeline, RedisError, RedisResult, Value};
 use super::{RedisMode, Write};
 
 /// Events per pipeline (up to twice as many commands with a TTL in hash
-/// mode).
+/// mode). The sink prepares the next pipeline while Redis runs this one.
 pub(super) const PER_PIPELINE: usize = 256;
 
 /// One pipeline and, for each of its commands, the index of its write.
@@ -32,47 +33,42 @@ struct Chunk {
     owners: Vec<usize>,
 }
 
-/// The pipelines writing `writes`.
-fn chunks(mode: RedisMode, ttl: Option<u64>, writes: &[&Write]) -> Vec<Chunk> {
-    let mut out = Vec::with_capacity(writes.len().div_ceil(PER_PIPELINE));
-    for (c, part) in writes.chunks(PER_PIPELINE).enumerate() {
-        let mut pipe = ::redis::pipe();
-        pipe.ignore_errors();
-        let mut owners = Vec::with_capacity(part.len() * 2);
-        for (i, w) in part.iter().enumerate() {
-            let owner = c * PER_PIPELINE + i;
-            match mode {
-                RedisMode::Hash => {
-                    // An empty object merges nothing; its TTL is renewed.
-                    if !w.value.is_empty() {
-                        let hset = pipe.cmd("HSET").arg(&w.key);
-                        for part in &w.value {
-                            hset.arg(&part[..]);
-                        }
-                        owners.push(owner);
-                    }
-                    if let Some(ttl) = ttl {
-                        pipe.cmd("EXPIRE").arg(&w.key).arg(ttl);
-                        owners.push(owner);
-                    }
-                }
-                RedisMode::String => {
-                    let set = pipe.cmd("SET").arg(&w.key);
+/// The pipeline writing `writes` (`first`: the index of the first), if it
+/// has a command.
+fn chunk(mode: RedisMode, ttl: Option<u64>, writes: &[&Write], first: usize) -> Option<Chunk> {
+    let mut pipe = ::redis::pipe();
+    pipe.ignore_errors();
+    let mut owners = Vec::with_capacity(writes.len() * 2);
+    for (i, w) in writes.iter().enumerate() {
+        let owner = first + i;
+        match mode {
+            RedisMode::Hash => {
+                // An empty object merges nothing; its TTL is renewed.
+                if !w.value.is_empty() {
+                    let hset = pipe.cmd("HSET").arg(&w.key);
                     for part in &w.value {
-                        set.arg(&part[..]);
-                    }
-                    if let Some(ttl) = ttl {
-                        set.arg("EX").arg(ttl);
+                        hset.arg(&part[..]);
                     }
                     owners.push(owner);
                 }
+                if let Some(ttl) = ttl {
+                    pipe.cmd("EXPIRE").arg(&w.key).arg(ttl);
+                    owners.push(owner);
+                }
+            }
+            RedisMode::String => {
+                let set = pipe.cmd("SET").arg(&w.key);
+                for part in &w.value {
+                    set.arg(&part[..]);
+                }
+                if let Some(ttl) = ttl {
+                    set.arg("EX").arg(ttl);
+                }
+                owners.push(owner);
             }
         }
-        if !owners.is_empty() {
-            out.push(Chunk { pipe, owners });
-        }
     }
-    out
+    (!owners.is_empty()).then_some(Chunk { pipe, owners })
 }
 
 /// Writes `writes` on `connection`: the writes the server refused (the
@@ -84,35 +80,83 @@ pub(super) async fn run(
     ttl: Option<u64>,
     writes: &[&Write],
 ) -> Result<Vec<(usize, RedisError)>, RedisError> {
-    let chunks = chunks(mode, ttl, writes);
-    let sent = chunks.into_iter().map(|Chunk { pipe, owners }| {
-        let mut connection = connection.clone();
-        async move {
-            let answers: Vec<RedisResult<Value>> = pipe.query_async(&mut connection).await?;
-            Ok::<_, RedisError>((owners, answers))
-        }
-    });
-    let mut refused: Vec<(usize, RedisError)> = Vec::new();
-    for answer in in_order(sent.collect()).await {
-        let (owners, answers) = answer?;
-        for (owner, answer) in owners.into_iter().zip(answers) {
-            if let Err(e) = answer
-                && refused.last().is_none_or(|(last, _)| *last != owner)
-            {
-                refused.push((owner, e));
-            }
-        }
+    let mut sending = Sending::default();
+    for (c, part) in writes.chunks(PER_PIPELINE).enumerate() {
+        sending
+            .push(connection, mode, ttl, part, c * PER_PIPELINE)
+            .await;
     }
-    Ok(refused)
+    sending.finish().await
 }
 
-/// Runs `futures` together, first polling each in the order given (a
-/// pipeline is queued on the connection at its first poll, so the
-/// pipelines reach the server in that order), and returns their outputs in
-/// that order.
-async fn in_order<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+/// A pipeline's answers: for each command, the index of its write and the
+/// server's answer.
+type Answers = Result<(Vec<usize>, Vec<RedisResult<Value>>), RedisError>;
+
+/// Pipelines sent, in order, their answers yet to be read.
+#[derive(Default)]
+pub(super) struct Sending {
+    sent: Vec<Pin<Box<dyn Future<Output = Answers> + Send>>>,
+    answers: Vec<Option<Answers>>,
+}
+
+impl Sending {
+    /// Sends the pipeline writing `writes` (at most [`PER_PIPELINE`];
+    /// `first`: the index of the first in the batch): it is queued on the
+    /// connection when this returns, so the server works on it while the
+    /// caller prepares the next.
+    pub(super) async fn push(
+        &mut self,
+        connection: &MultiplexedConnection,
+        mode: RedisMode,
+        ttl: Option<u64>,
+        writes: &[&Write],
+        first: usize,
+    ) {
+        let Some(Chunk { pipe, owners }) = chunk(mode, ttl, writes, first) else {
+            return;
+        };
+        let mut connection = connection.clone();
+        let mut sent: Pin<Box<dyn Future<Output = Answers> + Send>> = Box::pin(async move {
+            let answers: Vec<RedisResult<Value>> = pipe.query_async(&mut connection).await?;
+            Ok((owners, answers))
+        });
+        // The first poll queues the pipeline (in order: the queue is fair).
+        let answer = std::future::poll_fn(|cx| match sent.as_mut().poll(cx) {
+            Poll::Ready(answer) => Poll::Ready(Some(answer)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await;
+        self.sent.push(sent);
+        self.answers.push(answer);
+    }
+
+    /// Reads every answer: the writes the server refused (the first error
+    /// of each, by index), or the error that stopped the whole batch (the
+    /// connection, a timeout).
+    pub(super) async fn finish(mut self) -> Result<Vec<(usize, RedisError)>, RedisError> {
+        join_in_order(&mut self.sent, &mut self.answers).await;
+        let mut refused: Vec<(usize, RedisError)> = Vec::new();
+        for answer in self.answers.into_iter().flatten() {
+            let (owners, answers) = answer?;
+            for (owner, answer) in owners.into_iter().zip(answers) {
+                if let Err(e) = answer
+                    && refused.last().is_none_or(|(last, _)| *last != owner)
+                {
+                    refused.push((owner, e));
+                }
+            }
+        }
+        Ok(refused)
+    }
+}
+
+/// Polls each of `futures` whose output is not in `outputs` yet, in order,
+/// until all are done.
+async fn join_in_order<F: Future + ?Sized>(
+    futures: &mut [Pin<Box<F>>],
+    outputs: &mut [Option<F::Output>],
+) {
     std::future::poll_fn(|cx| {
         let mut pending = false;
         for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
@@ -130,7 +174,6 @@ async fn in_order<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
         }
     })
     .await;
-    outputs.into_iter().flatten().collect()
 }
 
 #[cfg(test)]
@@ -143,6 +186,14 @@ mod tests {
             version: 0,
             value: value.iter().map(|v| v.as_bytes().to_vec()).collect(),
         }
+    }
+
+    fn chunks(mode: RedisMode, ttl: Option<u64>, writes: &[&Write]) -> Vec<Chunk> {
+        writes
+            .chunks(PER_PIPELINE)
+            .enumerate()
+            .filter_map(|(c, part)| chunk(mode, ttl, part, c * PER_PIPELINE))
+            .collect()
     }
 
     fn packed(chunk: &Chunk) -> String {
@@ -185,9 +236,17 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             v
         };
+        let mut futures = vec![
+            Box::pin(slow(30, 1)),
+            Box::pin(slow(0, 2)),
+            Box::pin(slow(10, 3)),
+        ];
+        let mut outputs = vec![None, None, Some(7)];
+        join_in_order(&mut futures, &mut outputs).await;
         assert_eq!(
-            in_order(vec![slow(30, 1), slow(0, 2), slow(10, 3)]).await,
-            [1, 2, 3]
+            outputs,
+            [Some(1), Some(2), Some(7)],
+            "the done one not polled again"
         );
     }
 }
