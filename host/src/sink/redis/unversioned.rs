@@ -25,7 +25,7 @@ use super::{RedisMode, Write};
 
 /// Events per pipeline (up to twice as many commands with a TTL in hash
 /// mode). The sink prepares the next pipeline while Redis runs this one.
-pub(super) const PER_PIPELINE: usize = 256;
+pub(super) const PER_PIPELINE: usize = 128;
 
 /// One pipeline and, for each of its commands, the index of its write.
 struct Chunk {
