@@ -264,7 +264,7 @@ fn redis_an_old_event_never_overwrites_a_newer_one() {
         assert!(out.status.success(), "weir failed: {}", out.stderr);
     };
     run(
-        "{\"card_id\":\"a\",\"ts\":200,\"score\":0.9}\n{\"card_id\":\"b\",\"ts\":10,\"score\":0.2}\n",
+        "{\"card_id\":\"a\",\"ts\":200,\"score\":0.9}\n{\"card_id\":\"b\",\"ts\":10,\"score\":0.2,\"old\":1}\n",
         "",
     );
     // Replayed and late events: a's older, b's newer, and c's first.
@@ -278,6 +278,7 @@ fn redis_an_old_event_never_overwrites_a_newer_one() {
         "an older or equal version overwrote a newer one"
     );
     assert_eq!(got["b"]["score"], "0.3");
+    assert_eq!(got["b"].get("old"), None, "a newer write replaces the hash");
     assert_eq!(got["c"]["score"], "0.4");
 
     // String mode keeps its version in a sibling key, and a TTL.
