@@ -5,20 +5,26 @@
 //! - redis: `redis-benchmark -P 64 -t set` (the server's pipelined-write
 //!   ceiling), and a raw client running the sink's own versioned-upsert
 //!   script (the same writes without the sink): one call per batch, as the
-//!   sink does, and one call per event, pipelined per batch;
+//!   sink does, and one call per event, pipelined per batch; and the
+//!   unversioned sink (`version = "none"`) against `redis-benchmark -P 64`
+//!   runs of the same shape (`HSET` of 5 fields, `SET` of the values' mean
+//!   size, over as many keys);
 //! - postgres: a raw tokio-postgres loop of the sink's multi-row upsert
 //!   statement, one transaction per 500 rows, and `pgbench -n -M prepared
 //!   -f` running the same statement on the same batches;
 //! - http: a raw reqwest loop POSTing the same NDJSON bodies, 4 at a time,
 //!   to the same receiver.
 //!
-//! Run: `cargo bench -p weir --bench sinks` (starts its own Redis, PostgreSQL
+//! Run: `cargo bench -p weir --bench sinks [-- PART...]` (PART: redis,
+//! redis-none, postgres, http; default all; starts its own Redis, PostgreSQL
 //! and HTTP receiver on loopback; the binaries as for the tests, see
 //! docs/setup.md).
 
 #[path = "../tests/all/sinks/receiver.rs"]
 #[allow(dead_code)]
 mod receiver;
+#[path = "sinks/redis.rs"]
+mod redis_bench;
 #[path = "../tests/all/sinks/servers.rs"]
 #[allow(dead_code)]
 mod servers;
@@ -30,9 +36,9 @@ use weir::event::{Event, Position};
 use weir::pipeline::AckSet;
 use weir::sink::{Sink, SinkBatch, SinkConfig, SinkContext};
 
-const N: usize = 100_000;
-const BATCH: usize = 500;
-const CARDS: usize = 5_000;
+pub(crate) const N: usize = 100_000;
+pub(crate) const BATCH: usize = 500;
+pub(crate) const CARDS: usize = 5_000;
 
 fn events(n: usize) -> Vec<Event> {
     let stream: std::sync::Arc<str> = "bench".into();
@@ -54,7 +60,7 @@ fn events(n: usize) -> Vec<Event> {
         .collect()
 }
 
-fn sink(toml_text: &str) -> Box<dyn Sink> {
+pub(crate) fn sink(toml_text: &str) -> Box<dyn Sink> {
     let config: SinkConfig = toml::from_str(toml_text).expect("sink config");
     config.validate().expect("valid sink config");
     let mut sink = config.build().expect("build sink");
@@ -63,7 +69,7 @@ fn sink(toml_text: &str) -> Box<dyn Sink> {
 }
 
 /// Events/s through `sink`, `per_send` events per `send`.
-async fn through(sink: &mut dyn Sink, events: &[Event], per_send: usize) -> f64 {
+pub(crate) async fn through(sink: &mut dyn Sink, events: &[Event], per_send: usize) -> f64 {
     let started = Instant::now();
     for chunk in events.chunks(per_send) {
         sink.send(SinkBatch {
@@ -77,118 +83,12 @@ async fn through(sink: &mut dyn Sink, events: &[Event], per_send: usize) -> f64 
     events.len() as f64 / started.elapsed().as_secs_f64()
 }
 
-fn row(name: &str, rate: f64, ceiling: f64) {
+pub(crate) fn row(name: &str, rate: f64, ceiling: f64) {
     println!(
         "  {name:<44} {:>10.0} events/s   {:>5.2}x the ceiling",
         rate,
         rate / ceiling
     );
-}
-
-fn redis_benchmark_set(port: u16) -> Option<f64> {
-    let out = Command::new("redis-benchmark")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-P", "64", "-t", "set", "-n", "1000000", "-q"])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    // "SET: 512820.52 requests per second, p50=..."
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.contains("requests per second"))?;
-    let line = line.rsplit('\r').next()?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// One write for the script: `[version key, key]`, (version, field/value
-/// pairs).
-type ScriptItem = ([String; 2], (usize, Vec<String>));
-
-async fn bench_redis(events: &[Event]) {
-    let redis = servers::Redis::start();
-    let url = redis.url();
-    let config = format!(
-        "type = \"redis\"\nurl = \"{url}\"\nkey = \"card:{{/card_id}}\"\nversion = \"offset\"\n"
-    );
-    let set_ceiling = redis_benchmark_set(redis.port);
-    // The raw client: the same script, pipelined per batch, no sink.
-    let client = ::redis::Client::open(url.as_str()).expect("client");
-    let mut c = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
-    let script = include_str!("../src/sink/redis/upsert.lua");
-    let sha: String = ::redis::cmd("SCRIPT")
-        .arg("LOAD")
-        .arg(script)
-        .query_async(&mut c)
-        .await
-        .expect("load");
-    // One write's keys and args for the script (see upsert.lua).
-    let item = |n: usize, e: &Event| {
-        let v: serde_json::Value = serde_json::from_slice(&e.value).expect("json");
-        let key = format!("raw:{}", v["card_id"].as_str().unwrap_or(""));
-        let fields: Vec<String> = v
-            .as_object()
-            .into_iter()
-            .flatten()
-            .flat_map(|(f, x)| [f.clone(), x.to_string()])
-            .collect();
-        ([format!("{key}:_version"), key], (n, fields))
-    };
-    let call = |items: Vec<ScriptItem>| {
-        let mut cmd = ::redis::cmd("EVALSHA");
-        cmd.arg(&sha).arg(items.len() * 2);
-        for ([vkey, key], _) in &items {
-            cmd.arg(key).arg(vkey);
-        }
-        cmd.arg("hash").arg(0).arg("_version");
-        for (_, (version, fields)) in &items {
-            cmd.arg(version).arg(fields.len()).arg(fields);
-        }
-        cmd
-    };
-    // The same script, one call per event, pipelined per batch.
-    let started = Instant::now();
-    for (b, chunk) in events.chunks(BATCH).enumerate() {
-        let mut pipe = ::redis::pipe();
-        for (i, e) in chunk.iter().enumerate() {
-            pipe.add_command(call(vec![item(b * BATCH + i, e)]));
-        }
-        let _: Vec<i64> = pipe.query_async(&mut c).await.expect("pipeline");
-    }
-    let raw_per_event = events.len() as f64 / started.elapsed().as_secs_f64();
-    let _: () = ::redis::cmd("FLUSHALL")
-        .query_async(&mut c)
-        .await
-        .expect("flush");
-    // The same script, one call per batch (what the sink sends).
-    let started = Instant::now();
-    for (b, chunk) in events.chunks(BATCH).enumerate() {
-        let items = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, e)| item(b * BATCH + i, e))
-            .collect();
-        let _: i64 = call(items).query_async(&mut c).await.expect("script");
-    }
-    let raw = events.len() as f64 / started.elapsed().as_secs_f64();
-    let batched = through(&mut *sink(&config), events, BATCH).await;
-    let _: () = ::redis::cmd("FLUSHALL")
-        .query_async(&mut c)
-        .await
-        .expect("flush");
-    let single = through(&mut *sink(&config), &events[..N / 10], 1).await;
-    println!("redis (hash of 5 fields, versioned, {CARDS} keys):");
-    if let Some(set) = set_ceiling {
-        println!("  redis-benchmark -P 64 -t set (ceiling)      {set:>10.0} SET/s");
-        row("sink, batched (500/send)  vs redis-benchmark", batched, set);
-    }
-    println!("  raw client, one script call per batch (ceiling) {raw:>6.0} events/s");
-    println!("  raw client, one call per event, pipelined  {raw_per_event:>10.0} events/s");
-    row("sink, batched (500/send)", batched, raw);
-    row("sink, one event per send", single, raw);
 }
 
 async fn bench_postgres(events: &[Event]) {
@@ -392,9 +292,24 @@ fn main() {
         .build()
         .expect("runtime");
     let events = events(N);
+    // `cargo bench --bench sinks -- redis-none http`: only those parts.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
     runtime.block_on(async {
-        bench_redis(&events).await;
-        bench_postgres(&events).await;
-        bench_http(&events).await;
+        if run("redis") {
+            redis_bench::bench_redis(&events).await;
+        }
+        if run("redis-none") {
+            redis_bench::bench_redis_unversioned(&events).await;
+        }
+        if run("postgres") {
+            bench_postgres(&events).await;
+        }
+        if run("http") {
+            bench_http(&events).await;
+        }
     });
 }

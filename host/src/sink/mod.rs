@@ -32,7 +32,7 @@ use crate::paths::ConfigPath;
 use crate::pipeline::AckSet;
 use crate::validate::FieldError;
 
-pub use self::redis::{RedisMode, RedisSink, RedisSinkConfig};
+pub use self::redis::{RedisMode, RedisSink, RedisSinkConfig, RedisVersion};
 pub use context::{DeadLetters, SinkContext};
 pub use file::{FileSink, FileSinkConfig};
 pub use http::{HttpFormat, HttpMethod, HttpSink, HttpSinkConfig};

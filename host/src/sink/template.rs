@@ -94,7 +94,7 @@ impl KeyTemplate {
         event: &Event,
         value: Option<&serde_json::Value>,
     ) -> Result<String, String> {
-        let mut out = String::new();
+        let mut out = String::with_capacity(self.written.len() + 16);
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
@@ -107,11 +107,19 @@ impl KeyTemplate {
                 },
                 Part::Pointer(p) => {
                     let v = value
-                        .and_then(|v| v.pointer(p))
+                        .and_then(|v| pointer(v, p))
                         .ok_or_else(|| format!("the event has no field {p}"))?;
-                    out.push_str(&scalar_text(v).ok_or_else(|| {
-                        format!("the field {p} is not a string, number or boolean")
-                    })?);
+                    match v {
+                        serde_json::Value::String(s) => out.push_str(s),
+                        serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
+                            out.push_str(&v.to_string());
+                        }
+                        _ => {
+                            return Err(format!(
+                                "the field {p} is not a string, number or boolean"
+                            ));
+                        }
+                    }
                 }
             }
         }
@@ -119,14 +127,21 @@ impl KeyTemplate {
     }
 }
 
-/// A JSON scalar as text: a string as is, a number or boolean as written.
-pub fn scalar_text(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        serde_json::Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+/// `value.pointer(p)` without allocating for tokens that need no
+/// unescaping (`~0`, `~1`), which is most of them.
+fn pointer<'v>(value: &'v serde_json::Value, p: &str) -> Option<&'v serde_json::Value> {
+    if p.contains('~') {
+        return value.pointer(p);
     }
+    let mut at = value;
+    for token in p.split('/').skip(1) {
+        at = match at {
+            serde_json::Value::Object(map) => map.get(token)?,
+            serde_json::Value::Array(list) => list.get(token.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(at)
 }
 
 impl<'de> Deserialize<'de> for KeyTemplate {
@@ -227,6 +242,11 @@ mod tests {
                 .expect_err("missing")
                 .contains("/nope")
         );
+        let (e2, v2) = event(r#"{"a":{"b/c":["x","y"]},"t~":true}"#);
+        let nested = KeyTemplate::parse("{/a/b~1c/1}-{/t~0}").expect("parse");
+        assert_eq!(nested.render(&e2, Some(&v2)).as_deref(), Ok("y-true"));
+        let deep = KeyTemplate::parse("{/a/b/0}").expect("parse");
+        assert!(deep.render(&e2, Some(&v2)).is_err());
         let obj = KeyTemplate::parse("{/o}").expect("parse");
         assert!(obj.render(&e, Some(&v)).is_err());
         for bad in ["card", "{card}", "a{/x", "a}"] {

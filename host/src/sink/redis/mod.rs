@@ -11,8 +11,13 @@
 //! connection is made anew), with the pipeline slowed down meanwhile; an
 //! event the server refuses (a key holding another type...) goes to the
 //! dead letters with the server's message.
+//!
+//! `version = "none"` ([`unversioned`]) writes without a version or a
+//! script: pipelined `HSET` (the event's fields merged into the hash) or
+//! `SET`, several times faster, but the last writer wins in arrival order
+//! only, so a replay after a crash may briefly write older values again.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::redis::aio::MultiplexedConnection;
 use ::redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError, RetryMethod};
@@ -26,7 +31,10 @@ use super::upsert::{self, Attempt, Upsert};
 use super::{Sink, SinkBatch, SinkContext};
 use crate::endpoint::EndpointError;
 use crate::event::Event;
+use crate::pipeline::AckSet;
 use crate::validate::{self, FieldError};
+
+mod unversioned;
 
 const SCRIPT: &str = include_str!("upsert.lua");
 
@@ -42,7 +50,7 @@ const PER_CALL: usize = 1000;
 /// password = "env:REDIS_PASSWORD"      # optional
 /// key = "card:{/card_id}"
 /// mode = "hash"                        # or "string"
-/// version = "/ts"                      # or "offset" (default)
+/// version = "/ts"                      # or "offset" (default), or "none"
 /// ttl_secs = 86400                     # optional
 /// ```
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -58,19 +66,22 @@ pub struct RedisSinkConfig {
     /// field of its value, e.g. `"card:{/card_id}"`.
     pub key: KeyTemplate,
     /// `hash` (default): the value's JSON object becomes the hash's fields
-    /// (strings as is, other values as JSON), replacing the previous ones;
-    /// `string`: the value's bytes.
+    /// (strings as is, other values as JSON), replacing the previous ones
+    /// (with `version = "none"`: merged into them); `string`: the value's
+    /// bytes.
     #[serde(default)]
     pub mode: RedisMode,
     /// The version that orders writes of one key: `"offset"` (default; the
-    /// source offset) or an integer field such as `"/ts"`.
+    /// source offset) or an integer field such as `"/ts"`; or `"none"`: no
+    /// version, plain pipelined `HSET`/`SET`, last writer wins in arrival
+    /// order only (a replay after a crash may briefly write older values
+    /// again; use a version where that matters).
     #[serde(default = "offset")]
-    pub version: Version,
+    pub version: RedisVersion,
     /// Where the version is kept: the hash field (hash mode) or the suffix
     /// of the sibling key `<key>:<version_field>` (string mode). Default
-    /// `_version`.
-    #[serde(default = "version_field")]
-    pub version_field: String,
+    /// `_version`; refused with `version = "none"`.
+    pub version_field: Option<String>,
     /// Expire keys this many seconds after their last write.
     pub ttl_secs: Option<u64>,
     /// Timeout of connecting and of one batch's round trip (default 5000 ms).
@@ -81,12 +92,32 @@ pub struct RedisSinkConfig {
     pub retry: RetryConfig,
 }
 
-fn offset() -> Version {
-    Version::Offset
+fn offset() -> RedisVersion {
+    RedisVersion::Versioned(Version::Offset)
 }
 
-fn version_field() -> String {
-    "_version".into()
+/// The redis sink's `version`: a [`Version`], or `"none"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RedisVersion {
+    /// No version: plain `HSET`/`SET`, see [`unversioned`].
+    None,
+    Versioned(Version),
+}
+
+impl<'de> Deserialize<'de> for RedisVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(de)?;
+        if s == "none" {
+            return Ok(RedisVersion::None);
+        }
+        Version::parse(&s)
+            .map(RedisVersion::Versioned)
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is none of \"offset\", \"none\" or a JSON pointer such as \"/ts\""
+                ))
+            })
+    }
 }
 
 fn timeout_ms() -> u64 {
@@ -138,13 +169,30 @@ impl RedisSinkConfig {
             .map_err(|e| FieldError::new("url", e.to_string()))
     }
 
+    /// The version field (`None`: no version).
+    fn version_field(&self) -> Option<&str> {
+        match self.version {
+            RedisVersion::None => None,
+            RedisVersion::Versioned(_) => Some(self.version_field.as_deref().unwrap_or("_version")),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), FieldError> {
         validate::not_blank("url", &self.url)?;
         self.client()?;
-        if let Version::Pointer(p) = &self.version {
-            validate_pointer("version", p)?;
+        match (&self.version, &self.version_field) {
+            (RedisVersion::Versioned(Version::Pointer(p)), _) => validate_pointer("version", p)?,
+            (RedisVersion::None, Some(_)) => {
+                return Err(FieldError::new(
+                    "version_field",
+                    "has no use with `version = \"none\"` (no version is stored): remove it",
+                ));
+            }
+            _ => {}
         }
-        validate::not_blank("version_field", &self.version_field)?;
+        if let Some(field) = &self.version_field {
+            validate::not_blank("version_field", field)?;
+        }
         if let Some(ttl) = self.ttl_secs {
             validate::in_range("ttl_secs", ttl, 1..=(i64::MAX as u64))?;
         }
@@ -157,10 +205,15 @@ impl RedisSinkConfig {
         let timeout = Duration::from_millis(self.timeout_ms);
         Ok(RedisSink {
             describe: format!(
-                "redis {} ({}, {})",
+                "redis {} ({}, {}{})",
                 self.url,
                 self.key.written(),
-                self.mode.name()
+                self.mode.name(),
+                if self.version == RedisVersion::None {
+                    ", unversioned"
+                } else {
+                    ""
+                }
             ),
             client,
             connection_config: AsyncConnectionConfig::new()
@@ -188,6 +241,7 @@ pub struct RedisSink {
 /// One event, ready to write.
 pub(super) struct Write {
     key: String,
+    /// 0 without a version.
     version: i64,
     /// The string value, or the hash's field/value pairs.
     value: Vec<Vec<u8>>,
@@ -197,8 +251,13 @@ impl RedisSink {
     /// An event's write, or why it cannot be written.
     fn prepare(&self, event: &Event) -> Result<Write, String> {
         let c = &self.config;
-        let needs_json =
-            c.key.reads_value() || c.version.reads_value() || c.mode == RedisMode::Hash;
+        let version = match &c.version {
+            RedisVersion::Versioned(v) => Some(v),
+            RedisVersion::None => None,
+        };
+        let needs_json = c.key.reads_value()
+            || version.is_some_and(Version::reads_value)
+            || c.mode == RedisMode::Hash;
         let json: Option<serde_json::Value> = if needs_json {
             Some(
                 serde_json::from_slice(&event.value)
@@ -208,12 +267,16 @@ impl RedisSink {
             None
         };
         let key = c.key.render(event, json.as_ref())?;
-        let version = c.version.of(event, json.as_ref())?;
+        let version = match version {
+            Some(v) => v.of(event, json.as_ref())?,
+            None => 0,
+        };
+        let skipped = c.version_field();
         let value = match (c.mode, json) {
             (RedisMode::Hash, Some(serde_json::Value::Object(fields))) => {
                 let mut pairs = Vec::with_capacity(fields.len() * 2);
                 for (name, v) in fields {
-                    if name == c.version_field {
+                    if skipped == Some(name.as_str()) {
                         continue;
                     }
                     let text = match v {
@@ -238,17 +301,16 @@ impl RedisSink {
     }
 
     /// One call of the script writing all of `writes`.
-    fn command(&self, writes: &[&Write]) -> ::redis::Cmd {
+    fn command(&self, writes: &[&Write], version_field: &str) -> ::redis::Cmd {
         let c = &self.config;
         let mut cmd = ::redis::cmd("EVALSHA");
         cmd.arg(&self.script_sha).arg(writes.len() * 2);
         for w in writes {
-            cmd.arg(&w.key)
-                .arg(format!("{}:{}", w.key, c.version_field));
+            cmd.arg(&w.key).arg(format!("{}:{version_field}", w.key));
         }
         cmd.arg(c.mode.name())
             .arg(c.ttl_secs.unwrap_or(0))
-            .arg(&c.version_field);
+            .arg(version_field);
         for w in writes {
             cmd.arg(w.version).arg(w.value.len());
             for part in &w.value {
@@ -258,7 +320,8 @@ impl RedisSink {
         cmd
     }
 
-    /// The connection, made (and the script loaded) if there is none.
+    /// The connection, made (and the script loaded, if versioned) if there
+    /// is none.
     async fn connection(&mut self) -> Result<MultiplexedConnection, RedisError> {
         if let Some(c) = &self.connection {
             return Ok(c.clone());
@@ -267,37 +330,75 @@ impl RedisSink {
             .client
             .get_multiplexed_async_connection_with_config(&self.connection_config)
             .await?;
-        let _: String = ::redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(SCRIPT)
-            .query_async(&mut c)
-            .await?;
+        if self.config.version != RedisVersion::None {
+            let _: String = ::redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(SCRIPT)
+                .query_async(&mut c)
+                .await?;
+        }
         self.connection = Some(c.clone());
         Ok(c)
     }
 
     /// Runs `writes` in one round trip: one call of the script per
-    /// [`PER_CALL`] writes (a script blocks the server while it runs).
-    async fn run(&mut self, writes: &[&Write]) -> Result<Vec<i64>, RedisError> {
+    /// [`PER_CALL`] writes (a script blocks the server while it runs), or
+    /// without a version, pipelined commands: the writes the server
+    /// refused, by index.
+    async fn run(&mut self, writes: &[&Write]) -> Result<Vec<(usize, RedisError)>, RedisError> {
         let mut connection = self.connection().await?;
+        let c = &self.config;
+        let Some(version_field) = c.version_field() else {
+            return unversioned::run(&connection, c.mode, c.ttl_secs, writes).await;
+        };
         let mut pipe = ::redis::pipe();
         for chunk in writes.chunks(PER_CALL) {
-            pipe.add_command(self.command(chunk));
+            pipe.add_command(self.command(chunk, version_field));
         }
-        pipe.query_async(&mut connection).await
+        let _: Vec<i64> = pipe.query_async(&mut connection).await?;
+        Ok(Vec::new())
     }
-}
 
-#[async_trait]
-impl Upsert for RedisSink {
-    type Item = Write;
-    const SERVER: &'static str = "Redis";
-
-    async fn attempt(&mut self, writes: &[&Write]) -> Attempt {
-        let e = match self.run(writes).await {
-            Ok(_) => return Attempt::Written,
-            Err(e) => e,
+    /// Prepares and sends `events` unversioned, each pipeline as soon as it
+    /// is prepared (Redis runs one while the next is prepared): the writes
+    /// and how this first attempt went (retried by [`upsert`]).
+    async fn send_unversioned(
+        &mut self,
+        context: &SinkContext,
+        events: Vec<Event>,
+        acks: &AckSet,
+    ) -> (Vec<(Write, Event)>, (Attempt, Instant)) {
+        let started = Instant::now();
+        let connection = self.connection().await;
+        let (mode, ttl) = (self.config.mode, self.config.ttl_secs);
+        let mut writes = Vec::with_capacity(events.len());
+        let mut sending = unversioned::Sending::default();
+        let mut events = events.into_iter();
+        loop {
+            let part: Vec<Event> = events.by_ref().take(unversioned::PER_PIPELINE).collect();
+            if part.is_empty() {
+                break;
+            }
+            let first = writes.len();
+            writes.extend(upsert::prepare(context, "redis", part, acks, |e| self.prepare(e)).await);
+            if let Ok(c) = &connection {
+                let part: Vec<&Write> = writes[first..].iter().map(|(w, _)| w).collect();
+                sending.push(c, mode, ttl, &part, first).await;
+            }
+        }
+        let attempt = match connection {
+            Ok(_) => {
+                let result = sending.finish().await;
+                self.outcome(result)
+            }
+            Err(e) => self.classify(&e),
         };
+        (writes, (attempt, started))
+    }
+
+    /// How an error went: a fresh connection is made next time if it may
+    /// help.
+    fn classify(&mut self, e: &RedisError) -> Attempt {
         let unreachable = e.is_io_error()
             || e.is_connection_refusal()
             || e.is_connection_dropped()
@@ -320,6 +421,38 @@ impl Upsert for RedisSink {
         } else {
             Attempt::Refused(e.to_string())
         }
+    }
+}
+
+#[async_trait]
+impl Upsert for RedisSink {
+    type Item = Write;
+    const SERVER: &'static str = "Redis";
+
+    async fn attempt(&mut self, writes: &[&Write]) -> Attempt {
+        let result = self.run(writes).await;
+        self.outcome(result)
+    }
+}
+
+impl RedisSink {
+    /// How a run of writes went.
+    fn outcome(&mut self, result: Result<Vec<(usize, RedisError)>, RedisError>) -> Attempt {
+        let refused = match result {
+            Ok(refused) if refused.is_empty() => return Attempt::Written,
+            Ok(refused) => refused,
+            Err(e) => return self.classify(&e),
+        };
+        // Each write refused alone, unless one error is about the server
+        // rather than the data: then the whole batch is retried.
+        let mut partly = Vec::with_capacity(refused.len());
+        for (i, e) in refused {
+            match self.classify(&e) {
+                Attempt::Refused(reason) => partly.push((i, reason)),
+                retried => return retried,
+            }
+        }
+        Attempt::Partly(partly)
     }
 }
 
@@ -347,8 +480,20 @@ impl Sink for RedisSink {
     async fn send(&mut self, batch: SinkBatch) -> Result<(), EndpointError> {
         let SinkBatch { events, acks } = batch;
         let context = SinkContext::attached(&mut self.context, "redis");
-        let writes = upsert::prepare(&context, "redis", events, &acks, |e| self.prepare(e)).await;
         let retry = self.config.retry.clone();
+        if self.config.version == RedisVersion::None {
+            let (writes, first) = self.send_unversioned(&context, events, &acks).await;
+            return upsert::write_batch_after(
+                self,
+                &context,
+                ("redis", &retry),
+                writes,
+                &acks,
+                Some(first),
+            )
+            .await;
+        }
+        let writes = upsert::prepare(&context, "redis", events, &acks, |e| self.prepare(e)).await;
         upsert::write_batch(self, &context, ("redis", &retry), writes, &acks).await
     }
 
@@ -374,7 +519,7 @@ mod tests {
         let ok = "url = \"redis://127.0.0.1:6379/0\"\nkey = \"card:{/card_id}\"\n";
         let c: RedisSinkConfig = toml::from_str(ok).expect("config");
         assert!(c.validate().is_ok());
-        assert_eq!(c.version, Version::Offset);
+        assert_eq!(c.version, RedisVersion::Versioned(Version::Offset));
         assert_eq!(
             field("url = \"redis://:pw@127.0.0.1/\"\nkey = \"{key}\""),
             "url"
@@ -392,20 +537,58 @@ mod tests {
         assert!(toml::from_str::<RedisSinkConfig>("url = \"redis://h\"\nkey = \"card\"").is_err());
         assert!(toml::from_str::<RedisSinkConfig>(&format!("{ok}version = \"ts\"")).is_err());
         assert!(toml::from_str::<RedisSinkConfig>(&format!("{ok}mode = \"list\"")).is_err());
+        let none: RedisSinkConfig =
+            toml::from_str(&format!("{ok}version = \"none\"")).expect("config");
+        assert!(none.validate().is_ok());
+        assert_eq!(none.version, RedisVersion::None);
+        assert_eq!(
+            field(&format!("{ok}version = \"none\"\nversion_field = \"v\"")),
+            "version_field"
+        );
+        let err = toml::from_str::<RedisSinkConfig>(&format!("{ok}version = \"nope\""))
+            .expect_err("not a version")
+            .to_string();
+        assert!(err.contains("\"none\""), "{err}");
+    }
+
+    /// A hash sink of `card:{/card_id}` with `version`.
+    fn sink(version: &str) -> RedisSink {
+        let c: RedisSinkConfig = toml::from_str(&format!(
+            "url = \"redis://127.0.0.1/\"\nkey = \"card:{{/card_id}}\"\nversion = \"{version}\""
+        ))
+        .expect("config");
+        c.build().expect("build")
+    }
+
+    fn event(value: &[u8]) -> Event {
+        Event::new(
+            value.to_vec(),
+            0,
+            crate::event::Position::new("s".into(), 0, 3),
+        )
+    }
+
+    #[test]
+    fn unversioned_hash_keeps_every_field() {
+        let sink = sink("none");
+        assert!(
+            sink.describe().ends_with("hash, unversioned)"),
+            "{}",
+            sink.describe()
+        );
+        let w = sink
+            .prepare(&event(br#"{"card_id":"c1","_version":5}"#))
+            .expect("write");
+        assert_eq!(
+            (w.key.as_str(), w.version, w.value.len()),
+            ("card:c1", 0, 4)
+        );
     }
 
     #[test]
     fn events_become_hash_fields_or_strings() {
-        let c: RedisSinkConfig = toml::from_str(
-            "url = \"redis://127.0.0.1/\"\nkey = \"card:{/card_id}\"\nversion = \"/ts\"",
-        )
-        .expect("config");
-        let sink = c.build().expect("build");
-        let e = Event::new(
-            br#"{"card_id":"c1","ts":5,"score":0.5,"f":{"a":1}}"#.to_vec(),
-            0,
-            crate::event::Position::new("s".into(), 0, 3),
-        );
+        let sink = sink("/ts");
+        let e = event(br#"{"card_id":"c1","ts":5,"score":0.5,"f":{"a":1}}"#);
         let w = sink.prepare(&e).expect("write");
         assert_eq!(w.key, "card:c1");
         assert_eq!(w.version, 5);

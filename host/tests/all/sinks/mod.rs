@@ -63,6 +63,10 @@ fn action_sink_config_errors_name_the_field() {
             "no placeholder",
         ),
         (
+            "type = \"redis\"\nurl = \"redis://127.0.0.1:1/\"\nkey = \"card:{/card_id}\"\nversion = \"none\"\nversion_field = \"v\"\n",
+            "outputs.default.version_field",
+        ),
+        (
             "type = \"postgres\"\nurl = \"postgres://weir@127.0.0.1:1/weir\"\ntable = \"t\"\nkey = \"id\"\ncolumns = { id = \"/id\" }\ntypes = { id = \"text; drop\" }\n",
             "outputs.default.types.id",
         ),

@@ -1,6 +1,8 @@
 //! The redis sink against a real Redis: exactly-once state after SIGKILL and
 //! restart, an old event never overwrites a newer one, `/readyz` 503 while
-//! Redis is down (nothing lost), the password never in the log.
+//! Redis is down (nothing lost), the password never in the log; and
+//! `version = "none"`: hashes merged, strings set, TTLs, the last value of
+//! each key after SIGKILL and restart, a refused write dead-lettered alone.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,18 +15,56 @@ use crate::metrics::{free_port, get, parse, wait_for};
 use crate::support::{Pipeline, read_jsonl_or_empty, run_watched, weir, weir_run};
 
 fn redis_output(redis: &Redis, extra: &str) -> String {
+    versioned_output(redis, "/ts", extra)
+}
+
+/// The output with `version` (`"none"`: unversioned).
+fn versioned_output(redis: &Redis, version: &str, extra: &str) -> String {
     format!(
-        "type = \"redis\"\nurl = \"{}\"\nkey = \"card:{{/card_id}}\"\nversion = \"/ts\"\n{extra}",
+        "type = \"redis\"\nurl = \"{}\"\nkey = \"card:{{/card_id}}\"\nversion = \"{version}\"\n{extra}",
         redis.url()
     )
 }
 
+/// Runs weir to its end on `input` into the unversioned output (`extra`
+/// added to it).
+fn run_unversioned(tmp: &std::path::Path, redis: &Redis, input: &str, extra: &str) {
+    write(tmp, "in.jsonl", input);
+    Pipeline::new(tmp)
+        .file_source("in.jsonl")
+        .output("default", &versioned_output(redis, "none", extra))
+        .write(tmp);
+    let out = run_watched(tmp, &[], Duration::from_secs(60));
+    assert!(out.status.success(), "weir failed: {}", out.stderr);
+}
+
+/// Runs `args` (a command and its arguments) on `redis`.
+fn command(redis: &Redis, args: &[&str]) {
+    let _: ::redis::Value = ::redis::cmd(args[0])
+        .arg(&args[1..])
+        .query(&mut redis.connection())
+        .expect(args[0]);
+}
+
+fn query<T: ::redis::FromRedisValue>(redis: &Redis, cmd: &str, key: &str) -> T {
+    ::redis::cmd(cmd)
+        .arg(key)
+        .query(&mut redis.connection())
+        .expect(cmd)
+}
+
 /// Every `card:*` hash: card → fields.
 fn cards(redis: &Redis) -> BTreeMap<String, BTreeMap<String, String>> {
+    cards_but(redis, "")
+}
+
+/// Every `card:*` hash but the key `skipped`: card → fields.
+fn cards_but(redis: &Redis, skipped: &str) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut c = redis.connection();
     redis
         .keys("card:*")
         .into_iter()
+        .filter(|k| k != skipped)
         .map(|k| {
             let h: BTreeMap<String, String> = ::redis::cmd("HGETALL")
                 .arg(&k)
@@ -35,14 +75,19 @@ fn cards(redis: &Redis) -> BTreeMap<String, BTreeMap<String, String>> {
         .collect()
 }
 
-fn assert_latest(redis: &Redis, n: usize, card_count: usize) {
+/// Each card's hash holds its latest event (and its version, if `versioned`).
+fn assert_latest(redis: &Redis, n: usize, card_count: usize, versioned: bool) {
     let got = cards(redis);
     let want = latest(n, card_count);
     assert_eq!(got.len(), want.len(), "one hash per card");
     for (card, (ts, score)) in want {
         let h = &got[&card];
         assert_eq!(h["ts"], ts.to_string(), "{card}: {h:?}");
-        assert_eq!(h["_version"], ts.to_string(), "{card}");
+        assert_eq!(
+            h.get("_version"),
+            versioned.then(|| ts.to_string()).as_ref(),
+            "{card}"
+        );
         assert_eq!(h["score"].parse::<f64>().expect("score"), score, "{card}");
         assert_eq!(h["card_id"], card);
     }
@@ -50,6 +95,19 @@ fn assert_latest(redis: &Redis, n: usize, card_count: usize) {
 
 #[test]
 fn redis_state_is_exact_after_sigkill_and_restart() {
+    sigkill_and_restart("/ts");
+}
+
+/// Unversioned, at least once: after SIGKILL and a restart that replays
+/// every write, each card's hash holds its last event.
+#[test]
+fn redis_unversioned_holds_each_last_value_after_sigkill_and_restart() {
+    sigkill_and_restart("none");
+}
+
+/// Kills weir while it writes `card_events` with `version`, runs it again
+/// to the end, and checks each card's hash is its latest event.
+fn sigkill_and_restart(version: &str) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let redis = Redis::start();
     let (n, card_count) = (200_000, 500);
@@ -57,7 +115,7 @@ fn redis_state_is_exact_after_sigkill_and_restart() {
     Pipeline::new(tmp.path())
         .file_source("in.jsonl")
         .batch(50, 5)
-        .output("default", &redis_output(&redis, ""))
+        .output("default", &versioned_output(&redis, version, ""))
         .write(tmp.path());
     let mut child = weir_run(tmp.path()).spawn().expect("start weir");
     let mut c = redis.connection();
@@ -73,8 +131,123 @@ fn redis_state_is_exact_after_sigkill_and_restart() {
     // The file is read again from the start: every write is repeated.
     let out = run_watched(tmp.path(), &[], Duration::from_secs(180));
     assert!(out.status.success(), "weir failed: {}", out.stderr);
-    assert_latest(&redis, n, card_count);
+    assert_latest(&redis, n, card_count, version != "none");
     assert!(read_jsonl_or_empty(&tmp.path().join("dlq.jsonl")).is_empty());
+}
+
+/// Unversioned hash mode merges each event's fields into the hash and sets
+/// the TTL; the last event to arrive wins, older or not.
+#[test]
+fn redis_unversioned_hash_merges_fields_with_a_ttl() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start();
+    command(&redis, &["HSET", "card:m", "kept", "yes"]);
+    run_unversioned(
+        tmp.path(),
+        &redis,
+        "{\"card_id\":\"m\",\"ts\":2,\"score\":0.1}\n{\"card_id\":\"m\",\"ts\":3,\"tier\":\"gold\",\"f\":{\"a\":1}}\n{\"card_id\":\"n\",\"ts\":1}\n",
+        "ttl_secs = 600\n",
+    );
+    let got = cards(&redis);
+    let m: Vec<(&str, &str)> = got["m"]
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        m,
+        [
+            ("card_id", "m"),
+            ("f", "{\"a\":1}"),
+            ("kept", "yes"),
+            ("score", "0.1"),
+            ("tier", "gold"),
+            ("ts", "3"),
+        ],
+        "merged, no version field"
+    );
+    assert_eq!(got["n"]["ts"], "1");
+    for key in ["card:m", "card:n"] {
+        let ttl: i64 = query(&redis, "TTL", key);
+        assert!((1..=600).contains(&ttl), "{key}: ttl {ttl}");
+    }
+    // An older event arriving later overwrites: arrival order only.
+    run_unversioned(
+        tmp.path(),
+        &redis,
+        "{\"card_id\":\"m\",\"ts\":1,\"score\":0.7}\n",
+        "",
+    );
+    let got = cards(&redis);
+    assert_eq!(
+        (got["m"]["ts"].as_str(), got["m"]["score"].as_str()),
+        ("1", "0.7")
+    );
+    assert!(read_jsonl_or_empty(&tmp.path().join("dlq.jsonl")).is_empty());
+}
+
+/// Unversioned string mode: `SET` of the value, with the TTL or without
+/// (which clears an earlier one), no version key.
+#[test]
+fn redis_unversioned_string_mode_sets_the_value() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start();
+    let (five, four) = (
+        "{\"card_id\":\"s\",\"ts\":5,\"score\":0.5}",
+        "{\"card_id\":\"s\",\"ts\":4,\"score\":0.4}",
+    );
+    run_unversioned(
+        tmp.path(),
+        &redis,
+        &format!("{five}\n{four}\n"),
+        "mode = \"string\"\nttl_secs = 600\n",
+    );
+    assert_eq!(query::<String>(&redis, "GET", "card:s"), four);
+    let ttl: i64 = query(&redis, "TTL", "card:s");
+    assert!((1..=600).contains(&ttl), "ttl {ttl}");
+    assert_eq!(redis.keys("*"), ["card:s"], "no version key");
+    run_unversioned(
+        tmp.path(),
+        &redis,
+        &format!("{five}\n"),
+        "mode = \"string\"\n",
+    );
+    assert_eq!(query::<String>(&redis, "GET", "card:s"), five);
+    assert_eq!(query::<i64>(&redis, "TTL", "card:s"), -1, "no TTL any more");
+}
+
+/// A write the server refuses (`WRONGTYPE`: the key holds a string) sends
+/// that event alone to the dead letters with the server's reason; the rest
+/// of its batch lands.
+#[test]
+fn redis_unversioned_refused_write_is_dead_lettered_alone() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let redis = Redis::start();
+    command(&redis, &["SET", "card:c7", "a string"]);
+    let (n, card_count) = (600, 20);
+    run_unversioned(
+        tmp.path(),
+        &redis,
+        &card_events(n, card_count),
+        "ttl_secs = 600\n",
+    );
+    let dead = read_jsonl_or_empty(&tmp.path().join("dlq.jsonl"));
+    // c7's events (every 20th), and only those.
+    assert_eq!(dead.len(), n / card_count, "{dead:?}");
+    for d in &dead {
+        assert_eq!(d["value"]["card_id"], "c7", "{d}");
+        let reason = d["headers"]["weir.error"].as_str().expect("reason");
+        assert!(
+            reason.contains("redis output") && reason.contains("WRONGTYPE"),
+            "{reason}"
+        );
+    }
+    assert_eq!(query::<String>(&redis, "GET", "card:c7"), "a string");
+    let got = cards_but(&redis, "card:c7");
+    let want = latest(n, card_count);
+    assert_eq!(got.len(), card_count - 1);
+    for (card, h) in got {
+        assert_eq!(h["ts"], want[&card].0.to_string(), "{card}");
+    }
 }
 
 #[test]
@@ -91,7 +264,7 @@ fn redis_an_old_event_never_overwrites_a_newer_one() {
         assert!(out.status.success(), "weir failed: {}", out.stderr);
     };
     run(
-        "{\"card_id\":\"a\",\"ts\":200,\"score\":0.9}\n{\"card_id\":\"b\",\"ts\":10,\"score\":0.2}\n",
+        "{\"card_id\":\"a\",\"ts\":200,\"score\":0.9}\n{\"card_id\":\"b\",\"ts\":10,\"score\":0.2,\"old\":1}\n",
         "",
     );
     // Replayed and late events: a's older, b's newer, and c's first.
@@ -105,6 +278,7 @@ fn redis_an_old_event_never_overwrites_a_newer_one() {
         "an older or equal version overwrote a newer one"
     );
     assert_eq!(got["b"]["score"], "0.3");
+    assert_eq!(got["b"].get("old"), None, "a newer write replaces the hash");
     assert_eq!(got["c"]["score"], "0.4");
 
     // String mode keeps its version in a sibling key, and a TTL.
@@ -223,6 +397,6 @@ fn redis_down_makes_readyz_503_and_loses_nothing_and_the_password_never_shows() 
         child.wait().expect("wait").success(),
         "weir failed:\n{text}"
     );
-    assert_latest(&redis, n, card_count);
+    assert_latest(&redis, n, card_count, true);
     assert!(!text.contains(password), "the password is in the log");
 }
