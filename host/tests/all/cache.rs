@@ -1,6 +1,6 @@
 //! Compiled plugins are cached on disk: a second start skips compilation.
 
-use crate::support::{Pipeline, plugin_dir, weir};
+use crate::support::{Pipeline, files_under, plugin_dir, weir};
 
 #[test]
 fn second_start_loads_the_compiled_plugin_from_the_cache() {
@@ -35,24 +35,9 @@ fn second_start_loads_the_compiled_plugin_from_the_cache() {
         std::fs::read_to_string(dir.join("out.jsonl")).expect("output"),
         "{\"A\":\"B\"}\n"
     );
-    let artifacts: Vec<_> = walk(&dir.join("cache"))
+    let artifacts: Vec<_> = files_under(&dir.join("cache"))
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
         .collect();
     assert_eq!(artifacts.len(), 1, "{artifacts:?}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::metrics::{free_port, get_with, wait_for};
 use crate::sinks::servers::Redis;
-use crate::support::{Pipeline, output_of, plugin_dir, weir};
+use crate::support::{Pipeline, files_under, output_of, plugin_dir, weir};
 
 const REDIS_PW: &str = "redis-pw-a41f09c7";
 const HOOK_URL_TOKEN: &str = "url-token-6b2d7e15";
@@ -157,7 +157,7 @@ fn no_secret_shows_in_logs_status_metrics_or_errors() {
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.contains("DEBUG"), "the log ran at debug level: {text}");
     assert_clean("the log", &text);
-    let status_files: Vec<_> = walk(dir)
+    let status_files: Vec<_> = files_under(dir)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
@@ -193,18 +193,4 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Every file under `dir`.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

@@ -462,3 +462,17 @@ pub fn run_watched(dir: &Path, env: &[(&str, &str)], timeout: std::time::Duratio
         elapsed: started.elapsed(),
     }
 }
+
+/// Every file under `dir`, at any depth (none if it cannot be read).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
