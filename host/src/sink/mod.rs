@@ -7,6 +7,7 @@
 //! Adding a sink is a module and a variant here.
 
 mod context;
+mod fields;
 mod file;
 mod http;
 mod jsonl;

@@ -3,8 +3,34 @@
 
 use serde::Deserialize;
 
+use super::fields::{Json, Scalar};
 use crate::event::Event;
 use crate::validate::FieldError;
+
+/// A parsed event value that JSON pointers read: a `serde_json::Value`,
+/// or the redis sink's field-by-field [`Json`].
+pub trait Pointed {
+    /// What the pointer `p` finds, if anything.
+    fn find(&self, p: &str) -> Option<Scalar<'_>>;
+}
+
+impl Pointed for serde_json::Value {
+    fn find(&self, p: &str) -> Option<Scalar<'_>> {
+        pointer(self, p).map(|v| match v {
+            serde_json::Value::String(s) => Scalar::Text(s.as_str().into()),
+            serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
+                Scalar::Written(v.to_string().into())
+            }
+            _ => Scalar::Other,
+        })
+    }
+}
+
+impl Pointed for Json<'_> {
+    fn find(&self, p: &str) -> Option<Scalar<'_>> {
+        self.pointer(p)
+    }
+}
 
 /// A key template: literal text with `{key}` (the event's key, UTF-8) and
 /// `{/json/pointer}` (a field of the event's JSON value; a string as is,
@@ -89,11 +115,7 @@ impl KeyTemplate {
 
     /// The key of `event` (`value`: its parsed JSON value, when the
     /// template needs it). An error says which placeholder is missing.
-    pub fn render(
-        &self,
-        event: &Event,
-        value: Option<&serde_json::Value>,
-    ) -> Result<String, String> {
+    pub fn render(&self, event: &Event, value: Option<&impl Pointed>) -> Result<String, String> {
         let mut out = String::with_capacity(self.written.len() + 16);
         for part in &self.parts {
             match part {
@@ -105,22 +127,13 @@ impl KeyTemplate {
                     },
                     None => return Err("the event has no key (for {key})".into()),
                 },
-                Part::Pointer(p) => {
-                    let v = value
-                        .and_then(|v| pointer(v, p))
-                        .ok_or_else(|| format!("the event has no field {p}"))?;
-                    match v {
-                        serde_json::Value::String(s) => out.push_str(s),
-                        serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
-                            out.push_str(&v.to_string());
-                        }
-                        _ => {
-                            return Err(format!(
-                                "the field {p} is not a string, number or boolean"
-                            ));
-                        }
+                Part::Pointer(p) => match value.and_then(|v| v.find(p)) {
+                    Some(Scalar::Text(s) | Scalar::Written(s)) => out.push_str(&s),
+                    Some(Scalar::Other) => {
+                        return Err(format!("the field {p} is not a string, number or boolean"));
                     }
-                }
+                    None => return Err(format!("the event has no field {p}")),
+                },
             }
         }
         Ok(out)
@@ -176,17 +189,16 @@ impl Version {
     }
 
     /// The version of `event`.
-    pub fn of(&self, event: &Event, value: Option<&serde_json::Value>) -> Result<i64, String> {
+    pub fn of(&self, event: &Event, value: Option<&impl Pointed>) -> Result<i64, String> {
         match self {
             Version::Offset => Ok(event.position.offset),
-            Version::Pointer(p) => {
-                let v = value
-                    .and_then(|v| v.pointer(p))
-                    .ok_or_else(|| format!("the event has no version field {p}"))?;
-                v.as_i64()
-                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                    .ok_or_else(|| format!("the version field {p} is not an integer"))
-            }
+            Version::Pointer(p) => match value.and_then(|v| v.find(p)) {
+                Some(Scalar::Text(s) | Scalar::Written(s)) => s
+                    .parse()
+                    .map_err(|_| format!("the version field {p} is not an integer")),
+                Some(Scalar::Other) => Err(format!("the version field {p} is not an integer")),
+                None => Err(format!("the event has no version field {p}")),
+            },
         }
     }
 
@@ -255,9 +267,36 @@ mod tests {
     }
 
     #[test]
+    fn a_value_and_its_fields_render_the_same() {
+        let text =
+            r#"{"card_id":"c7","n":3,"f":1.5,"b":false,"o":{"p":["x",2]},"s":"12","z":null}"#;
+        let (e, v) = event(text);
+        let fields = Json::parse(text.as_bytes()).expect("json");
+        for t in [
+            "{/card_id}:{/n}:{/b}:{key}",
+            "{/o/p/0}{/o/p/1}",
+            "{/o}",
+            "{/z}",
+            "{/nope}",
+            "{/f}",
+        ] {
+            let t = KeyTemplate::parse(t).expect("parse");
+            assert_eq!(t.render(&e, Some(&v)), t.render(&e, Some(&fields)), "{t:?}");
+        }
+        for p in ["/n", "/s", "/f", "/b", "/o", "/nope"] {
+            let version = Version::parse(p).expect("version");
+            assert_eq!(
+                version.of(&e, Some(&v)),
+                version.of(&e, Some(&fields)),
+                "{p}"
+            );
+        }
+    }
+
+    #[test]
     fn versions_come_from_the_offset_or_an_integer_field() {
         let (e, v) = event(r#"{"ts":1700,"s":"12","f":1.5}"#);
-        assert_eq!(Version::Offset.of(&e, None), Ok(42));
+        assert_eq!(Version::Offset.of(&e, None::<&serde_json::Value>), Ok(42));
         assert_eq!(
             Version::parse("/ts").and_then(|x| x.of(&e, Some(&v))),
             Ok(1700)

@@ -24,6 +24,7 @@ use ::redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError, Ret
 use async_trait::async_trait;
 use serde::Deserialize;
 
+use super::fields::{Json, field_text};
 use super::retry::RetryConfig;
 use super::secret::Secret;
 use super::template::{KeyTemplate, Version, validate_pointer};
@@ -258,11 +259,8 @@ impl RedisSink {
         let needs_json = c.key.reads_value()
             || version.is_some_and(Version::reads_value)
             || c.mode == RedisMode::Hash;
-        let json: Option<serde_json::Value> = if needs_json {
-            Some(
-                serde_json::from_slice(&event.value)
-                    .map_err(|e| format!("the value is not JSON ({e})"))?,
-            )
+        let json = if needs_json {
+            Some(Json::parse(&event.value).map_err(|e| format!("the value is not JSON ({e})"))?)
         } else {
             None
         };
@@ -273,18 +271,14 @@ impl RedisSink {
         };
         let skipped = c.version_field();
         let value = match (c.mode, json) {
-            (RedisMode::Hash, Some(serde_json::Value::Object(fields))) => {
+            (RedisMode::Hash, Some(Json::Object(fields))) => {
                 let mut pairs = Vec::with_capacity(fields.len() * 2);
-                for (name, v) in fields {
-                    if skipped == Some(name.as_str()) {
+                for (name, raw) in fields {
+                    if skipped == Some(&*name) {
                         continue;
                     }
-                    let text = match v {
-                        serde_json::Value::String(s) => s.into_bytes(),
-                        other => other.to_string().into_bytes(),
-                    };
-                    pairs.push(name.into_bytes());
-                    pairs.push(text);
+                    pairs.push(name.as_bytes().to_vec());
+                    pairs.push(field_text(raw).as_bytes().to_vec());
                 }
                 pairs
             }
@@ -599,7 +593,7 @@ mod tests {
             .collect();
         assert_eq!(
             pairs,
-            ["card_id", "c1", "f", "{\"a\":1}", "score", "0.5", "ts", "5"]
+            ["card_id", "c1", "ts", "5", "score", "0.5", "f", "{\"a\":1}"]
         );
         let bad = Event::new(b"[1]".to_vec(), 0, e.position.clone());
         assert!(sink.prepare(&bad).is_err());

@@ -47,6 +47,9 @@ fn redis_server() -> PathBuf {
 pub struct Redis {
     pub port: u16,
     password: Option<String>,
+    /// Every write on disk before it is answered (`appendfsync always`),
+    /// so a kill and restart keeps what was acknowledged.
+    durable: bool,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -60,6 +63,7 @@ impl Redis {
         let mut r = Self {
             port: free_port(),
             password: password.map(str::to_owned),
+            durable: false,
             dir: tempfile::tempdir().expect("redis tempdir"),
             child: None,
         };
@@ -67,13 +71,29 @@ impl Redis {
         r
     }
 
-    /// (Re)starts the server on its port (empty: it keeps nothing on disk).
+    /// A server that keeps each write on disk before answering it: what it
+    /// acknowledged survives [`Redis::down`] and [`Redis::up`].
+    pub fn durable() -> Self {
+        let mut r = Self::with_password(None);
+        r.down();
+        r.durable = true;
+        r.up();
+        r
+    }
+
+    /// (Re)starts the server on its port (empty unless durable).
     pub fn up(&mut self) {
         assert!(self.child.is_none(), "redis already running");
-        let log = std::fs::File::create(self.dir.path().join("redis.log")).expect("log");
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("redis.log"))
+            .expect("log");
         let mut cmd = Command::new(redis_server());
+        let appendonly = if self.durable { "yes" } else { "no" };
         cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", "", "--appendonly", appendonly])
+            .args(["--appendfsync", "always"])
             .arg("--dir")
             .arg(self.dir.path());
         if let Some(p) = &self.password {
