@@ -245,7 +245,44 @@ pub(super) struct Write {
     /// 0 without a version.
     version: i64,
     /// The string value, or the hash's field/value pairs.
-    value: Vec<Vec<u8>>,
+    value: Parts,
+}
+
+/// Byte strings packed in one buffer (a write's value parts: one
+/// allocation, not one per field).
+#[derive(Default)]
+pub(super) struct Parts {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Parts {
+    fn with_capacity(bytes: usize, parts: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(parts),
+        }
+    }
+
+    fn push(&mut self, part: &[u8]) {
+        self.bytes.extend_from_slice(part);
+        self.ends.push(self.bytes.len());
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(a, b)| &self.bytes[a..b])
+    }
 }
 
 impl RedisSink {
@@ -272,20 +309,24 @@ impl RedisSink {
         let skipped = c.version_field();
         let value = match (c.mode, json) {
             (RedisMode::Hash, Some(Json::Object(fields))) => {
-                let mut pairs = Vec::with_capacity(fields.len() * 2);
+                let mut pairs = Parts::with_capacity(event.value.len(), fields.len() * 2);
                 for (name, raw) in fields {
                     if skipped == Some(&*name) {
                         continue;
                     }
-                    pairs.push(name.as_bytes().to_vec());
-                    pairs.push(field_text(raw).as_bytes().to_vec());
+                    pairs.push(name.as_bytes());
+                    pairs.push(field_text(raw).as_bytes());
                 }
                 pairs
             }
             (RedisMode::Hash, _) => {
                 return Err("hash mode needs a JSON object as the value".into());
             }
-            (RedisMode::String, _) => vec![event.value.to_vec()],
+            (RedisMode::String, _) => {
+                let mut value = Parts::with_capacity(event.value.len(), 1);
+                value.push(&event.value);
+                value
+            }
         };
         Ok(Write {
             key,
@@ -307,8 +348,8 @@ impl RedisSink {
             .arg(version_field);
         for w in writes {
             cmd.arg(w.version).arg(w.value.len());
-            for part in &w.value {
-                cmd.arg(&part[..]);
+            for part in w.value.iter() {
+                cmd.arg(part);
             }
         }
         cmd

@@ -46,8 +46,8 @@ fn chunk(mode: RedisMode, ttl: Option<u64>, writes: &[&Write], first: usize) -> 
                 // An empty object merges nothing; its TTL is renewed.
                 if !w.value.is_empty() {
                     let hset = pipe.cmd("HSET").arg(&w.key);
-                    for part in &w.value {
-                        hset.arg(&part[..]);
+                    for part in w.value.iter() {
+                        hset.arg(part);
                     }
                     owners.push(owner);
                 }
@@ -58,8 +58,8 @@ fn chunk(mode: RedisMode, ttl: Option<u64>, writes: &[&Write], first: usize) -> 
             }
             RedisMode::String => {
                 let set = pipe.cmd("SET").arg(&w.key);
-                for part in &w.value {
-                    set.arg(&part[..]);
+                for part in w.value.iter() {
+                    set.arg(part);
                 }
                 if let Some(ttl) = ttl {
                     set.arg("EX").arg(ttl);
@@ -184,7 +184,13 @@ mod tests {
         Write {
             key: key.into(),
             version: 0,
-            value: value.iter().map(|v| v.as_bytes().to_vec()).collect(),
+            value: {
+                let mut parts = super::super::Parts::default();
+                for v in value {
+                    parts.push(v.as_bytes());
+                }
+                parts
+            },
         }
     }
 
