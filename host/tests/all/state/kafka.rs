@@ -162,11 +162,21 @@ fn restored_keys(log: &str) -> Vec<u64> {
 fn kafka_keyed_sigkill_mid_stream_and_restart_keep_counts_exact() {
     timed(Duration::from_secs(300), || {
         let n = 6_000;
-        let (tmp, broker) = broker_with(n);
+        // A third of the stream is there at the start; the rest arrives in
+        // small paced chunks while weir runs, so the kill lands mid-stream
+        // however fast this machine consumes.
+        let (tmp, broker) = broker_with(n / 3);
         let dir = tmp.path();
         let first = counting(dir, &broker, "g-crash", "out1.jsonl");
         let files = [dir.join("out1.jsonl"), dir.join("out2.jsonl")];
         let mut weir = Weir::start(&first, dir.join("weir1.log"));
+        let addr = broker.addr();
+        let producer = std::thread::spawn(move || {
+            for from in (n / 3..n).step_by(100) {
+                produce_cards_to(&addr, from..(from + 100).min(n));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
         wait_outputs(&files[..1], n / 6, "before the kill", &[&weir]);
         drop(weir); // SIGKILL
         let done = distinct(&files).len();
@@ -174,6 +184,7 @@ fn kafka_keyed_sigkill_mid_stream_and_restart_keep_counts_exact() {
             done < n,
             "killed mid-stream: {done} of {n} inputs had output"
         );
+        producer.join().expect("the producer thread");
         eprintln!("killed after {done} of {n} inputs");
         let second = counting(dir, &broker, "g-crash", "out2.jsonl");
         weir = Weir::start(&second, dir.join("weir2.log"));
