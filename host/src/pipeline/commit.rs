@@ -95,17 +95,27 @@ struct Pending {
 }
 
 /// Starts the committer thread. It ends when every sender is gone, after
-/// committing what it can; a store error is returned (the pipeline fails).
+/// committing what it can; a store error (a full disk) is returned and
+/// cancels `stop` at once, so the pipeline stops reading instead of
+/// processing events whose state can no longer be kept.
 pub(super) fn spawn_committer(
     state: &PipelineState,
     stats: Arc<PipelineStats>,
+    stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<(mpsc::Sender<CommitMsg>, Committer, CommittedRx)> {
     let (tx, rx) = mpsc::channel::<CommitMsg>();
     let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
     let state = state.clone();
     let handle = std::thread::Builder::new()
         .name("weir-state-commit".into())
-        .spawn(move || run_committer(&state, &rx, &done_tx, &stats))?;
+        .spawn(move || {
+            let result = run_committer(&state, &rx, &done_tx, &stats);
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "state commits failed; stopping the pipeline");
+                stop.cancel();
+            }
+            result
+        })?;
     Ok((tx, handle, done_rx))
 }
 
@@ -507,7 +517,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = StateStore::open(dir.path(), &StateConfig::default()).expect("open");
         let state = PipelineState::new(store.clone(), StateConfig::default());
-        let (tx, handle, mut reports) = spawn_committer(&state, Arc::default()).expect("spawn");
+        let (tx, handle, mut reports) =
+            spawn_committer(&state, Arc::default(), Default::default()).expect("spawn");
         let mut tracker = CommitTracker::new(tx.clone(), Progress::new());
         for (seq, offsets) in [(0u64, [0i64, 1]), (1, [2, 3]), (2, [4, 5]), (3, [6, 7])] {
             tracker.add_chunk(seq * 10);

@@ -151,9 +151,10 @@ impl Pipeline {
                 .store
                 .progress()
                 .map_err(|e| RunError::State(e.to_string()))?;
-            let (tx, handle, reports) = spawn_committer(state, stats.clone()).map_err(|e| {
-                RunError::Internal(format!("cannot start the state committer: {e}"))
-            })?;
+            let (tx, handle, reports) = spawn_committer(state, stats.clone(), stop.clone())
+                .map_err(|e| {
+                    RunError::Internal(format!("cannot start the state committer: {e}"))
+                })?;
             tracker = Some(CommitTracker::new(tx.clone(), resume));
             staged = Some(tx);
             committer = Some(handle);
@@ -175,6 +176,12 @@ impl Pipeline {
             let mut input = rx;
             let name = format!("weir-stage-{}", stage.name());
             let (stop, fatal) = (stop.clone(), fatal.clone());
+            let counters = stats
+                .stages
+                .iter()
+                .find(|(n, _)| **n == **stage.name())
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default();
             // Log lines of the stage thread (plugin lines included) carry the
             // stage and the plugin; each batch's span adds the version serving
             // it and its partitions (see `Stage::process`).
@@ -188,6 +195,7 @@ impl Pipeline {
                 .spawn(move || {
                     let _span = span.enter();
                     while let Some(mut batch) = input.blocking_recv() {
+                        counters.queued.store(input.len() as u64, Relaxed);
                         stage.process(&mut batch);
                         if let Some(reason) = stage.take_fatal() {
                             if let Ok(mut f) = fatal.lock() {
@@ -588,7 +596,9 @@ async fn run_sink(
     };
     let mut failed = false;
     let mut stamps: Vec<i64> = Vec::new();
+    let counters = stats.sinks.get(&label).cloned().unwrap_or_default();
     while let Some(batch) = rx.recv().await {
+        counters.queued.store(rx.len() as u64, Relaxed);
         if failed {
             batch.acks.fail();
             continue;

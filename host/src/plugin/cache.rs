@@ -113,8 +113,12 @@ impl ArtifactCache {
         // Write to a temporary file and rename, so a concurrent or crashed
         // writer never leaves a truncated artifact under the final name.
         let tmp = tempfile_in(dir)?;
-        std::fs::write(&tmp, &bytes)?;
-        std::fs::rename(&tmp, path)
+        let written = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, path));
+        if written.is_err() {
+            // A full disk: do not leave the partial file taking its room.
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
     }
 }
 

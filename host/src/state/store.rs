@@ -208,6 +208,33 @@ pub(super) fn decode_value(stored: &[u8]) -> Option<(&[u8], Option<i64>)> {
     Some((&stored[HEADER..], expires))
 }
 
+/// Creates an empty store at `dir` in one step: built in a sibling folder
+/// and renamed into place, so a creation cut short (a full disk, a kill)
+/// leaves no half-made store that would then refuse to open.
+fn create_atomically(dir: &Path) -> Result<(), fjall::Error> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".{name}.creating-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let made = (|| {
+        let db = Database::builder(&tmp).worker_threads(1).open()?;
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        db.persist(PersistMode::SyncAll)?;
+        drop(meta);
+        drop(db);
+        std::fs::rename(&tmp, dir)?;
+        Ok(())
+    })();
+    if made.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    made
+}
+
 impl StateStore {
     /// Opens (or creates) the store in `dir`. Fails with
     /// [`StateError::Locked`] if another process has it open.
@@ -221,7 +248,9 @@ impl StateStore {
                 source,
             },
         };
-        std::fs::create_dir_all(dir).map_err(|e| err(fjall::Error::Io(e)))?;
+        if !dir.exists() {
+            create_atomically(dir).map_err(err)?;
+        }
         let db = Database::builder(dir)
             .worker_threads(1)
             .cache_size(64 * 1024 * 1024)

@@ -252,12 +252,13 @@ impl prometheus_client::collector::Collector for PipelineCollector {
         // postgres; the others report zeros and up).
         type SinkValue = fn(&SinkStats) -> u64;
         #[rustfmt::skip]
-        let sink_families: [(&str, MetricType, &str, SinkValue); 5] = [
+        let sink_families: [(&str, MetricType, &str, SinkValue); 6] = [
             ("weir_sink_requests", Counter, "Requests the output's sink sent to its server (retries included).", |s| s.requests.load(Relaxed)),
             ("weir_sink_retries", Counter, "Requests the output's sink tried again.", |s| s.retries.load(Relaxed)),
             ("weir_sink_failures", Counter, "Events the output's sink gave up on (refused: to the dead letters; or out of retries).", |s| s.failures.load(Relaxed)),
             ("weir_sink_in_flight", Gauge, "Requests or batches the output's sink has accepted and not settled.", |s| s.in_flight.load(Relaxed)),
             ("weir_sink_up", Gauge, "1 while the output's sink reaches its server.", |s| u64::from(s.is_up())),
+            ("weir_sink_queued_batches", Gauge, "Batches waiting in the output's queue when its sink last took one.", |s| s.queued.load(Relaxed)),
         ];
         for (name, kind, help, value) in sink_families {
             let rows = per_sink(stats, value);
@@ -356,6 +357,14 @@ impl prometheus_client::collector::Collector for PipelineCollector {
             "Linear memory of the stage's current plugin instance.",
             Gauge,
             memory,
+            gauge_u64,
+        )?;
+        family(
+            &mut enc,
+            "weir_stage_queued_batches",
+            "Batches waiting in the stage's input queue when it last took one.",
+            Gauge,
+            per_stage(|s| s.queued.load(Relaxed)),
             gauge_u64,
         )?;
         // Keyed state.

@@ -40,6 +40,8 @@ pub struct StageStats {
     pub batch_events: AtomicHistogram,
     /// Linear memory of the stage's current plugin instance, in bytes.
     pub memory_bytes: AtomicU64,
+    /// Batches waiting in the stage's input queue when it last took one.
+    pub queued: AtomicU64,
     /// Keyed stages: events whose time was at or behind the watermark.
     pub late_events: AtomicU64,
     /// Keyed stages: the watermark (ms since the epoch; `i64::MIN`: none yet).
@@ -86,6 +88,7 @@ impl Default for StageStats {
             latency: AtomicHistogram::latency(),
             batch_events: AtomicHistogram::batch_events(),
             memory_bytes: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
             late_events: AtomicU64::new(0),
             watermark_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             state: std::sync::OnceLock::new(),
@@ -178,6 +181,8 @@ pub struct SinkStats {
     pub in_flight: AtomicU64,
     /// `false` while the sink cannot reach its server; `/readyz` answers 503.
     pub up: AtomicBool,
+    /// Batches waiting in the sink's input queue when it last took one.
+    pub queued: AtomicU64,
 }
 
 impl Default for SinkStats {
@@ -189,6 +194,7 @@ impl Default for SinkStats {
             latency: AtomicHistogram::latency(),
             in_flight: AtomicU64::new(0),
             up: AtomicBool::new(true),
+            queued: AtomicU64::new(0),
         }
     }
 }

@@ -430,7 +430,7 @@ pub(crate) fn id_of(value: &str) -> u64 {
 }
 
 /// Distinct ids among the records.
-fn distinct(records: &[Rec]) -> usize {
+pub(crate) fn distinct(records: &[Rec]) -> usize {
     let mut ids: Vec<u64> = records.iter().map(|r| id_of(&r.value)).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -451,7 +451,7 @@ pub(crate) fn assert_all_present(records: &[Rec], n: u64) -> usize {
 
 /// Per output partition, the events of one input partition come in input
 /// order (first occurrences; a re-delivery may repeat a suffix).
-fn assert_partition_order(records: &[Rec]) {
+pub(crate) fn assert_partition_order(records: &[Rec]) {
     let mut last: HashMap<(i32, u64), u64> = HashMap::new();
     let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
     for r in records {

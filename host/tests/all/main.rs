@@ -1,6 +1,7 @@
 //! Integration tests of the `weir` host: real plugins (built from source by
 //! the test run), real pipelines, the real binary.
 
+mod bounds;
 mod cache;
 mod config_errors;
 mod embeddings;
@@ -8,6 +9,7 @@ mod fraud;
 mod inference;
 mod iot;
 mod kafka;
+mod kafka_faults;
 mod kafka_parallel;
 mod kafka_swap;
 mod keyed;

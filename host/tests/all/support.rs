@@ -397,6 +397,8 @@ pub struct Outcome {
     pub stderr: String,
     /// The highest resident set size (`VmRSS`) seen while it ran, in bytes.
     pub peak_rss: u64,
+    /// The kernel's own peak (`VmHWM`), as last read before it exited.
+    pub hwm: u64,
     pub elapsed: std::time::Duration,
 }
 
@@ -411,12 +413,15 @@ fn read_all(
     })
 }
 
-/// `VmRSS` of process `pid`, in bytes (`None` once it has exited).
-fn vm_rss(pid: u32) -> Option<u64> {
+/// `VmRSS` and `VmHWM` of process `pid`, in bytes (`None` once it has
+/// exited).
+fn vm_rss(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    let kib = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some((kib("VmRSS:")? * 1024, kib("VmHWM:")? * 1024))
 }
 
 /// Runs `weir run --quiet <dir>/pipeline.toml` with extra environment
@@ -438,10 +443,11 @@ pub fn run_watched(dir: &Path, env: &[(&str, &str)], timeout: std::time::Duratio
     let pid = child.id();
     let stdout = read_all(child.stdout.take());
     let stderr = read_all(child.stderr.take());
-    let mut peak_rss = 0;
+    let (mut peak_rss, mut hwm) = (0, 0);
     let status = loop {
-        if let Some(rss) = vm_rss(pid) {
+        if let Some((rss, high)) = vm_rss(pid) {
             peak_rss = peak_rss.max(rss);
+            hwm = hwm.max(high);
         }
         if let Some(status) = child.try_wait().expect("poll weir") {
             break status;
@@ -459,6 +465,7 @@ pub fn run_watched(dir: &Path, env: &[(&str, &str)], timeout: std::time::Duratio
         stdout: stdout.join().expect("stdout reader"),
         stderr: stderr.join().expect("stderr reader"),
         peak_rss,
+        hwm,
         elapsed: started.elapsed(),
     }
 }

@@ -5,7 +5,7 @@
 mod http;
 mod kafka;
 mod postgres;
-mod receiver;
+pub(crate) mod receiver;
 mod redis;
 pub(crate) mod servers;
 

@@ -106,6 +106,11 @@ impl Receiver {
         self.stall.store(stall, Ordering::SeqCst);
     }
 
+    /// The switch [`Receiver::stall`] sets, for a thread that toggles it.
+    pub fn stall_switch(&self) -> Arc<AtomicBool> {
+        self.stall.clone()
+    }
+
     /// Requests held unanswered right now.
     pub fn held(&self) -> usize {
         self.held.load(Ordering::SeqCst)

@@ -5,6 +5,7 @@
 
 mod bounds;
 mod crash;
+mod disk;
 mod faults;
 mod kafka;
 mod metrics;
