@@ -7,7 +7,7 @@
 mod batcher;
 mod config;
 mod metrics;
-mod model;
+pub(crate) mod model;
 mod registry;
 mod reload;
 mod runtime;

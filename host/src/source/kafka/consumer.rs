@@ -1,11 +1,9 @@
 //! The consumer thread and its librdkafka context (rebalance and commit
 //! callbacks, statistics, logs).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -16,9 +14,10 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::tracker::TopicPartition;
+use super::record::{RecordParts, TopicNames, record_to_event};
 use super::{Buffered, Shared};
 use crate::endpoint::EndpointError;
-use crate::event::{Event, Header, Position, now_ms};
+use crate::event::{Event, now_ms};
 
 /// Records taken per poll round (under one lock).
 pub(super) const POLL_BATCH: usize = 512;
@@ -218,35 +217,26 @@ pub(super) fn spawn(
         })
 }
 
-/// Converts a record to an event (copies key, value and headers).
-fn to_event(msg: &BorrowedMessage<'_>, topics: &mut HashMap<String, Arc<str>>) -> Event {
-    let topic = match topics.get(msg.topic()) {
-        Some(t) => t.clone(),
-        None => {
-            let t: Arc<str> = Arc::from(msg.topic());
-            topics.insert(msg.topic().to_owned(), t.clone());
-            t
-        }
+/// Converts a record to an event (copies key, value and headers): its parts,
+/// through [`record_to_event`].
+fn to_event(msg: &BorrowedMessage<'_>, topics: &mut TopicNames) -> Event {
+    let record = RecordParts {
+        topic: msg.topic(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+        key: msg.key(),
+        payload: msg.payload(),
+        timestamp_ms: msg.timestamp().to_millis(),
     };
     let headers = msg
         .headers()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| Header::new(h.key, Bytes::copy_from_slice(h.value.unwrap_or_default())))
-                .collect()
-        })
-        .unwrap_or_default();
-    Event {
-        key: msg.key().map(Bytes::copy_from_slice),
-        value: Bytes::copy_from_slice(msg.payload().unwrap_or_default()),
-        timestamp_ms: msg.timestamp().to_millis().unwrap_or_else(now_ms),
-        headers,
-        position: Position::new(topic, msg.partition(), msg.offset()),
-    }
+        .into_iter()
+        .flat_map(|hs| hs.iter().map(|h| (h.key.as_bytes(), h.value)));
+    record_to_event(record, headers, topics, now_ms)
 }
 
 fn run(consumer: BaseConsumer<Context>, shared: Arc<Shared>) {
-    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    let mut topics = TopicNames::default();
     let mut paused = false;
     let mut polled: Vec<Event> = Vec::with_capacity(POLL_BATCH);
     loop {
