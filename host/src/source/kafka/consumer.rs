@@ -8,7 +8,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -228,11 +228,49 @@ fn to_event(msg: &BorrowedMessage<'_>, topics: &mut TopicNames) -> Event {
         payload: msg.payload(),
         timestamp_ms: msg.timestamp().to_millis(),
     };
-    let headers = msg
-        .headers()
-        .into_iter()
-        .flat_map(|hs| hs.iter().map(|h| (h.key.as_bytes(), h.value)));
-    record_to_event(record, headers, topics, now_ms)
+    record_to_event(record, header_parts(msg), topics, now_ms)
+}
+
+/// A record's headers as librdkafka holds them, in order: (name, value)
+/// pairs, the names as bytes. Not rdkafka's `Headers::iter`: it panics on a
+/// name that is not UTF-8 (`to_str().unwrap()`), which any producer can send
+/// (Kafka does not check header names), and the panic would end this thread
+/// and stall the source for good.
+fn header_parts<'m>(
+    msg: &'m BorrowedMessage<'_>,
+) -> impl Iterator<Item = (&'m [u8], Option<&'m [u8]>)> + 'm {
+    use rdkafka::bindings as rd;
+    const OK: rd::rd_kafka_resp_err_t = rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
+    let mut hdrs: *mut rd::rd_kafka_headers_t = std::ptr::null_mut();
+    // SAFETY: `msg.ptr()` is the message `msg` holds (alive for 'm);
+    // librdkafka only stores the address of the message's own headers (or
+    // none) in `hdrs`.
+    let err = unsafe { rd::rd_kafka_message_headers(msg.ptr(), &mut hdrs) };
+    let count = if err == OK && !hdrs.is_null() {
+        // SAFETY: `hdrs` is the message's headers, alive as long as it.
+        unsafe { rd::rd_kafka_header_cnt(hdrs) }
+    } else {
+        0
+    };
+    (0..count).filter_map(move |idx| {
+        let mut name: *const std::ffi::c_char = std::ptr::null();
+        let mut value: *const std::ffi::c_void = std::ptr::null();
+        let mut size = 0usize;
+        // SAFETY: `hdrs` is alive for 'm and `idx` is below its count;
+        // librdkafka writes pointers into the headers' own storage.
+        let err = unsafe { rd::rd_kafka_header_get_all(hdrs, idx, &mut name, &mut value, &mut size) };
+        if err != OK || name.is_null() {
+            return None;
+        }
+        // SAFETY: librdkafka keeps every header name NUL-terminated, and the
+        // storage lives as long as the message ('m).
+        let name = unsafe { std::ffi::CStr::from_ptr(name) }.to_bytes();
+        // SAFETY: a non-null value points at `size` bytes of the headers'
+        // storage, alive for 'm.
+        let value = (!value.is_null())
+            .then(|| unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) });
+        Some((name, value))
+    })
 }
 
 fn run(consumer: BaseConsumer<Context>, shared: Arc<Shared>) {

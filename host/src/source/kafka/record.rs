@@ -84,8 +84,8 @@ mod tests {
             payload: None,
             timestamp_ms: None,
         };
-        let headers = [
-            (&b"a"[..], Some(&b"1"[..])),
+        let headers: [(&[u8], Option<&[u8]>); 3] = [
+            (b"a", Some(b"1")),
             (b"a", None),
             (b"b\xffc", Some(b"\xff")),
         ];
@@ -94,7 +94,8 @@ mod tests {
         assert!(e.value.is_empty());
         assert_eq!(e.timestamp_ms, 7, "no timestamp: the ingestion time");
         let got: Vec<(&str, &[u8])> = e.headers.iter().map(|h| (&*h.name, &h.value[..])).collect();
-        assert_eq!(got, [("a", &b"1"[..]), ("a", b""), ("b\u{fffd}c", b"\xff")]);
+        let want: [(&str, &[u8]); 3] = [("a", b"1"), ("a", b""), ("b\u{fffd}c", b"\xff")];
+        assert_eq!(got, want);
         assert_eq!((&*e.position.stream, e.position.partition, e.position.offset), ("in", 3, 41));
         let again = RecordParts {
             timestamp_ms: Some(-5),
