@@ -376,3 +376,34 @@ fn describe_inputs(inputs: &[TensorSpec]) -> String {
 fn dims(shape: &ort::value::Shape) -> Vec<usize> {
     shape.iter().map(|&d| d.max(0) as usize).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, dims: &[i64]) -> TensorSpec {
+        TensorSpec {
+            name: name.to_owned(),
+            elem: ElemType::F32,
+            dims: dims.to_vec(),
+        }
+    }
+
+    /// fuzz/corpus/model_inputs/overflowing-shape: a shape whose product
+    /// overflows (2^64 wraps to 0, the length given) was a panic with
+    /// overflow checks and passed the check without them.
+    #[test]
+    fn a_shape_whose_product_overflows_is_refused() {
+        let specs = [spec("x", &[-1, -1, -1, -1])];
+        let big = 1usize << (usize::BITS / 4);
+        let given = vec![Tensor::f32("x", vec![big; 4], Vec::new())];
+        let Err(InferError::InvalidInput(why)) = check_inputs("m", &specs, given) else {
+            panic!("an overflowing shape must be refused");
+        };
+        assert!(why.contains("more elements than a usize counts"), "{why}");
+        // The same shape with its real element count is fine.
+        let given = vec![Tensor::f32("x", vec![2, 3, 1, 1], vec![0.0; 6])];
+        let (ordered, rows) = check_inputs("m", &specs, given).expect("valid");
+        assert_eq!((ordered.len(), rows), (1, 2));
+    }
+}
