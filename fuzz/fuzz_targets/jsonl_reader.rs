@@ -123,6 +123,21 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The threads of this process.
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, Iterator::count)
+}
+
+/// Waits (at most 2 s) until the source's reader thread has exited: it is
+/// detached, and LeakSanitizer would otherwise catch the thread-local data
+/// it frees on exit (tokio's parker) as a leak of this input.
+fn wait_for_threads(n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while threads() > n && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_micros(50));
+    }
+}
+
 fn is_json(line: &[u8]) -> bool {
     std::str::from_utf8(line).is_ok_and(|t| serde_json::from_str::<IgnoredAny>(t).is_ok())
 }
@@ -151,6 +166,7 @@ fuzz_target!(|input: &[u8]| {
         rng: Rng::new(case.piece_seed),
     };
     let before = now_ms();
+    let baseline = threads();
     let source = weir::fuzzing::lines_source(format, pointer, reader);
     let pointer_ok = pointer.is_none_or(|p| p.starts_with('/') && p.len() >= 2 && !case.text);
     let Ok(mut source) = source else {
@@ -200,6 +216,8 @@ fuzz_target!(|input: &[u8]| {
         source.close().await.expect("close");
     });
     let after = now_ms();
+    // Read to the end: the reader thread has ended or is ending.
+    wait_for_threads(baseline);
 
     let mut got: Vec<(i64, Want<'_>)> = Vec::new();
     for e in &events {
