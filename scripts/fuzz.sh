@@ -8,7 +8,9 @@
 #   scripts/fuzz.sh [SECS] [TARGET...]      e.g. scripts/fuzz.sh 600 output_batch
 #
 # New interesting inputs go to fuzz/target/corpus/<target>/ (not committed);
-# the committed seeds are fuzz/corpus/<target>/ (made by fuzz/seeds).
+# the committed seeds are fuzz/corpus/<target>/ (the batch ones made by
+# fuzz/seeds; the others committed as files: example pipelines, JSON lines,
+# and crash reproducers, which every run replays first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-30}

@@ -13,6 +13,8 @@ pub mod commands;
 pub mod config;
 pub mod endpoint;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 mod host_api;
 pub mod inference;
 pub mod json_pointer;

@@ -7,7 +7,7 @@
 mod batcher;
 mod config;
 mod metrics;
-mod model;
+pub(crate) mod model;
 mod registry;
 mod reload;
 mod runtime;
@@ -96,12 +96,21 @@ impl Tensor {
         self.shape.first().copied().unwrap_or(0)
     }
 
-    /// Checks that the shape's product is the data's length.
+    /// Checks that the shape's product is the data's length. The product is
+    /// computed without overflow: a plugin chooses the shape, and one whose
+    /// product wraps around to the length given must not pass.
     pub fn check(&self) -> Result<(), InferError> {
-        let want: usize = self.shape.iter().product();
-        if want != self.data.len() {
+        let want = self
+            .shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d));
+        if want != Some(self.data.len()) {
+            let holds = match want {
+                Some(n) => format!("holds {n} elements"),
+                None => "holds more elements than a usize counts".to_owned(),
+            };
             return Err(InferError::InvalidInput(format!(
-                "tensor `{}`: shape {:?} holds {want} elements but {} were given",
+                "tensor `{}`: shape {:?} {holds} but {} were given",
                 self.name,
                 self.shape,
                 self.data.len()

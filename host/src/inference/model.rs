@@ -208,82 +208,8 @@ impl Model {
 
     /// Checks one call alone and returns its tensors in input order, with
     /// the row count. Every problem is `InvalidInput`.
-    pub fn check(&self, mut given: Vec<Tensor>) -> Result<(Vec<Tensor>, usize), InferError> {
-        let bad = |m: String| {
-            Err(InferError::InvalidInput(format!(
-                "model `{}`: {m}",
-                self.name
-            )))
-        };
-        for (i, t) in given.iter().enumerate() {
-            if given[..i].iter().any(|o| o.name == t.name) {
-                return bad(format!("input `{}` is given twice", t.name));
-            }
-            if !self.inputs.iter().any(|s| s.name == t.name) {
-                return bad(format!(
-                    "no input named `{}` (inputs: {})",
-                    t.name,
-                    self.describe_inputs()
-                ));
-            }
-        }
-        let mut ordered = Vec::with_capacity(self.inputs.len());
-        let mut rows = None;
-        for spec in &self.inputs {
-            let Some(at) = given.iter().position(|t| t.name == spec.name) else {
-                return bad(format!(
-                    "input `{}` is missing (inputs: {})",
-                    spec.name,
-                    self.describe_inputs()
-                ));
-            };
-            let t = given.swap_remove(at);
-            t.check()?;
-            if ElemType::of(&t.data) != spec.elem {
-                return bad(format!(
-                    "input `{}` is {}, the model wants {}",
-                    t.name,
-                    t.data.type_name(),
-                    spec.elem.name()
-                ));
-            }
-            let fits = t.shape.len() == spec.dims.len()
-                && t.shape
-                    .iter()
-                    .zip(&spec.dims)
-                    .all(|(&got, &want)| want < 0 || got as i64 == want);
-            if !fits {
-                return bad(format!(
-                    "input `{}` has shape {:?}, the model wants {:?} (-1: any)",
-                    t.name, t.shape, spec.dims
-                ));
-            }
-            match rows {
-                None => rows = Some(t.rows()),
-                Some(r) if r != t.rows() => {
-                    return bad(format!(
-                        "inputs disagree on the row count ({r} vs {} in `{}`)",
-                        t.rows(),
-                        t.name
-                    ));
-                }
-                Some(_) => {}
-            }
-            ordered.push(t);
-        }
-        let rows = rows.unwrap_or(0);
-        if rows == 0 {
-            return bad("a call needs at least one row".into());
-        }
-        Ok((ordered, rows))
-    }
-
-    fn describe_inputs(&self) -> String {
-        self.inputs
-            .iter()
-            .map(TensorSpec::describe)
-            .collect::<Vec<_>>()
-            .join(", ")
+    pub fn check(&self, given: Vec<Tensor>) -> Result<(Vec<Tensor>, usize), InferError> {
+        check_inputs(&self.name, &self.inputs, given)
     }
 
     /// Runs the model on tensors in input order (as [`Model::check`] returns
@@ -364,6 +290,120 @@ impl Model {
     }
 }
 
+/// The checks of one call's inputs against a model's (`model` names it in
+/// the errors): every input given once, by a name the model has, with the
+/// element type it wants, a shape that fits its dims and holds exactly the
+/// elements given, the same row count in all, at least one row. Returns the
+/// tensors in `inputs` order with the row count; every problem is
+/// `InvalidInput`.
+pub fn check_inputs(
+    model: &str,
+    inputs: &[TensorSpec],
+    mut given: Vec<Tensor>,
+) -> Result<(Vec<Tensor>, usize), InferError> {
+    let bad = |m: String| Err(InferError::InvalidInput(format!("model `{model}`: {m}")));
+    for (i, t) in given.iter().enumerate() {
+        if given[..i].iter().any(|o| o.name == t.name) {
+            return bad(format!("input `{}` is given twice", t.name));
+        }
+        if !inputs.iter().any(|s| s.name == t.name) {
+            return bad(format!(
+                "no input named `{}` (inputs: {})",
+                t.name,
+                describe_inputs(inputs)
+            ));
+        }
+    }
+    let mut ordered = Vec::with_capacity(inputs.len());
+    let mut rows = None;
+    for spec in inputs {
+        let Some(at) = given.iter().position(|t| t.name == spec.name) else {
+            return bad(format!(
+                "input `{}` is missing (inputs: {})",
+                spec.name,
+                describe_inputs(inputs)
+            ));
+        };
+        let t = given.swap_remove(at);
+        t.check()?;
+        if ElemType::of(&t.data) != spec.elem {
+            return bad(format!(
+                "input `{}` is {}, the model wants {}",
+                t.name,
+                t.data.type_name(),
+                spec.elem.name()
+            ));
+        }
+        let fits = t.shape.len() == spec.dims.len()
+            && t.shape
+                .iter()
+                .zip(&spec.dims)
+                .all(|(&got, &want)| want < 0 || got as i64 == want);
+        if !fits {
+            return bad(format!(
+                "input `{}` has shape {:?}, the model wants {:?} (-1: any)",
+                t.name, t.shape, spec.dims
+            ));
+        }
+        match rows {
+            None => rows = Some(t.rows()),
+            Some(r) if r != t.rows() => {
+                return bad(format!(
+                    "inputs disagree on the row count ({r} vs {} in `{}`)",
+                    t.rows(),
+                    t.name
+                ));
+            }
+            Some(_) => {}
+        }
+        ordered.push(t);
+    }
+    let rows = rows.unwrap_or(0);
+    if rows == 0 {
+        return bad("a call needs at least one row".into());
+    }
+    Ok((ordered, rows))
+}
+
+fn describe_inputs(inputs: &[TensorSpec]) -> String {
+    inputs
+        .iter()
+        .map(TensorSpec::describe)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn dims(shape: &ort::value::Shape) -> Vec<usize> {
     shape.iter().map(|&d| d.max(0) as usize).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, dims: &[i64]) -> TensorSpec {
+        TensorSpec {
+            name: name.to_owned(),
+            elem: ElemType::F32,
+            dims: dims.to_vec(),
+        }
+    }
+
+    /// fuzz/corpus/model_inputs/overflowing-shape: a shape whose product
+    /// overflows (2^64 wraps to 0, the length given) was a panic with
+    /// overflow checks and passed the check without them.
+    #[test]
+    fn a_shape_whose_product_overflows_is_refused() {
+        let specs = [spec("x", &[-1, -1, -1, -1])];
+        let big = 1usize << (usize::BITS / 4);
+        let given = vec![Tensor::f32("x", vec![big; 4], Vec::new())];
+        let Err(InferError::InvalidInput(why)) = check_inputs("m", &specs, given) else {
+            panic!("an overflowing shape must be refused");
+        };
+        assert!(why.contains("more elements than a usize counts"), "{why}");
+        // The same shape with its real element count is fine.
+        let given = vec![Tensor::f32("x", vec![2, 3, 1, 1], vec![0.0; 6])];
+        let (ordered, rows) = check_inputs("m", &specs, given).expect("valid");
+        assert_eq!((ordered.len(), rows), (1, 2));
+    }
 }

@@ -13,8 +13,8 @@
 
 mod file;
 mod generate;
-mod kafka;
-mod lines;
+pub(crate) mod kafka;
+pub(crate) mod lines;
 mod stdin;
 
 use std::path::Path;

@@ -1,24 +1,23 @@
 //! The consumer thread and its librdkafka context (rebalance and commit
 //! callbacks, statistics, logs).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::tracker::TopicPartition;
+use super::record::{RecordParts, TopicNames, record_to_event};
 use super::{Buffered, Shared};
 use crate::endpoint::EndpointError;
-use crate::event::{Event, Header, Position, now_ms};
+use crate::event::{Event, now_ms};
 
 /// Records taken per poll round (under one lock).
 pub(super) const POLL_BATCH: usize = 512;
@@ -218,35 +217,64 @@ pub(super) fn spawn(
         })
 }
 
-/// Converts a record to an event (copies key, value and headers).
-fn to_event(msg: &BorrowedMessage<'_>, topics: &mut HashMap<String, Arc<str>>) -> Event {
-    let topic = match topics.get(msg.topic()) {
-        Some(t) => t.clone(),
-        None => {
-            let t: Arc<str> = Arc::from(msg.topic());
-            topics.insert(msg.topic().to_owned(), t.clone());
-            t
-        }
+/// Converts a record to an event (copies key, value and headers): its parts,
+/// through [`record_to_event`].
+fn to_event(msg: &BorrowedMessage<'_>, topics: &mut TopicNames) -> Event {
+    let record = RecordParts {
+        topic: msg.topic(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+        key: msg.key(),
+        payload: msg.payload(),
+        timestamp_ms: msg.timestamp().to_millis(),
     };
-    let headers = msg
-        .headers()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| Header::new(h.key, Bytes::copy_from_slice(h.value.unwrap_or_default())))
-                .collect()
-        })
-        .unwrap_or_default();
-    Event {
-        key: msg.key().map(Bytes::copy_from_slice),
-        value: Bytes::copy_from_slice(msg.payload().unwrap_or_default()),
-        timestamp_ms: msg.timestamp().to_millis().unwrap_or_else(now_ms),
-        headers,
-        position: Position::new(topic, msg.partition(), msg.offset()),
-    }
+    record_to_event(record, header_parts(msg), topics, now_ms)
+}
+
+/// A record's headers as librdkafka holds them, in order: (name, value)
+/// pairs, the names as bytes. Not rdkafka's `Headers::iter`: it panics on a
+/// name that is not UTF-8 (`to_str().unwrap()`), which any producer can send
+/// (Kafka does not check header names), and the panic would end this thread
+/// and stall the source for good.
+fn header_parts<'m>(
+    msg: &'m BorrowedMessage<'_>,
+) -> impl Iterator<Item = (&'m [u8], Option<&'m [u8]>)> + 'm {
+    use rdkafka::bindings as rd;
+    const OK: rd::rd_kafka_resp_err_t = rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
+    let mut hdrs: *mut rd::rd_kafka_headers_t = std::ptr::null_mut();
+    // SAFETY: `msg.ptr()` is the message `msg` holds (alive for 'm);
+    // librdkafka only stores the address of the message's own headers (or
+    // none) in `hdrs`.
+    let err = unsafe { rd::rd_kafka_message_headers(msg.ptr(), &mut hdrs) };
+    let count = if err == OK && !hdrs.is_null() {
+        // SAFETY: `hdrs` is the message's headers, alive as long as it.
+        unsafe { rd::rd_kafka_header_cnt(hdrs) }
+    } else {
+        0
+    };
+    (0..count).filter_map(move |idx| {
+        let mut name: *const std::ffi::c_char = std::ptr::null();
+        let mut value: *const std::ffi::c_void = std::ptr::null();
+        let mut size = 0usize;
+        // SAFETY: `hdrs` is alive for 'm and `idx` is below its count;
+        // librdkafka writes pointers into the headers' own storage.
+        let err = unsafe { rd::rd_kafka_header_get_all(hdrs, idx, &mut name, &mut value, &mut size) };
+        if err != OK || name.is_null() {
+            return None;
+        }
+        // SAFETY: librdkafka keeps every header name NUL-terminated, and the
+        // storage lives as long as the message ('m).
+        let name = unsafe { std::ffi::CStr::from_ptr(name) }.to_bytes();
+        // SAFETY: a non-null value points at `size` bytes of the headers'
+        // storage, alive for 'm.
+        let value = (!value.is_null())
+            .then(|| unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) });
+        Some((name, value))
+    })
 }
 
 fn run(consumer: BaseConsumer<Context>, shared: Arc<Shared>) {
-    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    let mut topics = TopicNames::default();
     let mut paused = false;
     let mut polled: Vec<Event> = Vec::with_capacity(POLL_BATCH);
     loop {

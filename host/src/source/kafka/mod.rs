@@ -19,6 +19,7 @@
 //! prefix is committed synchronously.
 
 mod consumer;
+mod record;
 mod stats;
 mod tracker;
 
@@ -35,6 +36,7 @@ use crate::event::Event;
 use crate::kafka::{Properties, client_config, validate_properties};
 use crate::pipeline::{Ack, AckStatus};
 use crate::validate::{self, FieldError};
+pub use record::{RecordParts, TopicNames, record_to_event};
 pub use stats::{KafkaStats, PartitionMetrics};
 use tracker::{OffsetTracker, TopicPartition};
 

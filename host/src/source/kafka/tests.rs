@@ -308,3 +308,55 @@ async fn assigned_partitions_start_where_the_listener_says() {
     source.close().await.expect("close");
     assert!(listener.revoked.lock().expect("lock").is_empty());
 }
+
+/// A header name that is not UTF-8 (Kafka does not check names; rdkafka's
+/// own header reader panics on one, which ended the consumer thread and
+/// stalled the source): read lossily, the record and the ones after it
+/// arrive, with their other headers, keys and values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_name_that_is_not_utf8_is_read_lossily() {
+    use rdkafka::bindings as rd;
+    use rdkafka::message::{BorrowedHeaders, Header, OwnedHeaders};
+
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("in", 1, 1).expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("producer");
+    let headers = OwnedHeaders::new().insert(Header {
+        key: "ok",
+        value: Some("1"),
+    });
+    // rdkafka's producer API takes `&str` names: add the raw one below it.
+    let raw: *mut rd::rd_kafka_headers_t =
+        std::ptr::from_ref::<BorrowedHeaders>(headers.as_borrowed()).cast_mut().cast();
+    let name = b"bad\xff\xfename";
+    // SAFETY: `raw` is the live headers object `headers` owns; librdkafka
+    // copies the name and value.
+    let err = unsafe {
+        rd::rd_kafka_header_add(raw, name.as_ptr().cast(), name.len() as isize, b"v".as_ptr().cast(), 1)
+    };
+    assert_eq!(err, rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR);
+    let record = BaseRecord::to("in").key("k0").payload("v0").headers(headers);
+    producer.send(record).expect("enqueue");
+    producer
+        .send(BaseRecord::to("in").key("k1").payload("v1"))
+        .expect("enqueue");
+    producer.flush(Duration::from_secs(10)).expect("flush");
+
+    let mut source = config(&brokers, "in", "g-headers").build().expect("source");
+    let events: Vec<Event> = read_n(&mut source, 2).await.into_iter().flatten().collect();
+    assert_eq!(events.len(), 2);
+    let got: Vec<(&str, &[u8])> = events[0]
+        .headers
+        .iter()
+        .map(|h| (&*h.name, &h.value[..]))
+        .collect();
+    let want: [(&str, &[u8]); 2] = [("ok", b"1"), ("bad\u{fffd}\u{fffd}name", b"v")];
+    assert_eq!(got, want);
+    assert_eq!(events[0].key.as_deref(), Some(&b"k0"[..]));
+    assert_eq!(&events[1].value[..], b"v1");
+    source.close().await.expect("close");
+}
