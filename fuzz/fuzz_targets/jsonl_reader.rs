@@ -43,7 +43,10 @@ impl<'a> Case<'a> {
         let (&[flags, piece_seed, max_seed], rest) = input.split_first_chunk::<3>()?;
         let (event_time, data) = if flags & 8 != 0 {
             let nl = rest.iter().position(|&b| b == b'\n')?;
-            (Some(std::str::from_utf8(&rest[..nl]).ok()?), &rest[nl + 1..])
+            (
+                Some(std::str::from_utf8(&rest[..nl]).ok()?),
+                &rest[nl + 1..],
+            )
         } else {
             (None, rest)
         };
@@ -173,7 +176,11 @@ fuzz_target!(|input: &[u8]| {
         assert!(!pointer_ok, "refused a good event_time {pointer:?}");
         return;
     };
-    assert!(pointer_ok, "accepted event_time {pointer:?} with text={}", case.text);
+    assert!(
+        pointer_ok,
+        "accepted event_time {pointer:?} with text={}",
+        case.text
+    );
 
     // The model: lines cut at '\n' (the last may lack it), one '\r' before
     // it dropped; blank lines (empty, or whitespace-only in JSON) skipped.
@@ -205,7 +212,11 @@ fuzz_target!(|input: &[u8]| {
             match source.read(max).await {
                 Ok(Some(read)) => {
                     assert!(!read.is_empty(), "an empty read");
-                    assert!(read.len() <= max.max(1), "{} items for max {max}", read.len());
+                    assert!(
+                        read.len() <= max.max(1),
+                        "{} items for max {max}",
+                        read.len()
+                    );
                     events.extend(read.events);
                     rejects.extend(read.rejects);
                 }
@@ -235,8 +246,16 @@ fuzz_target!(|input: &[u8]| {
         got.push((line, Want::Reject(&d.event.value)));
     }
     // Each kind arrives in line order.
-    assert!(events.windows(2).all(|w| w[0].position.offset < w[1].position.offset));
-    assert!(rejects.windows(2).all(|w| w[0].event.position.offset < w[1].event.position.offset));
+    assert!(
+        events
+            .windows(2)
+            .all(|w| w[0].position.offset < w[1].position.offset)
+    );
+    assert!(
+        rejects
+            .windows(2)
+            .all(|w| w[0].event.position.offset < w[1].event.position.offset)
+    );
     got.sort_by_key(|(line, _)| *line);
     assert_eq!(got.len(), want.len(), "items vs non-blank lines");
     for (g, w) in got.iter().zip(&want) {

@@ -73,14 +73,21 @@ fuzz_target!(|case: Case| {
         assert_eq!(e.key.as_deref(), r.key.as_deref());
         assert_eq!(&e.value[..], r.payload.as_deref().unwrap_or_default());
         assert_eq!(e.timestamp_ms, r.timestamp_ms.unwrap_or(NOW));
-        assert_eq!(asked, r.timestamp_ms.is_none(), "the clock asked only when needed");
+        assert_eq!(
+            asked,
+            r.timestamp_ms.is_none(),
+            "the clock asked only when needed"
+        );
         assert_eq!(e.headers.len(), r.headers.len());
         for (h, (n, v)) in e.headers.iter().zip(&r.headers) {
             assert_eq!(&*h.name, String::from_utf8_lossy(n));
             assert_eq!(&h.value[..], v.as_deref().unwrap_or_default());
         }
         assert_eq!(&*e.position.stream, topic);
-        assert_eq!((e.position.partition, e.position.offset), (r.partition, r.offset));
+        assert_eq!(
+            (e.position.partition, e.position.offset),
+            (r.partition, r.offset)
+        );
         match seen.iter().find(|s| ***s == *topic) {
             Some(s) => assert!(Arc::ptr_eq(s, &e.position.stream), "one name per topic"),
             None => seen.push(e.position.stream.clone()),
@@ -98,8 +105,16 @@ fn envelope_round_trip(e: &Event) {
     assert!(!body.contains(&b'\n') && !body.contains(&b'\r'), "one line");
     let text = std::str::from_utf8(body).expect("an envelope is UTF-8");
     let env: Envelope<'_> = serde_json::from_str(text).expect("an envelope is JSON");
-    assert_eq!(env.key.map(|k| k.bytes()).as_deref(), e.key.as_deref(), "key");
-    assert_eq!(value_bytes(env.value.get()), &e.value[..], "value of {text}");
+    assert_eq!(
+        env.key.map(|k| k.bytes()).as_deref(),
+        e.key.as_deref(),
+        "key"
+    );
+    assert_eq!(
+        value_bytes(env.value.get()),
+        &e.value[..],
+        "value of {text}"
+    );
     assert_eq!(env.timestamp, e.timestamp_ms);
     assert_eq!(env.headers.0.len(), e.headers.len(), "headers of {text}");
     for ((name, value), h) in env.headers.0.iter().zip(&e.headers) {

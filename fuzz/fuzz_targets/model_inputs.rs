@@ -118,7 +118,11 @@ fuzz_target!(|case: Case| {
         }
         specs.push(TensorSpec {
             name,
-            elem: if s.int64 { ElemType::I64 } else { ElemType::F32 },
+            elem: if s.int64 {
+                ElemType::I64
+            } else {
+                ElemType::F32
+            },
             dims: s.dims.iter().map(|&d| d.max(-1)).collect(),
         });
     }
@@ -156,7 +160,10 @@ fuzz_target!(|case: Case| {
                 assert_eq!(t.rows(), rows);
                 // What the batcher derives: elements per row times rows.
                 let per_row = product(t.shape.get(1..).unwrap_or_default());
-                assert_eq!(per_row.and_then(|p| p.checked_mul(rows)), Some(t.data.len()));
+                assert_eq!(
+                    per_row.and_then(|p| p.checked_mul(rows)),
+                    Some(t.data.len())
+                );
             }
         }
         Err(InferError::InvalidInput(why)) => {

@@ -20,7 +20,9 @@ fuzz_target!(|data: &[u8]| {
     match PipelineConfig::from_str(src, "/fuzz") {
         Ok(config) => {
             assert!(config.outputs.contains_key("default"));
-            config.validate().expect("an accepted pipeline validates again");
+            config
+                .validate()
+                .expect("an accepted pipeline validates again");
             let again = PipelineConfig::from_str(src, "/fuzz").expect("accepted again");
             // Debug, not ==: a NaN in a stage's params is not equal to itself.
             assert_eq!(format!("{again:?}"), format!("{config:?}"));

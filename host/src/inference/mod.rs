@@ -100,10 +100,7 @@ impl Tensor {
     /// computed without overflow: a plugin chooses the shape, and one whose
     /// product wraps around to the length given must not pass.
     pub fn check(&self) -> Result<(), InferError> {
-        let want = self
-            .shape
-            .iter()
-            .try_fold(1usize, |n, &d| n.checked_mul(d));
+        let want = self.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
         if want != Some(self.data.len()) {
             let holds = match want {
                 Some(n) => format!("holds {n} elements"),

@@ -13,8 +13,8 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use super::tracker::TopicPartition;
 use super::record::{RecordParts, TopicNames, record_to_event};
+use super::tracker::TopicPartition;
 use super::{Buffered, Shared};
 use crate::endpoint::EndpointError;
 use crate::event::{Event, now_ms};
@@ -258,7 +258,8 @@ fn header_parts<'m>(
         let mut size = 0usize;
         // SAFETY: `hdrs` is alive for 'm and `idx` is below its count;
         // librdkafka writes pointers into the headers' own storage.
-        let err = unsafe { rd::rd_kafka_header_get_all(hdrs, idx, &mut name, &mut value, &mut size) };
+        let err =
+            unsafe { rd::rd_kafka_header_get_all(hdrs, idx, &mut name, &mut value, &mut size) };
         if err != OK || name.is_null() {
             return None;
         }

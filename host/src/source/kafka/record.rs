@@ -84,11 +84,8 @@ mod tests {
             payload: None,
             timestamp_ms: None,
         };
-        let headers: [(&[u8], Option<&[u8]>); 3] = [
-            (b"a", Some(b"1")),
-            (b"a", None),
-            (b"b\xffc", Some(b"\xff")),
-        ];
+        let headers: [(&[u8], Option<&[u8]>); 3] =
+            [(b"a", Some(b"1")), (b"a", None), (b"b\xffc", Some(b"\xff"))];
         let e = record_to_event(record, headers, &mut topics, || 7);
         assert_eq!(e.key.as_deref(), Some(&b""[..]), "an empty key is a key");
         assert!(e.value.is_empty());
@@ -96,7 +93,10 @@ mod tests {
         let got: Vec<(&str, &[u8])> = e.headers.iter().map(|h| (&*h.name, &h.value[..])).collect();
         let want: [(&str, &[u8]); 3] = [("a", b"1"), ("a", b""), ("b\u{fffd}c", b"\xff")];
         assert_eq!(got, want);
-        assert_eq!((&*e.position.stream, e.position.partition, e.position.offset), ("in", 3, 41));
+        assert_eq!(
+            (&*e.position.stream, e.position.partition, e.position.offset),
+            ("in", 3, 41)
+        );
         let again = RecordParts {
             timestamp_ms: Some(-5),
             key: None,

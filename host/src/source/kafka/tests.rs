@@ -331,15 +331,26 @@ async fn a_header_name_that_is_not_utf8_is_read_lossily() {
     });
     // rdkafka's producer API takes `&str` names: add the raw one below it.
     let raw: *mut rd::rd_kafka_headers_t =
-        std::ptr::from_ref::<BorrowedHeaders>(headers.as_borrowed()).cast_mut().cast();
+        std::ptr::from_ref::<BorrowedHeaders>(headers.as_borrowed())
+            .cast_mut()
+            .cast();
     let name = b"bad\xff\xfename";
     // SAFETY: `raw` is the live headers object `headers` owns; librdkafka
     // copies the name and value.
     let err = unsafe {
-        rd::rd_kafka_header_add(raw, name.as_ptr().cast(), name.len() as isize, b"v".as_ptr().cast(), 1)
+        rd::rd_kafka_header_add(
+            raw,
+            name.as_ptr().cast(),
+            name.len() as isize,
+            b"v".as_ptr().cast(),
+            1,
+        )
     };
     assert_eq!(err, rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR);
-    let record = BaseRecord::to("in").key("k0").payload("v0").headers(headers);
+    let record = BaseRecord::to("in")
+        .key("k0")
+        .payload("v0")
+        .headers(headers);
     producer.send(record).expect("enqueue");
     producer
         .send(BaseRecord::to("in").key("k1").payload("v1"))
