@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::kafka::{
     PARTITIONS, Reader, Weir, assert_all_present, assert_partition_order, committed, distinct, ev,
-    pipeline, produce, timed, topics,
+    pipeline, produce, timed, topics, wait_committed,
 };
 use crate::support::Broker;
 
@@ -85,16 +85,8 @@ fn kafka_output_leader_down_while_input_flows_commits_nothing_unwritten_and_lose
             &[&weir],
             |r| distinct(r) as u64 >= n,
         );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while committed_events(&input, group) < n as i64 {
-            weir.assert_running();
-            assert!(
-                Instant::now() < deadline,
-                "not all committed: {}",
-                weir.log()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        let all = vec![Some((n / PARTITIONS as u64) as i64); PARTITIONS as usize];
+        wait_committed(&input, group, &all, &mut weir, Duration::from_secs(60));
         let status = weir.stop();
         assert!(status.success(), "exit {status:?}: {}", weir.log());
         out.settle(Duration::from_millis(500));
