@@ -23,7 +23,7 @@ use super::stage::Stage;
 use crate::endpoint::EndpointError;
 use crate::sink::{DeadLetters, Sink, SinkBatch, SinkContext};
 use crate::source::Source;
-use crate::telemetry::{DEAD_LETTER_SINK, PipelineStats};
+use crate::telemetry::{DEAD_LETTER_SINK, PipelineStats, SinkStats};
 
 /// Batches in flight between two steps of the pipeline. With `max_events`
 /// per batch, at most `(stages + 2) * QUEUE_DEPTH + 2` batches are in memory.
@@ -112,9 +112,10 @@ impl Pipeline {
                     SinkRole::Output(name) => name.as_str(),
                     SinkRole::DeadLetter => DEAD_LETTER_SINK,
                 };
+                let counters = stats.sinks.get(name).cloned().unwrap_or_default();
                 sink.attach(SinkContext {
                     name: name.into(),
-                    stats: stats.sinks.get(name).cloned().unwrap_or_default(),
+                    stats: counters.clone(),
                     dead_letters: dead,
                     stop: stop.clone(),
                 });
@@ -122,6 +123,7 @@ impl Pipeline {
                     role,
                     sink,
                     rx,
+                    counters,
                     stats.clone(),
                     stop.clone(),
                     fatal.clone(),
@@ -176,12 +178,6 @@ impl Pipeline {
             let mut input = rx;
             let name = format!("weir-stage-{}", stage.name());
             let (stop, fatal) = (stop.clone(), fatal.clone());
-            let counters = stats
-                .stages
-                .iter()
-                .find(|(n, _)| **n == **stage.name())
-                .map(|(_, s)| s.clone())
-                .unwrap_or_default();
             // Log lines of the stage thread (plugin lines included) carry the
             // stage and the plugin; each batch's span adds the version serving
             // it and its partitions (see `Stage::process`).
@@ -195,7 +191,7 @@ impl Pipeline {
                 .spawn(move || {
                     let _span = span.enter();
                     while let Some(mut batch) = input.blocking_recv() {
-                        counters.queued.store(input.len() as u64, Relaxed);
+                        stage.record_queued(input.len());
                         stage.process(&mut batch);
                         if let Some(reason) = stage.take_fatal() {
                             if let Ok(mut f) = fatal.lock() {
@@ -578,6 +574,7 @@ async fn run_sink(
     role: SinkRole,
     mut sink: Box<dyn Sink>,
     mut rx: mpsc::Receiver<SinkBatch>,
+    counters: Arc<SinkStats>,
     stats: Arc<PipelineStats>,
     stop: CancellationToken,
     fatal: Arc<std::sync::Mutex<Option<RunError>>>,
@@ -596,7 +593,6 @@ async fn run_sink(
     };
     let mut failed = false;
     let mut stamps: Vec<i64> = Vec::new();
-    let counters = stats.sinks.get(&label).cloned().unwrap_or_default();
     while let Some(batch) = rx.recv().await {
         counters.queued.store(rx.len() as u64, Relaxed);
         if failed {

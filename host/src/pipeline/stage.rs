@@ -4,6 +4,7 @@
 //! halves on fresh instances.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 mod keyed_run;
 mod lanes;
@@ -149,6 +150,12 @@ impl Stage {
 
     pub fn name(&self) -> &Arc<str> {
         &self.spec.name
+    }
+
+    /// Records how many batches wait in the stage's input queue as it takes
+    /// one (`weir_stage_queued_batches`).
+    pub fn record_queued(&self, batches: usize) {
+        self.stats.queued.store(batches as u64, Relaxed);
     }
 
     pub fn plugin(&self) -> &LoadedPlugin {

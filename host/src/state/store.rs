@@ -215,13 +215,13 @@ const CACHE_BYTES: u64 = 64 << 20;
 /// soak at 20k events/s grow by ~190 bytes per event: memtables of
 /// overwritten values.)
 const MEMTABLE_BYTES: u64 = 8 << 20;
+/// Journals on disk before the memtables they hold are flushed.
+const JOURNAL_BYTES: u64 = 256 << 20;
 
 /// How a keyspace is created: with the memtable bound.
 fn keyspace_options() -> KeyspaceCreateOptions {
     KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
 }
-/// Journals on disk before the memtables they hold are flushed.
-const JOURNAL_BYTES: u64 = 256 << 20;
 
 /// Creates an empty store at `dir` in one step: built in a sibling folder
 /// and renamed into place, so a creation cut short (a full disk, a kill)
