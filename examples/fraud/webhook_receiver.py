@@ -13,10 +13,15 @@ acknowledged without printing the alerts twice.
 import json
 import os
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOKEN = os.environ.get("WEBHOOK_TOKEN")
 SEEN = set()
+# One handler thread per request: the check of SEEN and the printing of a
+# request's alerts happen under this lock, so two requests never interleave
+# their lines (print writes the text and the newline separately).
+LOCK = threading.Lock()
 
 
 def values(body):
@@ -44,17 +49,19 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(f"not JSON: {e}\n".encode())
             return
-        if key and key in SEEN:
-            print(f"replay of {key}: already have these {len(alerts)} alerts", flush=True)
-        else:
-            SEEN.add(key)
-            for a in alerts:
-                print(
+        with LOCK:
+            if key and key in SEEN:
+                lines = [f"replay of {key}: already have these {len(alerts)} alerts"]
+            else:
+                SEEN.add(key)
+                lines = [
                     f"ALERT {a.get('txn_id')} card {a.get('card_id')} amount {a.get('amount')} "
                     f"{a.get('merchant_category')} score {a.get('score', 0):.2f} "
-                    f"(is_fraud={a.get('is_fraud')})",
-                    flush=True,
-                )
+                    f"(is_fraud={a.get('is_fraud')})"
+                    for a in alerts
+                ]
+            sys.stdout.write("".join(line + "\n" for line in lines))
+            sys.stdout.flush()
         self.send_response(200)
         self.end_headers()
         self.wfile.write(b"ok\n")
