@@ -3,14 +3,16 @@
 //! 1. events/s and µs/event of the same JSON field map (parse, uppercase
 //!    `user`, write back) at batch 1, 64 and 1024, through `Stage::process`
 //!    (the host's batch encode, the call, the decode), ratio vs Rust; plus
-//!    the Python `pass` floor (the SDK and the crossing, no work), and where
-//!    a Python event's time goes at batch 1024 (`py-raw`: the batch lifted
-//!    into Python objects alone; `drop`: + the SDK's events; `pass`: + the
-//!    outputs back);
+//!    the Python `pass` floor (the SDK and the crossing, no work), the same
+//!    Python plugin built against contract 0.1.1 (the record batch) beside
+//!    0.2.0 (the packed batch, the default), and where a Python event's time
+//!    goes at batch 1024 on each contract (`py-raw`: the batch crossing
+//!    alone; `drop`: + the SDK's events; `pass`: + the outputs back);
 //! 2. start-up per language: component size, compile, cached load,
 //!    instantiate + init, and linear memory per instance;
 //! 3. fraud scoring end to end (`weir run`, file in → file out, the fraud
-//!    model): `fraud-features-py` vs the Rust `fraud-features`.
+//!    model): `fraud-features-py` (on 0.2.0, and on 0.1.1) vs the Rust
+//!    `fraud-features`.
 //!
 //! Run: `cargo bench -p weir --bench polyglot` (`WEIR_BENCH_SECS`, default 3,
 //! per figure). The Python and JS components are built with `weir plugin
@@ -39,13 +41,17 @@ fn weir_bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_weir"))
 }
 
-/// `weir plugin build DIR --out OUT`.
-fn build_guest(dir: &Path, out: &Path) -> PathBuf {
-    let output = weir_bin()
-        .args(["plugin", "build"])
-        .arg(dir)
-        .arg("--out")
-        .arg(out)
+/// The frozen contract the Python SDK's record codec speaks.
+const OLD_CONTRACT: &str = "wit/released/0.1.1";
+
+/// `weir plugin build DIR --out OUT [--wit WIT]`.
+fn build_guest(dir: &Path, out: &Path, wit: Option<&str>) -> PathBuf {
+    let mut cmd = weir_bin();
+    cmd.args(["plugin", "build"]).arg(dir).arg("--out").arg(out);
+    if let Some(wit) = wit {
+        cmd.arg("--wit").arg(workspace().join(wit));
+    }
+    let output = cmd
         .stderr(std::process::Stdio::inherit())
         .output()
         .expect("run weir plugin build");
@@ -111,21 +117,25 @@ fn rate(stage: &mut Stage, input: &[Event], batch: usize, min: Duration) -> f64 
 
 struct Guest {
     lang: &'static str,
+    /// The column's name.
+    label: &'static str,
     wasm: PathBuf,
     params: &'static str,
 }
 
-fn map_throughput(engine: &Arc<PluginEngine>, guests: &[Guest], pass: &Guest, min: Duration) {
+fn map_throughput(engine: &Arc<PluginEngine>, guests: &[Guest], extra: &[Guest], min: Duration) {
     let input = events(16 * 1024);
     let mut stages: Vec<Stage> = guests
         .iter()
+        .chain(extra)
         .map(|g| stage(engine, &g.wasm, g.params))
         .collect();
-    let mut floor = stage(engine, &pass.wasm, pass.params);
     // The same JSON out of every language (Rust's serde_json writes the keys
     // sorted, Python and JS in input order: compared as values).
-    let outputs: Vec<Vec<serde_json::Value>> = stages
+    let (main, rest) = stages.split_at_mut(guests.len());
+    let outputs: Vec<Vec<serde_json::Value>> = main
         .iter_mut()
+        .chain(rest.last_mut())
         .map(|s| {
             let mut b = Batch {
                 events: input[..16].to_vec(),
@@ -138,81 +148,89 @@ fn map_throughput(engine: &Arc<PluginEngine>, guests: &[Guest], pass: &Guest, mi
                 .collect()
         })
         .collect();
-    for (g, out) in guests.iter().zip(&outputs) {
-        assert_eq!(out, &outputs[0], "{} and Rust differ", g.lang);
+    for (g, out) in guests.iter().chain(extra.last()).zip(&outputs) {
+        assert_eq!(out, &outputs[0], "{} and Rust differ", g.label);
     }
 
     println!(
         "1. the same JSON field map (parse, uppercase `user`, write back), {EVENT_SIZE}-byte events, one thread"
     );
     print!("{:>6}", "batch");
-    for g in guests {
-        print!(" {:>12} {:>8}", format!("{} ev/s", g.lang), "µs/ev");
+    for g in guests.iter().chain(extra) {
+        print!(" {:>14} {:>8}", format!("{} ev/s", g.label), "µs/ev");
     }
-    println!(
-        " {:>12} {:>10}  python/rust  js/rust",
-        "py pass ev/s", "µs/ev"
-    );
+    println!("  python/rust  js/rust  python 0.2.0/0.1.1");
     for batch in [1usize, 64, 1024] {
         let slice = if batch == 1 {
             &input[..2048]
         } else {
             &input[..]
         };
-        let mut best = vec![0f64; guests.len() + 1];
+        let mut best = vec![0f64; stages.len()];
         for _ in 0..ROUNDS {
             for (i, s) in stages.iter_mut().enumerate() {
                 best[i] = best[i].max(rate(s, slice, batch, min / ROUNDS));
             }
-            let last = best.len() - 1;
-            best[last] = best[last].max(rate(&mut floor, slice, batch, min / ROUNDS));
         }
         print!("{batch:>6}");
         for r in &best {
-            print!(" {r:>12.0} {:>8.2}", 1e6 / r);
+            print!(" {r:>14.0} {:>8.2}", 1e6 / r);
         }
-        println!("  {:>10.3}x {:>7.3}x", best[1] / best[0], best[2] / best[0]);
+        let old = best[best.len() - 1];
+        println!(
+            "  {:>10.3}x {:>7.3}x {:>18.2}x",
+            best[1] / best[0],
+            best[2] / best[0],
+            best[1] / old
+        );
     }
     println!();
 }
 
-/// Python at batch 1024, layer by layer (µs per event, best of rounds).
-fn python_breakdown(engine: &Arc<PluginEngine>, py: &Path, raw: &Path, min: Duration) {
+/// Python at batch 1024, layer by layer, on each contract (µs per event,
+/// best of rounds): `(label, py-modes, py-raw)` per contract.
+fn python_breakdown(engine: &Arc<PluginEngine>, contracts: &[(&str, &Path, &Path)], min: Duration) {
     let input = events(16 * 1024);
-    let mut stages = [
-        stage(engine, raw, "{}"),
-        stage(engine, py, r#"{"mode": "drop"}"#),
-        stage(engine, py, r#"{"mode": "pass"}"#),
-        stage(engine, py, r#"{"mode": "json-map"}"#),
-    ];
-    let mut best = [0f64; 4];
-    for _ in 0..ROUNDS {
-        for (b, s) in best.iter_mut().zip(stages.iter_mut()) {
-            *b = b.max(rate(s, &input, 1024, min / ROUNDS));
+    let mut us = Vec::new();
+    for (_, py, raw) in contracts {
+        let mut stages = [
+            stage(engine, raw, "{}"),
+            stage(engine, py, r#"{"mode": "drop"}"#),
+            stage(engine, py, r#"{"mode": "pass"}"#),
+            stage(engine, py, r#"{"mode": "json-map"}"#),
+        ];
+        let mut best = [0f64; 4];
+        for _ in 0..ROUNDS {
+            for (b, s) in best.iter_mut().zip(stages.iter_mut()) {
+                *b = b.max(rate(s, &input, 1024, min / ROUNDS));
+            }
         }
+        us.push(best.map(|r| 1e6 / r));
     }
-    let us = best.map(|r| 1e6 / r);
     println!("where a Python event's time goes at batch 1024 (µs per event):");
-    println!(
-        "  the batch lifted into Python objects (py-raw: no SDK, no output)  {:>6.2}",
-        us[0]
-    );
-    println!(
-        "  + the SDK's Event per input, the function call (drop)            {:>6.2}",
-        us[1] - us[0]
-    );
-    println!(
-        "  + the outputs written and lowered back to the host (pass)         {:>6.2}",
-        us[2] - us[1]
-    );
-    println!(
-        "  + the JSON map itself (json.loads, upper, json.dumps)             {:>6.2}",
-        us[3] - us[2]
-    );
-    println!(
-        "  total (json-map)                                                  {:>6.2}",
-        us[3]
-    );
+    print!("{:<68}", "");
+    for (label, _, _) in contracts {
+        print!(" {label:>8}");
+    }
+    println!();
+    let rows = [
+        "  the batch crossing into Python (py-raw: no SDK, no output)",
+        "  + the SDK's Event per input, the function call (drop)",
+        "  + the outputs written and returned to the host (pass)",
+        "  + the JSON map itself (json.loads, upper, json.dumps)",
+    ];
+    for (i, row) in rows.iter().enumerate() {
+        print!("{row:<68}");
+        for u in &us {
+            print!(" {:>8.2}", if i == 0 { u[0] } else { u[i] - u[i - 1] });
+        }
+        println!();
+    }
+    print!("{:<68}", "  total (json-map)");
+    for u in &us {
+        print!(" {:>8.2}", u[3]);
+    }
+    println!();
     println!();
 }
 
@@ -315,7 +333,7 @@ fn fraud_run(dir: &Path, wasm: &Path, input: &Path, events: usize) -> f64 {
     elapsed
 }
 
-fn fraud(rust: &Path, python: &Path) {
+fn fraud(rust: &Path, python: &Path, python_old: &Path) {
     let events = 100_000;
     let tmp = tempfile::tempdir().expect("tempdir");
     let input = tmp.path().join("txns.jsonl");
@@ -326,24 +344,37 @@ fn fraud(rust: &Path, python: &Path) {
         .expect("weir generate");
     assert!(out.status.success());
     std::fs::write(&input, out.stdout).expect("write input");
-    let (rdir, pdir) = (tmp.path().join("rust"), tmp.path().join("python"));
-    // Warm-up: compiles both components into each run's cache.
+    let (rdir, pdir, odir) = (
+        tmp.path().join("rust"),
+        tmp.path().join("python"),
+        tmp.path().join("python-0.1.1"),
+    );
+    // Warm-up: compiles the components into each run's cache.
     fraud_run(&rdir, rust, &input, events);
     fraud_run(&pdir, python, &input, events);
-    let (mut r, mut p) = (f64::MAX, f64::MAX);
+    fraud_run(&odir, python_old, &input, events);
+    let (mut r, mut p, mut o) = (f64::MAX, f64::MAX, f64::MAX);
     for _ in 0..ROUNDS {
         r = r.min(fraud_run(&rdir, rust, &input, events));
         p = p.min(fraud_run(&pdir, python, &input, events));
+        o = o.min(fraud_run(&odir, python_old, &input, events));
     }
     println!(
         "3. fraud scoring end to end: `weir run`, {events} card transactions from a file, one model call per batch of 256"
     );
-    println!("{:>8} {:>10} {:>12}", "plugin", "seconds", "events/s");
-    println!("{:>8} {:>10.2} {:>12.0}", "rust", r, events as f64 / r);
-    println!("{:>8} {:>10.2} {:>12.0}", "python", p, events as f64 / p);
+    println!("{:>14} {:>10} {:>12}", "plugin", "seconds", "events/s");
+    println!("{:>14} {:>10.2} {:>12.0}", "rust", r, events as f64 / r);
+    println!("{:>14} {:>10.2} {:>12.0}", "python", p, events as f64 / p);
     println!(
-        "python takes {:.2}x the Rust plugin's time (target: within 3x)",
-        p / r
+        "{:>14} {:>10.2} {:>12.0}",
+        "python 0.1.1",
+        o,
+        events as f64 / o
+    );
+    println!(
+        "python takes {:.2}x the Rust plugin's time (target: within 3x); on 0.1.1 {:.2}x",
+        p / r,
+        o / r
     );
 }
 
@@ -356,36 +387,57 @@ fn main() {
     );
     let rust = common::build_plugins(&["json-map", "fraud-features"]);
     let out = workspace().join("target/test-plugins/guest/bench");
-    let py = build_guest(&workspace().join("tests/polyglot/py-modes"), &out);
-    let js = build_guest(&workspace().join("tests/polyglot/js-map"), &out);
-    let raw = build_guest(&workspace().join("tests/polyglot/py-raw"), &out);
-    let fraud_py = build_guest(&workspace().join("plugins/fraud-features-py"), &out);
+    let old = out.join("0.1.1");
+    let guest = |dir: &str, out: &Path, wit| build_guest(&workspace().join(dir), out, wit);
+    let py = guest("tests/polyglot/py-modes", &out, None);
+    let js = guest("tests/polyglot/js-map", &out, None);
+    let raw = guest("tests/polyglot/py-raw", &out, None);
+    let fraud_py = guest("plugins/fraud-features-py", &out, None);
+    let py_old = guest("tests/polyglot/py-modes", &old, Some(OLD_CONTRACT));
+    let raw_old = guest("tests/polyglot/py-raw", &old, Some(OLD_CONTRACT));
+    let fraud_py_old = guest("plugins/fraud-features-py", &old, Some(OLD_CONTRACT));
 
     let guests = [
         Guest {
             lang: "rust",
+            label: "rust",
             wasm: rust[0].clone(),
             params: "{}",
         },
         Guest {
             lang: "python",
+            label: "python",
             wasm: py.clone(),
             params: r#"{"mode": "json-map"}"#,
         },
         Guest {
             lang: "js",
+            label: "js",
             wasm: js,
             params: "{}",
         },
     ];
-    let pass = Guest {
-        lang: "python",
-        wasm: py.clone(),
-        params: r#"{"mode": "pass"}"#,
-    };
+    let extra = [
+        Guest {
+            lang: "python",
+            label: "py pass",
+            wasm: py.clone(),
+            params: r#"{"mode": "pass"}"#,
+        },
+        Guest {
+            lang: "python",
+            label: "python 0.1.1",
+            wasm: py_old.clone(),
+            params: r#"{"mode": "json-map"}"#,
+        },
+    ];
     let engine = Arc::new(PluginEngine::new(EngineOptions::default()).expect("engine"));
-    map_throughput(&engine, &guests, &pass, min);
-    python_breakdown(&engine, &py, &raw, min);
+    map_throughput(&engine, &guests, &extra, min);
+    python_breakdown(
+        &engine,
+        &[("0.1.1", &py_old, &raw_old), ("0.2.0", &py, &raw)],
+        min,
+    );
     startup(&guests);
-    fraud(&rust[1], &fraud_py);
+    fraud(&rust[1], &fraud_py, &fraud_py_old);
 }

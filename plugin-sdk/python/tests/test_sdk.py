@@ -1,5 +1,7 @@
-"""The Python SDK, natively: the same batch code the component runs, on WIT
-batches built the way the host builds them (`weir.testing.batch_of`).
+"""The Python SDK, natively: the same batch code the component runs, on
+batches built the way the host builds them — packed (contract 0.2.0,
+`weir.testing.packed_batch_of`) and records (0.1.x, `batch_of`): every
+behaviour test runs through both codecs.
 
 Run: `python3 -m unittest discover -s plugin-sdk/python/tests -t plugin-sdk/python`
 (scripts/test.sh does)."""
@@ -14,6 +16,18 @@ from weir import _runtime
 
 
 class SdkTest(unittest.TestCase):
+    """Through the packed codec of contract 0.2.0."""
+
+    CONTRACT = "0.2"
+
+    def batch(self, events, params=None):
+        return weir.testing.run(events, params, self.CONTRACT)
+
+    def process(self, events):
+        if self.CONTRACT == "0.2":
+            return weir.testing.decode(_runtime.process_packed(weir.testing.packed_batch_of(events)))
+        return weir.testing.decode(_runtime.process_records(weir.testing.batch_of(events)))
+
     def setUp(self):
         _runtime.reset()
 
@@ -29,7 +43,7 @@ class SdkTest(unittest.TestCase):
             return ev
 
         ev = weir.Event(b"abc", key=b"k", headers=[("h", b"1"), ("h", b"2")], timestamp_ms=77)
-        out = weir.testing.run([ev, b"bad", b"xyz"])
+        out = self.batch([ev, b"bad", b"xyz"])
         self.assertEqual(out.errors, [(1, "ValueError: bad value")])
         (i0, r0, e0), (i2, _, e2) = out.outputs
         self.assertEqual((i0, r0, i2), (0, None, 2))
@@ -44,18 +58,18 @@ class SdkTest(unittest.TestCase):
             doc = ev.json()
             return doc if doc.get("as") == "dict" else "text"
 
-        out = weir.testing.run([b'{"as":"dict","n":1}', b'{"as":"str"}'])
+        out = self.batch([b'{"as":"dict","n":1}', b'{"as":"str"}'])
         self.assertEqual(out.values(), [b'{"as":"dict","n":1}', b"text"])
 
     def test_map_returning_none_is_an_error_not_a_drop(self):
         weir.map(lambda ev: None)
-        out = weir.testing.run([b"x"])
+        out = self.batch([b"x"])
         self.assertEqual(out.outputs, [])
         self.assertIn("@weir.map returned None", out.errors[0][1])
 
     def test_filter(self):
         weir.filter(lambda ev: ev.json()["keep"])
-        out = weir.testing.run([b'{"keep":true}', b'{"keep":false}', b"{}"])
+        out = self.batch([b'{"keep":true}', b'{"keep":false}', b"{}"])
         self.assertEqual(out.values(), [b'{"keep":true}'])
         self.assertEqual(out.errors, [(2, "KeyError: 'keep'")])
 
@@ -70,14 +84,14 @@ class SdkTest(unittest.TestCase):
                 out.append(weir.Output.to("alerts", ev.copy().set_header("why", "big")))
             return out
 
-        out = weir.testing.run([b'{"n":0}', b'{"n":1}', b'{"n":2}'])
+        out = self.batch([b'{"n":0}', b'{"n":1}', b'{"n":2}'])
         self.assertEqual([(i, r) for i, r, _ in out.outputs], [(1, None), (2, None), (2, "alerts")])
         self.assertEqual(out.outputs[2][2].header("why"), b"big")
         self.assertIsNone(out.outputs[1][2].header("why"))
 
     def test_flat_map_with_a_wrong_result_fails_that_event_only(self):
         weir.flat_map(lambda ev: [ev, "oops"] if ev.value == b"b" else ev)
-        out = weir.testing.run([b"a", b"b"])
+        out = self.batch([b"a", b"b"])
         self.assertEqual(out.values(), [b"a"])
         self.assertIn("not a list holding str", out.errors[0][1])
 
@@ -86,13 +100,13 @@ class SdkTest(unittest.TestCase):
         def f(events):
             return [weir.Error("odd") if i % 2 else [ev, ev] for i, ev in enumerate(events)]
 
-        out = weir.testing.run([b"a", b"b", b"c"])
+        out = self.batch([b"a", b"b", b"c"])
         self.assertEqual([i for i, _, _ in out.outputs], [0, 0, 2, 2])
         self.assertEqual(out.errors, [(1, "odd")])
 
     def test_batch_with_the_wrong_count_fails_every_event(self):
         weir.batch(lambda events: events[:1])
-        out = weir.testing.run([b"a", b"b"])
+        out = self.batch([b"a", b"b"])
         self.assertEqual(len(out.errors), 2)
         self.assertIn("returned 1 results for 2 events", out.errors[0][1])
 
@@ -104,7 +118,7 @@ class SdkTest(unittest.TestCase):
             seen.append(ev.position)
             return ev
 
-        weir.testing.run([b"a", b"b"])
+        self.batch([b"a", b"b"])
         self.assertEqual(seen, [weir.Position("test", 0, 0), weir.Position("test", 0, 1)])
         with self.assertRaises(AttributeError):
             seen[0].offset = 5  # type: ignore[misc]
@@ -128,7 +142,7 @@ class SdkTest(unittest.TestCase):
             got.append(params)
             return ev
 
-        weir.testing.run([b"x"], {"threshold": 1, "rules": [{"field": "a", "op": "eq"}]})
+        self.batch([b"x"], {"threshold": 1, "rules": [{"field": "a", "op": "eq"}]})
         self.assertEqual(got[0], Params(1.0, [Rule("a", "eq")], None))
         cases = [
             ({"threshold": "high"}, 'invalid params: `threshold`: expected float, got str "high"'),
@@ -140,7 +154,7 @@ class SdkTest(unittest.TestCase):
         ]
         for params, message in cases:
             with self.assertRaises(weir.ParamsError) as e:
-                weir.testing.run([], params)
+                self.batch([], params)
             self.assertTrue(str(e.exception).startswith(message), f"{e.exception} vs {message}")
 
     def test_dict_params_and_init(self):
@@ -153,11 +167,11 @@ class SdkTest(unittest.TestCase):
             if params.get("tag") == "":
                 raise ValueError("tag must not be empty")
 
-        out = weir.testing.run([b"x"], {"tag": "blue"})
+        out = self.batch([b"x"], {"tag": "blue"})
         self.assertEqual(out.outputs[0][2].header("t"), b"blue")
         self.assertEqual(calls, [{"tag": "blue"}])
         with self.assertRaises(ValueError):
-            weir.testing.run([], {"tag": ""})
+            self.batch([], {"tag": ""})
 
     def test_one_entry_point_per_plugin(self):
         weir.map(lambda ev: ev)
@@ -184,15 +198,23 @@ class SdkTest(unittest.TestCase):
 
     def test_the_plugin_must_be_initialized(self):
         weir.map(lambda ev: ev)
-        out = weir.testing.decode(_runtime.process(weir.testing.batch_of([b"a"])))
+        out = self.process([b"a", b"b"])
+        self.assertEqual([i for i, _ in out.errors], [0, 1])
         self.assertIn("not initialized", out.errors[0][1])
+        self.assertEqual(out.outputs, [])
+
+
+class RecordSdkTest(SdkTest):
+    """The same tests through the record codec of contract 0.1.x."""
+
+    CONTRACT = "0.1"
 
     def test_malformed_spans_fail_the_event_not_the_batch(self):
         weir.map(lambda ev: ev)
         _runtime.start("{}")
         batch = weir.testing.batch_of([b"a", b"b"])
         batch.events[0].value.len = 999
-        out = weir.testing.decode(_runtime.process(batch))
+        out = weir.testing.decode(_runtime.process_records(batch))
         self.assertEqual(out.values(), [b"b"])
         self.assertIn("malformed input batch", out.errors[0][1])
 

@@ -103,8 +103,11 @@ class Event:
     @property
     def headers(self) -> List[Tuple[str, bytes]]:
         """The headers, a list of `(name, value)` pairs you may change."""
-        if self._raw_headers is not None:
-            self._headers = _read_headers(*self._raw_headers)
+        raw = self._raw_headers
+        if raw is not None:
+            # (decoder, *its arguments), set by the batch reader: headers
+            # are read only when a plugin asks for them.
+            self._headers = raw[0](*raw[1:])
             self._raw_headers = None
         return self._headers
 
@@ -142,9 +145,10 @@ class Event:
         """Where the input was read from (read-only)."""
         pos = self._position
         if type(pos) is not Position:
-            streams, raw = pos
-            stream = streams[raw.stream] if raw.stream < len(streams) else ""
-            pos = self._position = Position(stream, raw.partition, raw.offset)
+            # (stream names, stream index, partition, offset) from the reader.
+            streams, index, partition, offset = pos
+            stream = streams[index] if index < len(streams) else ""
+            pos = self._position = Position(stream, partition, offset)
         return pos
 
     def copy(self) -> "Event":
@@ -179,21 +183,6 @@ class Event:
 
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def _read_headers(data: bytes, table: list, span: Any) -> List[Tuple[str, bytes]]:
-    out = []
-    end = span.offset + span.len
-    if end > len(table):
-        raise Error(
-            f"malformed input batch: header range {span.offset}+{span.len} "
-            f"is outside its table ({len(table)} entries)"
-        )
-    for h in table[span.offset : end]:
-        n, v = h.name, h.value
-        name = data[n.offset : n.offset + n.len].decode("utf-8", "replace")
-        out.append((name, data[v.offset : v.offset + v.len]))
-    return out
 
 
 class Output:

@@ -2,18 +2,19 @@
 
 The decorators register the one function of a plugin here; the exported
 `Transformer` (`_guest.py`) calls `start` once with the stage params, then
-`process` per batch. `process` reads the batch's spans into `Event`s, calls
-the function per event (or once per batch), and writes the outputs into one
-output buffer: the plugin author never sees the WIT records.
+`process_packed` (contract 0.2.0) or `process_records` (0.1.x) per batch.
+Both read the batch into `Event`s with their contract's codec (`_packed`,
+`_records`), run the same loop (`_run`: the function per event, or once per
+batch) and write the outputs back with that codec: the plugin author never
+sees the layout.
 """
 
 import inspect
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, List, Optional
 
-from . import _params
+from . import _packed, _params, _records
 from ._event import Error, Event, Output, _to_bytes
 from ._host import InferError
-from ._wit import EventError, Header, OutputBatch, OutputEvent, Span
 
 KINDS = ("map", "filter", "flat_map", "batch")
 
@@ -126,66 +127,7 @@ def start(params_json: str) -> None:
     _started = True
 
 
-# ------------------------------------------------------------ encoding ------
-
-_NO_HEADERS = Span(0, 0)
-
-
-class Encoder:
-    """The output batch being built: one byte buffer, the output records."""
-
-    __slots__ = ("buf", "events", "headers", "routes", "route_index", "errors")
-
-    def __init__(self, size_hint: int):
-        self.buf = bytearray()
-        self.events: List[Any] = []
-        self.headers: List[Any] = []
-        self.routes: List[str] = []
-        self.route_index: Dict[str, int] = {}
-        self.errors: List[Any] = []
-
-    def emit(self, i: int, ts: int, route: Optional[str], ev: Event) -> None:
-        buf = self.buf
-        key = ev._key
-        if key is None:
-            kspan = None
-        else:
-            kspan = Span(len(buf), len(key))
-            buf += key
-        value = ev._value
-        vspan = Span(len(buf), len(value))
-        buf += value
-        if ev._raw_headers is None and not ev._headers:
-            hspan = _NO_HEADERS
-        else:
-            table = self.headers
-            first = len(table)
-            pairs = ev.headers
-            for name, hv in pairs:
-                nb = name.encode("utf-8")
-                nspan = Span(len(buf), len(nb))
-                buf += nb
-                table.append(Header(nspan, Span(len(buf), len(hv))))
-                buf += hv
-            hspan = Span(first, len(pairs))
-        if route is None:
-            r = None
-        else:
-            r = self.route_index.get(route)
-            if r is None:
-                r = self.route_index[route] = len(self.routes)
-                self.routes.append(route)
-        t = ev.timestamp_ms
-        self.events.append(OutputEvent(i, r, kspan, vspan, ts if t is None else t, hspan))
-
-    def fail(self, i: int, reason: str) -> None:
-        self.errors.append(EventError(i, reason))
-
-    def finish(self) -> Any:
-        return OutputBatch(bytes(self.buf), self.events, self.headers, self.routes, self.errors)
-
-
-def _outputs(enc: Encoder, i: int, ts: int, result: Any, kind: str) -> None:
+def _outputs(enc: Any, i: int, ts: int, result: Any, kind: str) -> None:
     """Emits a flat_map/batch result: Event, Output, None, or an iterable of
     Events and Outputs."""
     if result is None:
@@ -229,54 +171,65 @@ def _mapped(result: Any, ev: Event) -> Event:
     return ev
 
 
-# ------------------------------------------------------------ decoding ------
+# ------------------------------------------------------------ the loop ------
 
 
-def _event(data: bytes, raw: Any, table: list, streams: list) -> Event:
-    ev = Event.__new__(Event)
-    v = raw.value
-    o = v.offset
-    end = o + v.len
-    if end > len(data):
-        raise Error(
-            f"malformed input batch: data span {o}+{v.len} is outside its table ({len(data)} entries)"
-        )
-    ev._value = data[o:end]
-    k = raw.key
-    ev._key = None if k is None else data[k.offset : k.offset + k.len]
-    h = raw.headers
-    if h.len:
-        ev._raw_headers = (data, table, h)
+def process_records(batch: Any) -> Any:
+    """`process` of contract 0.1.x: a batch record in, an output record out."""
+    enc = _records.Encoder()
+    if _entry is None or not _started:
+        _not_started(enc, len(batch.events))
     else:
-        ev._raw_headers = None
-    ev._headers = []
-    ev.timestamp_ms = raw.timestamp_ms
-    ev._position = (streams, raw.position)
-    return ev
+        _run(_records.read_input(batch), enc)
+    return enc.finish()
 
 
-def process(batch: Any) -> Any:
-    entry = _entry
-    enc = Encoder(len(batch.data))
-    if entry is None or not _started:
-        for i in range(len(batch.events)):
-            enc.fail(i, "the plugin was not initialized (init failed or was not called)")
+def process_packed(input: bytes) -> bytes:  # noqa: A002 (the WIT parameter's name)
+    """`process` of contract 0.2.0: a packed batch in, a packed batch out. An
+    input that is not valid fails every event it claims, with the reason."""
+    enc = _packed.Packer()
+    if _entry is None or not _started:
+        _not_started(enc, _packed.event_count(input))
         return enc.finish()
-    data = batch.data
-    table = batch.headers
-    streams = batch.streams
+    try:
+        events = _packed.read_input(input)
+    except _packed.FormatError as e:
+        reason = f"malformed input batch: {e}"
+        for i in range(_packed.event_count(input)):
+            enc.fail(i, reason)
+        return enc.finish()
+    _run(events, enc)
+    return enc.finish()
+
+
+def _not_started(enc: Any, n: int) -> None:
+    for i in range(n):
+        enc.fail(i, "the plugin was not initialized (init failed or was not called)")
+
+
+def _run(events: List[Any], enc: Any) -> None:
+    """Calls the plugin's function over `events` (an `Error` in place of an
+    event the reader could not read) and writes what it returns into `enc`
+    (`emit(input, ts, route, event)`, `fail(input, reason)`): the same loop
+    for every contract's codec."""
+    entry = _entry
+    if entry is None:
+        return
     func = entry.func
     params = _params_value
     with_params = entry.takes_params
     kind = entry.kind
     if kind == "batch":
-        return _process_batch(batch, enc, func, params, with_params)
+        _run_batch(events, enc, func, params, with_params)
+        return
     emit = enc.emit
     fail = enc.fail
-    for i, raw in enumerate(batch.events):
-        ts = raw.timestamp_ms
+    for i, ev in enumerate(events):
+        if type(ev) is not Event:
+            fail(i, message(ev))
+            continue
+        ts = ev.timestamp_ms
         try:
-            ev = _event(data, raw, table, streams)
             result = func(ev, params) if with_params else func(ev)
             if kind == "map":
                 emit(i, ts, None, _mapped(result, ev))
@@ -287,29 +240,25 @@ def process(batch: Any) -> Any:
                 _outputs(enc, i, ts, result, kind)
         except Exception as e:
             fail(i, message(e))
-    return enc.finish()
 
 
-def _process_batch(batch: Any, enc: Encoder, func: Callable, params: Any, with_params: bool) -> Any:
-    data = batch.data
-    table = batch.headers
-    streams = batch.streams
-    events = []
+def _run_batch(events: List[Any], enc: Any, func: Callable, params: Any, with_params: bool) -> None:
+    good = []
     inputs = []
-    for i, raw in enumerate(batch.events):
-        try:
-            events.append(_event(data, raw, table, streams))
-            inputs.append((i, raw.timestamp_ms))
-        except Exception as e:
-            enc.fail(i, message(e))
+    for i, ev in enumerate(events):
+        if type(ev) is Event:
+            good.append(ev)
+            inputs.append((i, ev.timestamp_ms))
+        else:
+            enc.fail(i, message(ev))
     try:
-        results = func(events, params) if with_params else func(events)
+        results = func(good, params) if with_params else func(good)
         results = list(results)
     except Exception as e:
         reason = message(e)
         for i, _ in inputs:
             enc.fail(i, reason)
-        return enc.finish()
+        return
     if len(results) != len(inputs):
         reason = (
             f"the batch function returned {len(results)} results for {len(inputs)} events "
@@ -317,7 +266,7 @@ def _process_batch(batch: Any, enc: Encoder, func: Callable, params: Any, with_p
         )
         for i, _ in inputs:
             enc.fail(i, reason)
-        return enc.finish()
+        return
     for (i, ts), result in zip(inputs, results):
         if isinstance(result, BaseException):
             enc.fail(i, message(result))
@@ -326,4 +275,3 @@ def _process_batch(batch: Any, enc: Encoder, func: Callable, params: Any, with_p
             _outputs(enc, i, ts, result, "batch")
         except Exception as e:
             enc.fail(i, message(e))
-    return enc.finish()

@@ -1,16 +1,29 @@
 """The WIT types of `weir:plugin/types`, from the generated bindings.
 
 Inside a component, `wit_world` is the package componentize-py generates from
-the contract at build time (`wit/released/0.1.1`, `weir plugin build`'s
-default). Outside one (the SDK's and a plugin's native
-unit tests) the same records are defined here as plain dataclasses, so the
-batch code runs unchanged.
+the contract at build time: `wit` (0.2.0, the packed batch: `weir plugin
+build`'s default for Python) or a folder of `wit/released/` (0.1.x, the
+record batch). `CONTRACT` says which: "0.2" when the bindings define
+`plugin-info` (0.2.0's `init` result), "0.1" when they define the batch
+records, None outside a component. Outside one (the SDK's and a plugin's
+native unit tests) the 0.1.x records are defined here as plain dataclasses,
+so the record codec runs unchanged.
 """
 
 from dataclasses import dataclass
 from typing import List, Optional
 
-try:  # In a component: the generated bindings.
+CONTRACT: Optional[str] = None
+PluginInfo = None
+
+try:  # In a component built against 0.2.0.
+    from wit_world.imports.types import PluginInfo  # type: ignore[import-not-found,no-redef]
+
+    CONTRACT = "0.2"
+except ImportError:
+    pass
+
+try:  # In a component built against 0.1.x: the generated bindings.
     from wit_world.imports.types import (  # type: ignore[import-not-found]
         Batch,
         Event,
@@ -22,9 +35,8 @@ try:  # In a component: the generated bindings.
         Span,
     )
 
-    IN_COMPONENT = True
-except ImportError:  # Natively: stand-ins with the same fields.
-    IN_COMPONENT = False
+    CONTRACT = "0.1"
+except ImportError:  # 0.2.0, or natively: stand-ins with the same fields.
 
     @dataclass
     class Span:  # type: ignore[no-redef]
@@ -81,7 +93,8 @@ except ImportError:  # Natively: stand-ins with the same fields.
 
 
 __all__ = [
-    "IN_COMPONENT",
+    "CONTRACT",
+    "PluginInfo",
     "Batch",
     "Event",
     "EventError",

@@ -14,13 +14,15 @@ assert out.errors[0][0] == 1          # (input index, reason)
 import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from . import _runtime
+from . import _packed, _runtime
 from ._event import Event, Position
 from ._host import set_infer_handler
 from ._wit import Batch, Header, Position as _WitPosition, Span
 from ._wit import Event as _WitEvent
 
-__all__ = ["Result", "batch_of", "run", "set_infer_handler"]
+__all__ = ["Result", "batch_of", "packed_batch_of", "run", "set_infer_handler"]
+
+CONTRACTS = ("0.2", "0.1")
 
 
 class Result:
@@ -38,10 +40,38 @@ class Result:
     def routes(self) -> List[Optional[str]]:
         return [r for _, r, _ in self.outputs]
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Result):
+            return NotImplemented
+        return self.outputs == other.outputs and self.errors == other.errors
+
+    def __repr__(self) -> str:
+        return f"Result(outputs={self.outputs!r}, errors={self.errors!r})"
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _events(events: Sequence[Union[bytes, str, Event]]) -> List[Event]:
+    out = []
+    for i, e in enumerate(events):
+        ev = e.copy() if isinstance(e, Event) else Event(e)
+        if ev.timestamp_ms is None:
+            ev.timestamp_ms = 1000 + i
+        out.append(ev)
+    return out
+
+
+def packed_batch_of(events: Sequence[Union[bytes, str, Event]], stream: str = "test") -> bytes:
+    """A packed input batch (contract 0.2.0) holding `events` (values, or
+    Events with key, headers and timestamp), as the host writes it; offsets
+    are the indexes."""
+    evs = _events(events)
+    return _packed.write_input(evs, [stream], [(0, 0, i) for i in range(len(evs))])
+
 
 def batch_of(events: Sequence[Union[bytes, str, Event]], stream: str = "test") -> Any:
-    """A WIT batch holding `events` (values, or Events with key, headers and
-    timestamp), as the host sends it; offsets are the indexes."""
+    """A record batch (contract 0.1.x) holding `events`, as the host sends
+    it; offsets are the indexes."""
     data = bytearray()
     headers: List[Any] = []
     raws = []
@@ -51,26 +81,23 @@ def batch_of(events: Sequence[Union[bytes, str, Event]], stream: str = "test") -
         data.extend(b)
         return s
 
-    for i, e in enumerate(events):
-        ev = e if isinstance(e, Event) else Event(e)
+    for i, ev in enumerate(_events(events)):
         key = None if ev.key is None else span(ev.key)
         value = span(ev.value)
         first = len(headers)
         for name, v in ev.headers:
             headers.append(Header(span(name.encode()), span(v)))
         raws.append(
-            _WitEvent(
-                key,
-                value,
-                ev.timestamp_ms if ev.timestamp_ms is not None else 1000 + i,
-                Span(first, len(ev.headers)),
-                _WitPosition(0, 0, i),
-            )
+            _WitEvent(key, value, ev.timestamp_ms, Span(first, len(ev.headers)), _WitPosition(0, 0, i))
         )
     return Batch(bytes(data), raws, headers, [stream])
 
 
 def decode(out: Any) -> Result:
+    """The outputs and errors of an output batch: packed (bytes, 0.2.0) or
+    records (0.1.x)."""
+    if isinstance(out, (bytes, bytearray)):
+        return Result(*_packed.read_output(bytes(out)))
     data = out.data
     outputs = []
     for o in out.events:
@@ -94,12 +121,19 @@ def decode(out: Any) -> Result:
 def run(
     events: Sequence[Union[bytes, str, Event]],
     params: Union[None, str, Dict[str, Any]] = None,
+    contract: str = "0.2",
 ) -> Result:
     """Starts the registered plugin with `params` (as `init` does; a
-    `ParamsError` or the init's exception propagates) and runs one batch."""
+    `ParamsError` or the init's exception propagates) and runs one batch
+    through the codec of `contract` ("0.2": the packed batch, what `weir
+    plugin build` targets; "0.1": the record batch of 0.1.x)."""
+    if contract not in CONTRACTS:
+        raise ValueError(f"contract is one of {CONTRACTS}, not {contract!r}")
     text = params if isinstance(params, str) else json.dumps(params or {})
     _runtime.start(text)
-    return decode(_runtime.process(batch_of(events)))
+    if contract == "0.2":
+        return decode(_runtime.process_packed(packed_batch_of(events)))
+    return decode(_runtime.process_records(batch_of(events)))
 
 
 def position(stream: str = "test", partition: int = 0, offset: int = 0) -> Position:

@@ -49,8 +49,8 @@ pub enum PluginCommand {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Python/JS: the WIT folder to build against (default: this weir's
-        /// `wit/released/0.1.1`; `wit/released/0.1.0` for hosts of that
-        /// contract).
+        /// `wit` (0.2.0) for Python, `wit/released/0.1.1` for JS;
+        /// `wit/released/0.1.0` for hosts of that contract).
         #[arg(long)]
         wit: Option<PathBuf>,
         /// Python/JS: path to weir's SDK for that language.

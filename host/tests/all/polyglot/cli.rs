@@ -132,7 +132,7 @@ fn weir_plugin_test_and_inspect_work_on_a_python_component() {
 
     let (ok, out, err) = output_of(weir_plugin().arg("inspect").arg(py_modes()));
     assert!(ok, "{err}");
-    assert!(out.contains("weir:plugin/transformer@0.1.1"), "{out}");
+    assert!(out.contains("weir:plugin/transformer@0.2.0"), "{out}");
     assert!(
         out.contains("runs on this host: yes (world weir:plugin/transform)"),
         "{out}"

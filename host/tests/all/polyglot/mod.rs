@@ -8,9 +8,10 @@
 //! and compiled once into one artifact cache (`target/test-plugins/cwasm`)
 //! that every pipeline here names as its `cache_dir`. Five components serve
 //! every test: `py-modes` (v1, and v2 built against the 0.1.0 contract),
-//! `json-filter-py`, `fraud-features-py` and `json-filter-js`. Python and JS
-//! plugins build against the 0.1.1 contract, frozen in `wit/released/0.1.1`
-//! (`weir plugin build`'s default), whatever `wit/weir.wit` holds.
+//! `json-filter-py`, `fraud-features-py` and `json-filter-js`. Python
+//! plugins build against `weir plugin build`'s default for Python, the 0.2.0
+//! contract in `wit` (the packed batch), except `py-modes` v2 (0.1.0, the
+//! record batch); JS plugins against 0.1.1, frozen in `wit/released/0.1.1`.
 
 mod cli;
 mod js;
@@ -83,8 +84,8 @@ macro_rules! guest {
 }
 
 guest!(
-    /// `tests/polyglot/py-modes`, against the 0.1.1 contract
-    /// (`wit/released/0.1.1`, the default).
+    /// `tests/polyglot/py-modes`, against the 0.2.0 contract (`wit`, the
+    /// default for Python).
     py_modes,
     build_guest(
         &workspace().join("tests/polyglot/py-modes"),

@@ -40,11 +40,21 @@ fn reason(record: &Value) -> &str {
         .unwrap_or_else(|| panic!("no weir.error in {record}"))
 }
 
+/// The same plugin source gives the same outputs, routes and dead letters
+/// through both of the SDK's codecs: v1 built against 0.2.0 (the packed
+/// batch) and v2 against 0.1.0 (the record batch); only the `py-version`
+/// header (`version.py`) differs.
 #[test]
-fn python_outputs_routes_and_dead_letters_are_exact() {
+fn python_outputs_routes_and_dead_letters_are_exact_on_both_contracts() {
+    for (component, version) in [(py_modes(), "v1"), (py_modes_v2(), "v2")] {
+        route_mode_is_exact(component, version);
+    }
+}
+
+fn route_mode_is_exact(component: &Path, version: &str) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    plugins(dir, &[("py-modes", py_modes())]);
+    plugins(dir, &[("py-modes", component)]);
     // 300 events: every 10th (id % 10 == 3) asks to be dropped, #57's amount
     // is a string (the plugin's `>` raises), amounts spread over 0..500
     // (threshold 250).
@@ -82,12 +92,12 @@ fn python_outputs_routes_and_dead_letters_are_exact() {
     assert_eq!(default.len(), kept.len(), "{log}");
     for (r, input) in default.iter().zip(&kept) {
         assert_eq!(r["value"], expected(input), "value, in input order");
-        assert_eq!(r["headers"]["py-version"], "v1", "{r}");
+        assert_eq!(r["headers"]["py-version"], version, "{r}");
         assert_eq!(r["source"]["offset"], input["id"], "{r}");
-        let version = r["headers"]["weir.version.py"].as_str().expect("version");
+        let hash = r["headers"]["weir.version.py"].as_str().expect("version");
         assert_eq!(
-            version,
-            &sha256_hex(&std::fs::read(py_modes()).expect("read"))[..12]
+            hash,
+            &sha256_hex(&std::fs::read(component).expect("read"))[..12]
         );
     }
     let alerts = read_jsonl_or_empty(&dir.join("alerts.jsonl"));
@@ -211,7 +221,7 @@ fn a_huge_python_output_is_refused_by_the_output_limit() {
 }
 
 // ---------------------------------------------------------------------------
-// Contract 0.1.0 beside 0.1.1
+// Contract 0.1.0 beside 0.2.0
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -227,8 +237,14 @@ fn a_python_plugin_built_against_0_1_0_runs_beside_newer_ones() {
         out.contains("runs on this host: yes (world weir:plugin/transform)"),
         "{out}"
     );
+    let (ok, new, err) = output_of(weir_plugin().arg("inspect").arg(py_modes()));
+    assert!(ok, "{err}");
+    assert!(
+        new.contains("weir:plugin/transformer@0.2.0"),
+        "the default build is against 0.2.0:\n{new}"
+    );
 
-    // 0.1.1 Python → 0.1.0 Python → 0.1.1 Rust, in one pipeline.
+    // 0.2.0 Python → 0.1.0 Python → Rust, in one pipeline.
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     plugins(
@@ -269,7 +285,7 @@ fn a_python_plugin_built_against_0_1_0_runs_beside_newer_ones() {
         );
         assert_eq!(
             r["value"]["seen_by"], "py",
-            "the 0.1.1 Python stage ran first: {r}"
+            "the 0.2.0 Python stage ran first: {r}"
         );
         assert_eq!(r["value"]["tag"], "rust", "{r}");
         for stage in ["old", "new", "rust"] {

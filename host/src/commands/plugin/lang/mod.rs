@@ -5,8 +5,9 @@
 //! folder with a `pyproject.toml` (`[tool.weir]`, `python.rs`), a JS plugin
 //! one with a `package.json` (`"weir": {...}`, `js.rs`). Python and JS are
 //! built by a pinned toolchain (`scripts/toolchains.sh` installs it into
-//! `~/.cache/weir/toolchains` on first use) against the 0.1.1 contract
-//! (`wit/released/0.1.1`, see [`plan::GUEST_CONTRACT`]), and the built
+//! `~/.cache/weir/toolchains` on first use) against their language's default
+//! contract (Python 0.2.0 in `wit`, JS 0.1.1 in `wit/released/0.1.1`, see
+//! [`Lang::guest_contract`]) or `--wit`, and the built
 //! component is cached by the hash of everything that goes into it (plugin
 //! sources, SDK, WIT, world, toolchain version): building an unchanged plugin
 //! again is a copy.
@@ -67,8 +68,8 @@ pub struct BuildOptions {
     /// Where `<name>.wasm` goes (default: `DIR/target/`).
     pub out: Option<PathBuf>,
     /// The WIT folder to build against (default: this weir's
-    /// `wit/released/0.1.1`; e.g. `wit/released/0.1.0` for a plugin that must
-    /// run on older hosts).
+    /// [`Lang::guest_contract`]; e.g. `wit/released/0.1.0` for a plugin that
+    /// must run on older hosts).
     pub wit: Option<PathBuf>,
     /// The SDK folder (default: this weir's `plugin-sdk/python` or `/js`).
     pub sdk: Option<PathBuf>,
@@ -86,8 +87,8 @@ pub fn new(name: &str, dir: &Path, lang: Lang, sdk: Option<&Path>) -> anyhow::Re
 
 /// The WIT folder a Python or JS plugin builds against: `--wit`, else
 /// [`default_wit`].
-fn wit_folder(options: &BuildOptions) -> anyhow::Result<PathBuf> {
-    let wit = options.wit.clone().unwrap_or_else(default_wit);
+fn wit_folder(options: &BuildOptions, lang: Lang) -> anyhow::Result<PathBuf> {
+    let wit = options.wit.clone().unwrap_or_else(|| default_wit(lang));
     wit.canonicalize()
         .with_context(|| format!("WIT folder {} not found", wit.display()))
 }
@@ -99,8 +100,12 @@ pub fn build(dir: &Path, options: &BuildOptions) -> anyhow::Result<PathBuf> {
             "--wit applies to Python and JavaScript plugins (a Rust plugin's WIT comes from its weir-sdk)"
         ),
         Lang::Rust => return rust::build(dir, options.out.as_deref()),
-        Lang::Python => python::plan(dir, &wit_folder(options)?, options.sdk.as_deref())?,
-        Lang::Js => js::plan(dir, &wit_folder(options)?, options.sdk.as_deref())?,
+        Lang::Python => python::plan(
+            dir,
+            &wit_folder(options, Lang::Python)?,
+            options.sdk.as_deref(),
+        )?,
+        Lang::Js => js::plan(dir, &wit_folder(options, Lang::Js)?, options.sdk.as_deref())?,
     };
     let dest = match &options.out {
         Some(out) => out.join(format!("{}.wasm", plan.name)),

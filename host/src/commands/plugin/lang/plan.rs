@@ -39,15 +39,25 @@ impl Lang {
     }
 }
 
-/// The contract Python and JavaScript plugins are built against by default:
-/// `weir:plugin@0.1.1`, frozen in `wit/released/0.1.1` (`wit/weir.wit` moves
-/// on to the next contract; the Python and JS SDKs speak 0.1.1's batch
-/// layout).
-pub const GUEST_CONTRACT: &str = "wit/released/0.1.1";
+impl Lang {
+    /// The contract a Python or JavaScript plugin is built against by
+    /// default, relative to the source tree: Python, `weir:plugin@0.2.0`
+    /// (`wit`, the packed batch: its SDK also speaks 0.1.x's records, for
+    /// `--wit wit/released/0.1.x`); JavaScript, `weir:plugin@0.1.1`, frozen
+    /// in `wit/released/0.1.1` (its SDK speaks 0.1.x's record batch only).
+    /// Rust plugins take theirs from their `weir-sdk`.
+    pub fn guest_contract(self) -> &'static str {
+        match self {
+            Lang::Rust | Lang::Python => "wit",
+            Lang::Js => "wit/released/0.1.1",
+        }
+    }
+}
 
-/// The WIT folder of [`GUEST_CONTRACT`] in this weir's source tree.
-pub fn default_wit() -> PathBuf {
-    repo().join(GUEST_CONTRACT)
+/// The WIT folder of `lang`'s [`Lang::guest_contract`] in this weir's
+/// source tree.
+pub fn default_wit(lang: Lang) -> PathBuf {
+    repo().join(lang.guest_contract())
 }
 
 /// A toolchain run: writes the component to the given path.
@@ -200,11 +210,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn python_and_js_build_against_the_frozen_0_1_1_contract() {
-        assert!(default_wit().ends_with("wit/released/0.1.1"));
-        let wit = std::fs::read_to_string(default_wit().join("weir.wit")).unwrap();
-        assert!(wit.contains("package weir:plugin@0.1.1;"), "{wit}");
-        assert!(wit.contains("world transform-with-inference"));
+    fn python_builds_against_0_2_0_and_js_against_the_frozen_0_1_1() {
+        for (lang, package) in [
+            (Lang::Python, "package weir:plugin@0.2.0;"),
+            (Lang::Js, "package weir:plugin@0.1.1;"),
+        ] {
+            let wit = std::fs::read_to_string(default_wit(lang).join("weir.wit")).unwrap();
+            assert!(wit.contains(package), "{}: {wit}", lang.name());
+            assert!(wit.contains("world transform-with-inference"));
+        }
     }
 
     #[test]
