@@ -30,42 +30,57 @@ _STRINGS = ("channel", "country", "home_country", "merchant_category")
 FIRST_SECS = 259_200.0
 
 
+_NUMBERS = (int, float)  # exact types: json never makes subclasses, and bool is not one
+_ZEROS = [0.0] * len(CATEGORIES)
+_log1p = math.log1p
+
+
 def features(ev):
     """The feature vector (list of float) of one parsed event (a dict).
 
     Raises ValueError with the reason for a missing or mistyped field."""
-    if not isinstance(ev, dict):
-        raise ValueError("not a card transaction: not a JSON object")
-    for name in ("amount", "hour") + _STRINGS:
-        if name not in ev:
-            raise ValueError(f"not a card transaction: missing field `{name}`")
-    for name in _STRINGS:
-        if not isinstance(ev[name], str):
-            raise ValueError(f"not a card transaction: `{name}` is not a string")
-    amount, secs, hour = ev["amount"], ev.get("secs_since_last"), ev["hour"]
+    if type(ev) is not dict:
+        if not isinstance(ev, dict):
+            raise ValueError("not a card transaction: not a JSON object")
+    try:
+        # In the order the checks name them: the first missing field is named.
+        amount = ev["amount"]
+        hour = ev["hour"]
+        channel = ev["channel"]
+        country = ev["country"]
+        home = ev["home_country"]
+        category = ev["merchant_category"]
+    except KeyError as e:
+        raise ValueError(f"not a card transaction: missing field `{e.args[0]}`") from None
+    if not (type(channel) is str and type(country) is str and type(home) is str and type(category) is str):
+        for name in _STRINGS:
+            if not isinstance(ev[name], str):
+                raise ValueError(f"not a card transaction: `{name}` is not a string")
+    secs = ev.get("secs_since_last")
     if secs is None:
         secs = FIRST_SECS
-    for name, v in (("amount", amount), ("secs_since_last", secs)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ValueError(f"not a card transaction: `{name}` is not a number")
-    if isinstance(hour, bool) or not isinstance(hour, int):
+    if type(amount) not in _NUMBERS:
+        raise ValueError("not a card transaction: `amount` is not a number")
+    if type(secs) not in _NUMBERS:
+        raise ValueError("not a card transaction: `secs_since_last` is not a number")
+    if type(hour) is not int:
         raise ValueError("not a card transaction: `hour` is not an integer")
     if amount < 0 or secs < 0:
         raise ValueError("negative amount or secs_since_last")
-    online = 1.0 if ev["channel"] == "online" else 0.0
-    foreign = 1.0 if ev["country"] != ev["home_country"] else 0.0
+    online = 1.0 if channel == "online" else 0.0
+    foreign = 1.0 if country != home else 0.0
     night = 1.0 if hour <= 5 else 0.0
     row = [
-        math.log1p(amount),
+        _log1p(amount),
         online,
         foreign,
         night,
-        math.log1p(secs),
+        _log1p(secs),
         1.0 if secs < 600 else 0.0,
         foreign * online,
         night * online,
-    ] + [0.0] * len(CATEGORIES)
-    cat = _CATEGORY_INDEX.get(ev["merchant_category"])
+    ] + _ZEROS
+    cat = _CATEGORY_INDEX.get(category)
     if cat is not None:
         row[8 + cat] = 1.0
     return row
