@@ -17,6 +17,7 @@ pub mod event;
 pub mod fuzzing;
 mod host_api;
 pub mod inference;
+pub(crate) mod json_check;
 pub mod json_pointer;
 pub mod kafka;
 pub mod paths;

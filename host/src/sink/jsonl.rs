@@ -25,7 +25,6 @@ use std::sync::LazyLock;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 
 use crate::event::Event;
 
@@ -110,7 +109,7 @@ fn embeddable(value: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(value) else {
         return false;
     };
-    if serde_json::from_str::<IgnoredAny>(text).is_err() {
+    if crate::json_check::check_str(text).is_err() {
         return false;
     }
     static BASE64_KEY: LazyLock<memchr::memmem::Finder<'static>> =

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use tokio::sync::mpsc;
 
 use super::{AckCounts, ChunkIds, Read, Source};
@@ -314,16 +313,14 @@ pub(crate) fn event_time_at(value: &[u8], pointer: &str) -> Option<i64> {
 pub(crate) fn check_json(line: &[u8]) -> Result<(), String> {
     let text = std::str::from_utf8(line)
         .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
-    serde_json::from_str::<IgnoredAny>(text)
-        .map(|_| ())
-        .map_err(|e| {
-            let msg = e.to_string();
-            let suffix = format!(" at line {} column {}", e.line(), e.column());
-            match msg.strip_suffix(&suffix) {
-                Some(head) => format!("{head} at column {}", e.column()),
-                None => msg,
-            }
-        })
+    crate::json_check::check_str(text).map_err(|e| {
+        let msg = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        match msg.strip_suffix(&suffix) {
+            Some(head) => format!("{head} at column {}", e.column()),
+            None => msg,
+        }
+    })
 }
 
 #[cfg(test)]
@@ -393,5 +390,8 @@ mod tests {
         assert!(!why.contains("line"), "{why}");
         let why = check_json(b"\"\xff\"").expect_err("invalid");
         assert!(why.contains("UTF-8"), "{why}");
+        // JSON by the grammar, but no JSON reader's f64 holds it.
+        let why = check_json(b"{\"amount\":1e999}").expect_err("out of range");
+        assert_eq!(why, "number out of range at column 15");
     }
 }

@@ -13,6 +13,7 @@ import struct
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ._event import Error, Event
+from ._routes import Routes
 
 FORMAT = 1
 NONE = 0xFFFFFFFF
@@ -190,14 +191,13 @@ def _pack(tables: Sequence[Tuple[int, bytes, int]], data: bytes) -> bytes:
 class Packer:
     """The output buffer being built: the data section and the tables."""
 
-    __slots__ = ("data", "outputs", "headers", "routes", "route_index", "errors")
+    __slots__ = ("data", "outputs", "headers", "routes", "errors")
 
     def __init__(self) -> None:
         self.data = bytearray()
         self.outputs = bytearray()
         self.headers = bytearray()
-        self.routes: List[str] = []
-        self.route_index: Dict[str, int] = {}
+        self.routes = Routes()
         self.errors = bytearray()
 
     def emit(self, i: int, ts: int, route: Optional[str], ev: Event) -> None:
@@ -225,13 +225,7 @@ class Packer:
                 data += nb
                 table += _HEADER.pack(no, len(nb), len(data), len(hv))
                 data += hv
-        if route is None:
-            r = NONE
-        else:
-            r = self.route_index.get(route)
-            if r is None:
-                r = self.route_index[route] = len(self.routes)
-                self.routes.append(route)
+        r = NONE if route is None else self.routes.index(route)
         t = ev.timestamp_ms
         self.outputs += _OUTPUT.pack(
             i, r, ko, kl, vo, len(value), first, count, ts if t is None else t
@@ -244,7 +238,7 @@ class Packer:
 
     def finish(self) -> bytes:
         routes = bytearray()
-        for name in self.routes:
+        for name in self.routes.names:
             nb = name.encode("utf-8")
             routes += _SPAN.pack(len(self.data), len(nb))
             self.data += nb

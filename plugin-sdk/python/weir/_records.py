@@ -7,9 +7,10 @@ event whose spans are broken becomes an `Error` in its place: it fails
 alone); `Encoder` builds the output records.
 """
 
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, List, Optional, Tuple, Union
 
 from ._event import Error, Event
+from ._routes import Routes
 from ._wit import EventError, Header, OutputBatch, OutputEvent, Span
 
 _NO_HEADERS = Span(0, 0)
@@ -68,14 +69,13 @@ def read_input(batch: Any) -> List[Union[Event, Error]]:
 class Encoder:
     """The output batch being built: one byte buffer, the output records."""
 
-    __slots__ = ("buf", "events", "headers", "routes", "route_index", "errors")
+    __slots__ = ("buf", "events", "headers", "routes", "errors")
 
     def __init__(self) -> None:
         self.buf = bytearray()
         self.events: List[Any] = []
         self.headers: List[Any] = []
-        self.routes: List[str] = []
-        self.route_index: Dict[str, int] = {}
+        self.routes = Routes()
         self.errors: List[Any] = []
 
     def emit(self, i: int, ts: int, route: Optional[str], ev: Event) -> None:
@@ -102,13 +102,7 @@ class Encoder:
                 table.append(Header(nspan, Span(len(buf), len(hv))))
                 buf += hv
             hspan = Span(first, len(pairs))
-        if route is None:
-            r = None
-        else:
-            r = self.route_index.get(route)
-            if r is None:
-                r = self.route_index[route] = len(self.routes)
-                self.routes.append(route)
+        r = None if route is None else self.routes.index(route)
         t = ev.timestamp_ms
         self.events.append(OutputEvent(i, r, kspan, vspan, ts if t is None else t, hspan))
 
@@ -116,4 +110,4 @@ class Encoder:
         self.errors.append(EventError(i, reason))
 
     def finish(self) -> Any:
-        return OutputBatch(bytes(self.buf), self.events, self.headers, self.routes, self.errors)
+        return OutputBatch(bytes(self.buf), self.events, self.headers, self.routes.names, self.errors)

@@ -48,7 +48,7 @@ fn read_input(path: &Path) -> anyhow::Result<(Vec<Event>, Vec<String>)> {
         if line.trim().is_empty() {
             continue;
         }
-        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(line) {
+        if let Err(e) = crate::json_check::check_str(line) {
             bad.push(format!("line {}: invalid JSON: {e}", i + 1));
             continue;
         }

@@ -53,6 +53,12 @@ fn roundtrips_exactly() {
         b"\xff\xfe binary \x00",
         "unicode é ✓ 😀".as_bytes(),
         b"{\"unterminated\":",
+        // JSON by the grammar, out of an f64's range: written as strings,
+        // so every envelope stays readable by serde_json::Value (found by
+        // the kafka_record fuzz target).
+        b"1e999",
+        b"{\"n\":-1e400}",
+        b"[1,2e309]",
     ];
     for value in values {
         roundtrip(&event(None, value));
@@ -67,6 +73,15 @@ fn roundtrips_exactly() {
     e.headers.push(Header::new("dup", "1"));
     e.headers.push(Header::new("dup", "2"));
     roundtrip(&e);
+}
+
+#[test]
+fn a_number_out_of_range_is_written_as_a_string() {
+    assert_eq!(
+        encode(&event(None, b"{\"n\":1e999}")),
+        "{\"key\":null,\"value\":\"{\\\"n\\\":1e999}\",\"timestamp\":1735689600123,\"headers\":{},\
+         \"source\":{\"stream\":\"in/\\\"quoted\\\".jsonl\",\"partition\":3,\"offset\":42}}\n"
+    );
 }
 
 #[test]
