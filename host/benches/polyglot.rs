@@ -14,8 +14,9 @@
 //!    model): `fraud-features-py` (on 0.2.0, and on 0.1.1) vs the Rust
 //!    `fraud-features`.
 //!
-//! Run: `cargo bench -p weir --bench polyglot` (`WEIR_BENCH_SECS`, default 3,
-//! per figure). The Python and JS components are built with `weir plugin
+//! Run: `cargo bench -p weir --bench polyglot [-- PART...]` (`WEIR_BENCH_SECS`,
+//! default 3, per figure; PART is `map`, `breakdown`, `startup` or `fraud`,
+//! all when none is named). The Python and JS components are built with `weir plugin
 //! build` (cached by content), the Rust ones with cargo.
 
 use std::path::{Path, PathBuf};
@@ -288,13 +289,16 @@ fn startup(guests: &[Guest]) {
 }
 
 /// `weir run` of `examples/fraud/pipeline.toml` reading `input` (instead of
-/// generating) with the plugin `wasm` as its `fraud-features` stage; returns
-/// the elapsed time of the run (the component is compiled first, in a
-/// warm-up run, so this is a cached start).
-fn fraud_run(dir: &Path, wasm: &Path, input: &Path, events: usize) -> f64 {
+/// generating) with the plugin `wasm` as its `fraud-features` stage (its
+/// `card-history` stage is the Rust plugin, `history`); returns the elapsed
+/// time of the run (the component is compiled first, in a warm-up run, so
+/// this is a cached start). Each run starts without keyed state.
+fn fraud_run(dir: &Path, history: &Path, wasm: &Path, input: &Path, events: usize) -> f64 {
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).expect("mkdir");
+    std::fs::copy(history, plugins.join("card-history.wasm")).expect("copy");
     std::fs::copy(wasm, plugins.join("fraud-features.wasm")).expect("copy");
+    let _ = std::fs::remove_dir_all(dir.join(".weir-state"));
     let example = workspace().join("examples/fraud");
     let text = std::fs::read_to_string(example.join("pipeline.toml")).expect("read example");
     let mut config: toml::Table = toml::from_str(&text).expect("example is TOML");
@@ -333,7 +337,7 @@ fn fraud_run(dir: &Path, wasm: &Path, input: &Path, events: usize) -> f64 {
     elapsed
 }
 
-fn fraud(rust: &Path, python: &Path, python_old: &Path) {
+fn fraud(history: &Path, rust: &Path, python: &Path, python_old: &Path) {
     let events = 100_000;
     let tmp = tempfile::tempdir().expect("tempdir");
     let input = tmp.path().join("txns.jsonl");
@@ -350,17 +354,17 @@ fn fraud(rust: &Path, python: &Path, python_old: &Path) {
         tmp.path().join("python-0.1.1"),
     );
     // Warm-up: compiles the components into each run's cache.
-    fraud_run(&rdir, rust, &input, events);
-    fraud_run(&pdir, python, &input, events);
-    fraud_run(&odir, python_old, &input, events);
+    fraud_run(&rdir, history, rust, &input, events);
+    fraud_run(&pdir, history, python, &input, events);
+    fraud_run(&odir, history, python_old, &input, events);
     let (mut r, mut p, mut o) = (f64::MAX, f64::MAX, f64::MAX);
     for _ in 0..ROUNDS {
-        r = r.min(fraud_run(&rdir, rust, &input, events));
-        p = p.min(fraud_run(&pdir, python, &input, events));
-        o = o.min(fraud_run(&odir, python_old, &input, events));
+        r = r.min(fraud_run(&rdir, history, rust, &input, events));
+        p = p.min(fraud_run(&pdir, history, python, &input, events));
+        o = o.min(fraud_run(&odir, history, python_old, &input, events));
     }
     println!(
-        "3. fraud scoring end to end: `weir run`, {events} card transactions from a file, one model call per batch of 256"
+        "3. fraud scoring end to end: `weir run` of examples/fraud (the Rust `card-history` stage, then the scoring plugin), {events} card transactions from a file, one model call per batch of 256"
     );
     println!("{:>14} {:>10} {:>12}", "plugin", "seconds", "events/s");
     println!("{:>14} {:>10.2} {:>12.0}", "rust", r, events as f64 / r);
@@ -385,7 +389,7 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(3),
     );
-    let rust = common::build_plugins(&["json-map", "fraud-features"]);
+    let rust = common::build_plugins(&["json-map", "fraud-features", "card-history"]);
     let out = workspace().join("target/test-plugins/guest/bench");
     let old = out.join("0.1.1");
     let guest = |dir: &str, out: &Path, wit| build_guest(&workspace().join(dir), out, wit);
@@ -431,13 +435,26 @@ fn main() {
             params: r#"{"mode": "json-map"}"#,
         },
     ];
+    let parts: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let part = |name: &str| parts.is_empty() || parts.iter().any(|p| p == name);
     let engine = Arc::new(PluginEngine::new(EngineOptions::default()).expect("engine"));
-    map_throughput(&engine, &guests, &extra, min);
-    python_breakdown(
-        &engine,
-        &[("0.1.1", &py_old, &raw_old), ("0.2.0", &py, &raw)],
-        min,
-    );
-    startup(&guests);
-    fraud(&rust[1], &fraud_py, &fraud_py_old);
+    if part("map") {
+        map_throughput(&engine, &guests, &extra, min);
+    }
+    if part("breakdown") {
+        python_breakdown(
+            &engine,
+            &[("0.1.1", &py_old, &raw_old), ("0.2.0", &py, &raw)],
+            min,
+        );
+    }
+    if part("startup") {
+        startup(&guests);
+    }
+    if part("fraud") {
+        fraud(&rust[2], &rust[1], &fraud_py, &fraud_py_old);
+    }
 }

@@ -31,36 +31,45 @@ class Params:
 
 
 _F32 = struct.Struct("<f")
+# json.loads(bytes) guesses the encoding first; events are UTF-8.
+_decode = json.JSONDecoder().decode
 
 
-def _shortest_digits(x: float, want: bytes) -> int:
+def _shortest(x: float, want: bytes) -> "tuple[int, str]":
     """The fewest significant digits (1..9) whose decimal reads back as the
-    f32 `want`. Round-tripping is monotonic in the digits (every k-digit
-    decimal is also a (k+1)-digit one) and 9 always suffice; most scores
-    need 7 or 8, so the search starts there (~2 formats per score)."""
+    f32 `want`, and that decimal in exponent form. Round-tripping is
+    monotonic in the digits (every k-digit decimal is also a (k+1)-digit
+    one) and 9 always suffice; most scores need 7 or 8, so the search starts
+    there (~2 formats per score)."""
     pack = _F32.pack
-    if pack(float(f"{x:.6e}")) == want:  # 7 digits suffice: maybe fewer
+    text = f"{x:.6e}"
+    if pack(float(text)) == want:  # 7 digits suffice: maybe fewer
         p = 7
-        while p > 1 and pack(float(f"{x:.{p - 2}e}")) == want:
-            p -= 1
-        return p
-    return 8 if pack(float(f"{x:.7e}")) == want else 9
+        while p > 1:
+            shorter = f"{x:.{p - 2}e}"
+            if pack(float(shorter)) != want:
+                break
+            p, text = p - 1, shorter
+        return p, text
+    text = f"{x:.7e}"
+    if pack(float(text)) == want:
+        return 8, text
+    return 9, f"{x:.8e}"
 
 
 def f32_text(x: float) -> str:
     """The shortest decimal that reads back as the same f32, without an
     exponent (what Rust's `{}` prints for an f32)."""
-    want = _F32.pack(x)
-    p = _shortest_digits(x, want)
-    text = f"{x:.{p - 1}e}"
-    point = int(text[text.index("e") + 1 :]) + 1  # digits before the decimal point
+    p, text = _shortest(x, _F32.pack(x))
+    at = text.index("e")
+    point = int(text[at + 1 :]) + 1  # digits before the decimal point
     if 0 <= p - point:
         # The same digits as fixed-point: rounding at the same decimal place.
         fixed = f"{x:.{p - point}f}"
         if "." in fixed:
             fixed = fixed.rstrip("0").rstrip(".")
         return fixed
-    mantissa, exp = text.split("e")
+    mantissa = text[:at]
     sign = "-" if mantissa.startswith("-") else ""
     mantissa = mantissa.lstrip("-").replace(".", "").rstrip("0") or "0"
     return f"{sign}{mantissa}{'0' * (point - len(mantissa))}"
@@ -79,7 +88,7 @@ def score(events, params: Params):
     parsed = []  # per event: its row index, or the exception
     for ev in events:
         try:
-            rows.extend(features(json.loads(ev.value)))
+            rows.extend(features(_decode(ev.value.decode())))
             parsed.append(len(rows) // WIDTH - 1)
         except ValueError as e:  # JSON errors are ValueErrors too
             reason = str(e)

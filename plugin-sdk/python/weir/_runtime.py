@@ -130,32 +130,45 @@ def start(params_json: str) -> None:
 def _outputs(enc: Any, i: int, ts: int, result: Any, kind: str) -> None:
     """Emits a flat_map/batch result: Event, Output, None, or an iterable of
     Events and Outputs."""
-    if result is None:
-        return
-    if isinstance(result, Event):
+    t = type(result)
+    if t is Event:
         enc.emit(i, ts, None, result)
         return
-    if isinstance(result, Output):
+    if result is None:
+        return
+    if t is Output:
         enc.emit(i, ts, result.route, result.event)
         return
-    if isinstance(result, (str, bytes, dict)) or not hasattr(result, "__iter__"):
+    if t is list:
+        items = result
+    elif isinstance(result, Event):
+        enc.emit(i, ts, None, result)
+        return
+    elif isinstance(result, Output):
+        enc.emit(i, ts, result.route, result.event)
+        return
+    elif isinstance(result, (str, bytes, dict)) or not hasattr(result, "__iter__"):
         raise TypeError(
             f"@weir.{kind} must return Events or weir.Output(...)s (a list), "
             f"not {type(result).__name__}"
         )
+    else:
+        items = list(result)
     # Check everything before emitting anything: an event fails whole.
-    items = list(result)
     for item in items:
         if not isinstance(item, (Event, Output)):
             raise TypeError(
                 f"@weir.{kind} must return Events or weir.Output(...)s, "
                 f"not a list holding {type(item).__name__}"
             )
+    emit = enc.emit
     for item in items:
-        if isinstance(item, Event):
-            enc.emit(i, ts, None, item)
+        if type(item) is Output:
+            emit(i, ts, item.route, item.event)
+        elif isinstance(item, Event):
+            emit(i, ts, None, item)
         else:
-            enc.emit(i, ts, item.route, item.event)
+            emit(i, ts, item.route, item.event)
 
 
 def _mapped(result: Any, ev: Event) -> Event:
