@@ -83,7 +83,8 @@ try {
     `import { makeTransformer } from "./weir-sdk/runtime.js";`,
     `import plugin from "./app/${main}";`,
     `setHost({ log, nowMs, ${inference ? "infer, " : ""}world: ${JSON.stringify(args.world)} });`,
-    `export const transformer = makeTransformer(plugin);`,
+    // 0.2.x: the packed batch; 0.1.x: the record batch.
+    `export const transformer = makeTransformer(plugin, { contract: ${JSON.stringify(version.startsWith("0.1.") ? "0.1" : "0.2")} });`,
     "",
   ].join("\n");
   await writeFile(join(work, "entry.js"), entry);

@@ -1,12 +1,15 @@
 // @ts-check
 /**
- * The batch loop: reads the batch's spans into `Event`s, calls the plugin's
- * function per event (or once per batch), writes the outputs into one output
- * buffer. The plugin author never sees the WIT records.
+ * The batch loop: reads the batch into `Event`s with the codec of the
+ * contract the component is built against (`packed.js` for 0.2.0, the
+ * record batch below for 0.1.x), calls the plugin's function per event (or
+ * once per batch), writes the outputs back with the same codec. The plugin
+ * author never sees the layout.
  */
 
 import { Event, Output, WeirError, toBytes } from "./event.js";
 import { InferError } from "./host.js";
+import { FormatError, Packer, eventCount, readInput } from "./packed.js";
 
 const encoder = new TextEncoder();
 const NO_HEADERS = Object.freeze({ offset: 0, len: 0 });
@@ -118,7 +121,7 @@ function readEvent(data, raw, table, streams) {
 }
 
 /**
- * @param {Encoder} enc @param {number} i @param {bigint} ts @param {any} result @param {string} kind
+ * @param {Encoder | Packer} enc @param {number} i @param {bigint} ts @param {any} result @param {string} kind
  */
 function outputs(enc, i, ts, result, kind) {
   if (result == null) return;
@@ -151,98 +154,75 @@ function mapped(result, ev) {
 }
 
 /**
- * The `weir:plugin/transformer` export for `plugin`.
- * @param {Plugin} plugin
+ * The events of a 0.1.x record batch, a `WeirError` in place of each
+ * malformed one (it fails alone).
+ * @param {any} batch
  */
-export function makeTransformer(plugin) {
-  if (!plugin || typeof plugin.fn !== "function" || !["map", "filter", "flatMap", "batch"].includes(plugin.kind)) {
-    throw new TypeError("the plugin module's default export must be weir.map(fn), weir.filter(fn), weir.flatMap(fn) or weir.batch(fn)");
-  }
-  /** @type {any} */
-  let params = null;
-  let started = false;
-  return {
-    /** @param {string} text */
-    init(text) {
-      try {
-        const trimmed = (text || "").trim();
-        let raw;
-        try {
-          raw = trimmed === "" || trimmed === "null" ? {} : JSON.parse(trimmed);
-        } catch (e) {
-          throw new WeirError(`invalid params: not JSON: ${message(e)}`);
-        }
-        params = raw;
-        if (plugin.init) {
-          const converted = plugin.init(raw);
-          if (converted !== undefined) params = converted;
-        }
-        started = true;
-      } catch (e) {
-        throw message(e);
-      }
-    },
-
-    /** @param {any} batch */
-    process(batch) {
-      const enc = new Encoder(batch.data.length);
-      const events = batch.events;
-      if (!started) {
-        for (let i = 0; i < events.length; i++) enc.fail(i, "the plugin was not initialized (init failed or was not called)");
-        return enc.finish();
-      }
-      const { data, headers: table, streams } = batch;
-      const fn = plugin.fn;
-      const kind = plugin.kind;
-      if (kind === "batch") return processBatch(batch, enc, fn, params);
-      for (let i = 0; i < events.length; i++) {
-        const raw = events[i];
-        try {
-          const ev = readEvent(data, raw, table, streams);
-          const result = fn(ev, params);
-          if (kind === "map") enc.emit(i, raw.timestampMs, null, mapped(result, ev));
-          else if (kind === "filter") {
-            if (result) enc.emit(i, raw.timestampMs, null, ev);
-          } else outputs(enc, i, raw.timestampMs, result, kind);
-        } catch (e) {
-          enc.fail(i, message(e));
-        }
-      }
-      return enc.finish();
-    },
-  };
+function readRecords(batch) {
+  const { data, headers: table, streams } = batch;
+  return batch.events.map((/** @type {any} */ raw) => {
+    try {
+      return readEvent(data, raw, table, streams);
+    } catch (e) {
+      return e;
+    }
+  });
 }
 
-/** @param {any} batch @param {Encoder} enc @param {Function} fn @param {any} params */
-function processBatch(batch, enc, fn, params) {
-  const { data, headers: table, streams } = batch;
-  const events = [];
-  const inputs = [];
-  for (let i = 0; i < batch.events.length; i++) {
+/**
+ * Calls the plugin's function over `events` (an error in place of an event
+ * the reader could not read) and writes what it returns into `enc`: the same
+ * loop for both contracts' codecs.
+ * @param {Plugin} plugin @param {any} params @param {any[]} events @param {Encoder | Packer} enc
+ */
+function run(plugin, params, events, enc) {
+  const { fn, kind } = plugin;
+  if (kind === "batch") return runBatch(fn, params, events, enc);
+  for (let i = 0; i < events.length; i++) {
+    const ev = events[i];
+    if (!(ev instanceof Event)) {
+      enc.fail(i, message(ev));
+      continue;
+    }
+    const ts = ev._ts;
     try {
-      events.push(readEvent(data, batch.events[i], table, streams));
-      inputs.push(i);
+      const result = fn(ev, params);
+      if (kind === "map") enc.emit(i, ts, null, mapped(result, ev));
+      else if (kind === "filter") {
+        if (result) enc.emit(i, ts, null, ev);
+      } else outputs(enc, i, ts, result, kind);
     } catch (e) {
       enc.fail(i, message(e));
     }
+  }
+}
+
+/** @param {Function} fn @param {any} params @param {any[]} all @param {Encoder | Packer} enc */
+function runBatch(fn, params, all, enc) {
+  const events = [];
+  const inputs = [];
+  for (let i = 0; i < all.length; i++) {
+    if (all[i] instanceof Event) {
+      events.push(all[i]);
+      inputs.push([i, all[i]._ts]);
+    } else enc.fail(i, message(all[i]));
   }
   let results;
   try {
     results = Array.from(fn(events, params));
   } catch (e) {
     const reason = message(e);
-    for (const i of inputs) enc.fail(i, reason);
-    return enc.finish();
+    for (const [i] of inputs) enc.fail(i, reason);
+    return;
   }
   if (results.length !== inputs.length) {
     const reason = `the batch function returned ${results.length} results for ${inputs.length} events (it must return one per event, in order)`;
-    for (const i of inputs) enc.fail(i, reason);
-    return enc.finish();
+    for (const [i] of inputs) enc.fail(i, reason);
+    return;
   }
   for (let j = 0; j < inputs.length; j++) {
-    const i = inputs[j];
+    const [i, ts] = inputs[j];
     const result = results[j];
-    const ts = batch.events[i].timestampMs;
     if (result instanceof Error) {
       enc.fail(i, message(result));
       continue;
@@ -253,5 +233,90 @@ function processBatch(batch, enc, fn, params) {
       enc.fail(i, message(e));
     }
   }
-  return enc.finish();
+}
+
+const NOT_STARTED = "the plugin was not initialized (init failed or was not called)";
+
+/**
+ * The `weir:plugin/transformer` export for `plugin`, for the contract the
+ * component is built against: `"0.2"` (the packed batch: `init` returns the
+ * plugin's info, `process` takes and returns one buffer, `checkState`) or
+ * `"0.1"` (the record batch of 0.1.x).
+ * @param {Plugin} plugin
+ * @param {{ contract?: "0.1" | "0.2" }} [options]
+ */
+export function makeTransformer(plugin, options = {}) {
+  if (!plugin || typeof plugin.fn !== "function" || !["map", "filter", "flatMap", "batch"].includes(plugin.kind)) {
+    throw new TypeError("the plugin module's default export must be weir.map(fn), weir.filter(fn), weir.flatMap(fn) or weir.batch(fn)");
+  }
+  const contract = options.contract || "0.1";
+  if (contract !== "0.1" && contract !== "0.2") throw new TypeError(`contract is "0.1" or "0.2", not ${contract}`);
+  /** @type {any} */
+  let params = null;
+  let started = false;
+  /** @param {string} text */
+  const start = (text) => {
+    try {
+      const trimmed = (text || "").trim();
+      let raw;
+      try {
+        raw = trimmed === "" || trimmed === "null" ? {} : JSON.parse(trimmed);
+      } catch (e) {
+        throw new WeirError(`invalid params: not JSON: ${message(e)}`);
+      }
+      params = raw;
+      if (plugin.init) {
+        const converted = plugin.init(raw);
+        if (converted !== undefined) params = converted;
+      }
+      started = true;
+    } catch (e) {
+      throw message(e);
+    }
+  };
+  if (contract === "0.2") {
+    return {
+      /** @param {string} text */
+      init(text) {
+        start(text);
+        // JavaScript plugins keep no host state (not keyed).
+        return { keyed: false };
+      },
+
+      /** @param {Uint8Array} input */
+      process(input) {
+        const enc = new Packer(input.length);
+        if (!started) {
+          for (let i = 0; i < eventCount(input); i++) enc.fail(i, NOT_STARTED);
+          return enc.finish();
+        }
+        let events;
+        try {
+          events = readInput(input);
+        } catch (e) {
+          if (!(e instanceof FormatError)) throw e;
+          const reason = `malformed input batch: ${e.message}`;
+          for (let i = 0; i < eventCount(input); i++) enc.fail(i, reason);
+          return enc.finish();
+        }
+        run(plugin, params, events, enc);
+        return enc.finish();
+      },
+
+      /** Not keyed: no stored state to check. @param {Uint8Array} _sample */
+      checkState(_sample) {},
+    };
+  }
+  return {
+    init: start,
+
+    /** @param {any} batch */
+    process(batch) {
+      const enc = new Encoder(batch.data.length);
+      if (!started) {
+        for (let i = 0; i < batch.events.length; i++) enc.fail(i, NOT_STARTED);
+      } else run(plugin, params, readRecords(batch), enc);
+      return enc.finish();
+    },
+  };
 }

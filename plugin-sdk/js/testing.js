@@ -13,13 +13,33 @@
  */
 
 import { Event } from "./event.js";
+import { readOutput, writeInput } from "./packed.js";
 import { makeTransformer } from "./runtime.js";
 
 export { setInferHandler } from "./host.js";
 
 const decoder = new TextDecoder();
 
-/** A WIT batch holding `events` (values, or Events), as the host sends it. @param {Array<string | Uint8Array | Event>} events */
+/** @param {Array<string | Uint8Array | Event>} events */
+function eventsOf(events) {
+  return events.map((e, i) => {
+    const ev = e instanceof Event ? e.copy() : new Event(e);
+    if (ev._ts === null) ev._ts = BigInt(1000 + i);
+    return ev;
+  });
+}
+
+/**
+ * A packed input batch (contract 0.2.0) holding `events` (values, or
+ * Events), as the host writes it; offsets are the indexes.
+ * @param {Array<string | Uint8Array | Event>} events
+ */
+export function packedBatchOf(events, stream = "test") {
+  const evs = eventsOf(events);
+  return writeInput(evs, [stream], evs.map((_, i) => [0, 0, BigInt(i)]));
+}
+
+/** A record batch (contract 0.1.x) holding `events` (values, or Events), as the host sends it. @param {Array<string | Uint8Array | Event>} events */
 export function batchOf(events, stream = "test") {
   const chunks = [];
   let len = 0;
@@ -54,21 +74,17 @@ export function batchOf(events, stream = "test") {
 }
 
 /**
- * Starts `plugin` with `params` (as the host's init does; a refusal throws
- * its message) and runs one batch. Returns `{ outputs: [[input, route, Event]], errors: [[input, reason]] }`.
- * @param {any} plugin
- * @param {Array<string | Uint8Array | Event>} events
- * @param {any} [params]
+ * The outputs `[[input, route, Event]]` and errors `[[input, reason]]` of
+ * an output batch: packed (a Uint8Array, 0.2.0) or records (0.1.x).
+ * @param {any} out
  */
-export function run(plugin, events, params = {}) {
-  const t = makeTransformer(plugin);
-  try {
-    t.init(typeof params === "string" ? params : JSON.stringify(params));
-  } catch (reason) {
-    throw new Error(String(reason));
+export function decode(out) {
+  if (out instanceof Uint8Array) {
+    const { outputs, errors } = readOutput(out);
+    for (const [, , ev] of outputs) ev.timestampMs = Number(ev._ts);
+    return { outputs, errors };
   }
-  const out = t.process(batchOf(events));
-  const outputs = out.events.map((o) => {
+  const outputs = out.events.map((/** @type {any} */ o) => {
     const ev = new Event(out.data.slice(o.value.offset, o.value.offset + o.value.len));
     if (o.key !== undefined) ev.key = out.data.slice(o.key.offset, o.key.offset + o.key.len);
     ev.headers = out.headers.slice(o.headers.offset, o.headers.offset + o.headers.len).map((h) => [
@@ -78,9 +94,32 @@ export function run(plugin, events, params = {}) {
     ev.timestampMs = Number(o.timestampMs);
     return [o.input, o.route === undefined ? null : out.routes[o.route], ev];
   });
+  return { outputs, errors: out.errors.map((/** @type {any} */ e) => [e.input, e.message]) };
+}
+
+/**
+ * Starts `plugin` with `params` (as the host's init does; a refusal throws
+ * its message) and runs one batch through the codec of `contract` ("0.2":
+ * the packed batch, what `weir plugin build` targets; "0.1": the record
+ * batch of 0.1.x). Returns `{ outputs: [[input, route, Event]], errors:
+ * [[input, reason]] }`.
+ * @param {any} plugin
+ * @param {Array<string | Uint8Array | Event>} events
+ * @param {any} [params]
+ * @param {"0.1" | "0.2"} [contract]
+ */
+export function run(plugin, events, params = {}, contract = "0.2") {
+  const t = makeTransformer(plugin, { contract });
+  try {
+    t.init(typeof params === "string" ? params : JSON.stringify(params));
+  } catch (reason) {
+    throw new Error(String(reason));
+  }
+  const out = t.process(contract === "0.2" ? packedBatchOf(events) : batchOf(events));
+  const { outputs, errors } = decode(out);
   return {
     outputs,
-    errors: out.errors.map((e) => [e.input, e.message]),
+    errors,
     /** Values sent to `route` (null: the default output), as text. */
     texts(route = null) {
       return outputs.filter(([, r]) => r === route).map(([, , ev]) => ev.text());

@@ -49,8 +49,8 @@ pub enum PluginCommand {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Python/JS: the WIT folder to build against (default: this weir's
-        /// `wit` (0.2.0) for Python, `wit/released/0.1.1` for JS;
-        /// `wit/released/0.1.0` for hosts of that contract).
+        /// `wit`, contract 0.2.0; `wit/released/0.1.1` or `0.1.0` for hosts
+        /// of those contracts).
         #[arg(long)]
         wit: Option<PathBuf>,
         /// Python/JS: path to weir's SDK for that language.

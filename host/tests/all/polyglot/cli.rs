@@ -162,6 +162,7 @@ fn weir_plugin_test_and_inspect_work_on_a_js_component() {
         out.contains("runs on this host: yes (world weir:plugin/transform)"),
         "{out}"
     );
+    assert!(out.contains("weir:plugin/transformer@0.2.0"), "{out}");
     // Built with every optional WASI feature off: it imports the weir world
     // and nothing else.
     let imports: Vec<&str> = out

@@ -1,16 +1,28 @@
 //! JavaScript plugins in a real pipeline: a routed and projected stream
-//! through `json-filter-js`, and its dead letters (thrown errors), exactly.
+//! through `json-filter-js`, and its dead letters (thrown errors), exactly,
+//! through both of the JS SDK's codecs.
+
+use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::{json_filter_js, pipeline, plugins, run_to_end};
+use super::{json_filter_js, json_filter_js_v011, pipeline, plugins, run_to_end};
 use crate::support::read_jsonl_or_empty;
 
+/// The same source built against 0.2.0 (the packed batch, the default) and
+/// against 0.1.1 (the record batch) gives the same outputs, routes and dead
+/// letters.
 #[test]
-fn js_outputs_routes_and_dead_letters_are_exact() {
+fn js_outputs_routes_and_dead_letters_are_exact_on_both_contracts() {
+    for component in [json_filter_js(), json_filter_js_v011()] {
+        js_outputs_are_exact(component);
+    }
+}
+
+fn js_outputs_are_exact(component: &Path) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    plugins(dir, &[("jf", json_filter_js())]);
+    plugins(dir, &[("jf", component)]);
     let inputs: Vec<Value> = (0..200u64)
         .map(|i| {
             if i == 77 {

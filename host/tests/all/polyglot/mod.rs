@@ -6,12 +6,12 @@
 //! wasmtime to compile, so the tests share: each component is built once per
 //! source content (`weir plugin build`'s cache under `~/.cache/weir/builds`)
 //! and compiled once into one artifact cache (`target/test-plugins/cwasm`)
-//! that every pipeline here names as its `cache_dir`. Five components serve
+//! that every pipeline here names as its `cache_dir`. Six components serve
 //! every test: `py-modes` (v1, and v2 built against the 0.1.0 contract),
-//! `json-filter-py`, `fraud-features-py` and `json-filter-js`. Python
-//! plugins build against `weir plugin build`'s default for Python, the 0.2.0
-//! contract in `wit` (the packed batch), except `py-modes` v2 (0.1.0, the
-//! record batch); JS plugins against 0.1.1, frozen in `wit/released/0.1.1`.
+//! `json-filter-py`, `fraud-features-py` and `json-filter-js` (0.2.0, and
+//! 0.1.1). They build
+//! against `weir plugin build`'s default, the 0.2.0 contract in `wit` (the
+//! packed batch), except `py-modes` v2 (0.1.0, the record batch).
 
 mod cli;
 mod js;
@@ -143,6 +143,17 @@ guest!(
         &workspace().join("plugins/json-filter-js"),
         &out_dir(),
         None
+    )
+);
+
+guest!(
+    /// `plugins/json-filter-js` built against the released 0.1.1 contract
+    /// (`wit/released/0.1.1`, the record batch): the JS SDK's other codec.
+    json_filter_js_v011,
+    build_guest(
+        &workspace().join("plugins/json-filter-js"),
+        &out_dir().join("contract-0.1.1"),
+        Some(&workspace().join("wit/released/0.1.1")),
     )
 );
 

@@ -5,9 +5,9 @@
 //! folder with a `pyproject.toml` (`[tool.weir]`, `python.rs`), a JS plugin
 //! one with a `package.json` (`"weir": {...}`, `js.rs`). Python and JS are
 //! built by a pinned toolchain (`scripts/toolchains.sh` installs it into
-//! `~/.cache/weir/toolchains` on first use) against their language's default
-//! contract (Python 0.2.0 in `wit`, JS 0.1.1 in `wit/released/0.1.1`, see
-//! [`Lang::guest_contract`]) or `--wit`, and the built
+//! `~/.cache/weir/toolchains` on first use) against the 0.2.0 contract in
+//! `wit` (see [`Lang::guest_contract`]) or `--wit` (a `wit/released/0.1.x`
+//! folder, for older hosts), and the built
 //! component is cached by the hash of everything that goes into it (plugin
 //! sources, SDK, WIT, world, toolchain version): building an unchanged plugin
 //! again is a copy.

@@ -40,16 +40,14 @@ impl Lang {
 }
 
 impl Lang {
-    /// The contract a Python or JavaScript plugin is built against by
-    /// default, relative to the source tree: Python, `weir:plugin@0.2.0`
-    /// (`wit`, the packed batch: its SDK also speaks 0.1.x's records, for
-    /// `--wit wit/released/0.1.x`); JavaScript, `weir:plugin@0.1.1`, frozen
-    /// in `wit/released/0.1.1` (its SDK speaks 0.1.x's record batch only).
-    /// Rust plugins take theirs from their `weir-sdk`.
+    /// The contract a plugin is built against by default, relative to the
+    /// source tree: `weir:plugin@0.2.0` (`wit`, the packed batch) for every
+    /// language. The Python and JS SDKs also speak 0.1.x's record batch, for
+    /// `--wit wit/released/0.1.x` (plugins for older hosts); Rust plugins
+    /// take their contract from their `weir-sdk`.
     pub fn guest_contract(self) -> &'static str {
         match self {
-            Lang::Rust | Lang::Python => "wit",
-            Lang::Js => "wit/released/0.1.1",
+            Lang::Rust | Lang::Python | Lang::Js => "wit",
         }
     }
 }
@@ -210,10 +208,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn python_builds_against_0_2_0_and_js_against_the_frozen_0_1_1() {
+    fn python_and_js_build_against_0_2_0() {
         for (lang, package) in [
             (Lang::Python, "package weir:plugin@0.2.0;"),
-            (Lang::Js, "package weir:plugin@0.1.1;"),
+            (Lang::Js, "package weir:plugin@0.2.0;"),
         ] {
             let wit = std::fs::read_to_string(default_wit(lang).join("weir.wit")).unwrap();
             assert!(wit.contains(package), "{}: {wit}", lang.name());
