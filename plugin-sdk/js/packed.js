@@ -200,7 +200,8 @@ class Bytes {
 
   /** @param {bigint} v */
   i64(v) {
-    this.view.setBigInt64(this.room(8), v, true);
+    const at = this.room(8); // first: it may replace the view
+    this.view.setBigInt64(at, v, true);
   }
 
   bytes() {

@@ -149,6 +149,17 @@ test("out-of-range indexes are named", () => {
   assert.deepEqual(decode(t.process(bad)), { outputs: [], errors: [] }, "no directory: nothing to count");
 });
 
+test("outputs past the first buffer sizes keep every field", () => {
+  // Tables and data grow by doubling: 500 outputs with headers and keys
+  // cross every growth point of each.
+  const events = Array.from({ length: 500 }, (_, i) => new weir.Event(`{"i":${i}}`, { key: `k${i}`, headers: [["n", String(i)]] }));
+  const packed = plain(run(weir.flatMap((ev) => [ev, weir.Output.to("copy", ev.copy())]), events, {}, "0.2"));
+  const records = plain(run(weir.flatMap((ev) => [ev, weir.Output.to("copy", ev.copy())]), events, {}, "0.1"));
+  assert.equal(packed.outputs.length, 1000);
+  assert.deepEqual(packed, records);
+  assert.deepEqual(packed.outputs[999], [499, "copy", "k499", '{"i":499}', [["n", "499"]], 1499]);
+});
+
 test("not initialized: every event fails (0.2)", () => {
   const t = makeTransformer(weir.map((ev) => ev), { contract: "0.2" });
   const { errors } = decode(t.process(packedBatchOf(["a", "b"])));
