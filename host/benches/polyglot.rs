@@ -131,12 +131,13 @@ fn map_throughput(engine: &Arc<PluginEngine>, guests: &[Guest], extra: &[Guest],
         .chain(extra)
         .map(|g| stage(engine, &g.wasm, g.params))
         .collect();
-    // The same JSON out of every language (Rust's serde_json writes the keys
+    // The same JSON out of every language and contract (all but `pass`,
+    // the first extra, which returns its input) (Rust's serde_json writes the keys
     // sorted, Python and JS in input order: compared as values).
     let (main, rest) = stages.split_at_mut(guests.len());
     let outputs: Vec<Vec<serde_json::Value>> = main
         .iter_mut()
-        .chain(rest.last_mut())
+        .chain(rest.iter_mut().skip(1))
         .map(|s| {
             let mut b = Batch {
                 events: input[..16].to_vec(),
@@ -149,7 +150,7 @@ fn map_throughput(engine: &Arc<PluginEngine>, guests: &[Guest], extra: &[Guest],
                 .collect()
         })
         .collect();
-    for (g, out) in guests.iter().chain(extra.last()).zip(&outputs) {
+    for (g, out) in guests.iter().chain(extra.iter().skip(1)).zip(&outputs) {
         assert_eq!(out, &outputs[0], "{} and Rust differ", g.label);
     }
 
@@ -160,7 +161,7 @@ fn map_throughput(engine: &Arc<PluginEngine>, guests: &[Guest], extra: &[Guest],
     for g in guests.iter().chain(extra) {
         print!(" {:>14} {:>8}", format!("{} ev/s", g.label), "µs/ev");
     }
-    println!("  python/rust  js/rust  python 0.2.0/0.1.1");
+    println!("  python/rust  js/rust  python 0.2.0/0.1.1  js 0.2.0/0.1.1");
     for batch in [1usize, 64, 1024] {
         let slice = if batch == 1 {
             &input[..2048]
@@ -177,12 +178,13 @@ fn map_throughput(engine: &Arc<PluginEngine>, guests: &[Guest], extra: &[Guest],
         for r in &best {
             print!(" {r:>14.0} {:>8.2}", 1e6 / r);
         }
-        let old = best[best.len() - 1];
+        let (py_old, js_old) = (best[best.len() - 1], best[best.len() - 2]);
         println!(
-            "  {:>10.3}x {:>7.3}x {:>18.2}x",
+            "  {:>10.3}x {:>7.3}x {:>18.2}x {:>14.2}x",
             best[1] / best[0],
             best[2] / best[0],
-            best[1] / old
+            best[1] / py_old,
+            best[2] / js_old
         );
     }
     println!();
@@ -395,6 +397,7 @@ fn main() {
     let guest = |dir: &str, out: &Path, wit| build_guest(&workspace().join(dir), out, wit);
     let py = guest("tests/polyglot/py-modes", &out, None);
     let js = guest("tests/polyglot/js-map", &out, None);
+    let js_old = guest("tests/polyglot/js-map", &old, Some(OLD_CONTRACT));
     let raw = guest("tests/polyglot/py-raw", &out, None);
     let fraud_py = guest("plugins/fraud-features-py", &out, None);
     let py_old = guest("tests/polyglot/py-modes", &old, Some(OLD_CONTRACT));
@@ -427,6 +430,12 @@ fn main() {
             label: "py pass",
             wasm: py.clone(),
             params: r#"{"mode": "pass"}"#,
+        },
+        Guest {
+            lang: "js",
+            label: "js 0.1.1",
+            wasm: js_old,
+            params: "{}",
         },
         Guest {
             lang: "python",
