@@ -161,8 +161,8 @@ export function readInput(buf) {
   return out;
 }
 
-/** A growing byte buffer. */
-class Bytes {
+/** A growing byte buffer (both contracts' writers). */
+export class Bytes {
   constructor(size = 256) {
     this.buf = new Uint8Array(size);
     this.view = new DataView(this.buf.buffer);

@@ -9,7 +9,7 @@
 
 import { Event, Output, WeirError, toBytes } from "./event.js";
 import { InferError } from "./host.js";
-import { FormatError, Packer, eventCount, readInput } from "./packed.js";
+import { Bytes, FormatError, Packer, eventCount, readInput } from "./packed.js";
 
 const encoder = new TextEncoder();
 const NO_HEADERS = Object.freeze({ offset: 0, len: 0 });
@@ -26,8 +26,7 @@ export function message(e) {
 class Encoder {
   /** @param {number} sizeHint */
   constructor(sizeHint) {
-    this.buf = new Uint8Array(Math.max(64, sizeHint + (sizeHint >> 2)));
-    this.len = 0;
+    this.data = new Bytes(Math.max(64, sizeHint + (sizeHint >> 2)));
     /** @type {any[]} */ this.events = [];
     /** @type {any[]} */ this.headers = [];
     /** @type {string[]} */ this.routes = [];
@@ -37,18 +36,7 @@ class Encoder {
 
   /** @param {Uint8Array} bytes */
   push(bytes) {
-    const offset = this.len;
-    const end = offset + bytes.length;
-    if (end > this.buf.length) {
-      let size = this.buf.length * 2;
-      while (size < end) size *= 2;
-      const grown = new Uint8Array(size);
-      grown.set(this.buf.subarray(0, this.len));
-      this.buf = grown;
-    }
-    this.buf.set(bytes, offset);
-    this.len = end;
-    return { offset, len: bytes.length };
+    return { offset: this.data.push(bytes), len: bytes.length };
   }
 
   /**
@@ -88,7 +76,7 @@ class Encoder {
 
   finish() {
     return {
-      data: this.buf.subarray(0, this.len),
+      data: this.data.bytes(),
       events: this.events,
       headers: this.headers,
       routes: this.routes,
