@@ -48,30 +48,47 @@ class FormatError(Error):
 # ------------------------------------------------------------ reading -------
 
 
+_DIRS: Dict[int, struct.Struct] = {}
+
+
+def _words(n: int) -> struct.Struct:
+    """The struct of `n` little-endian u32s (cached: directories are small)."""
+    st = _DIRS.get(n)
+    if st is None:
+        st = struct.Struct(f"<{n}I")
+        if n <= 64:  # what weir writes; a bigger (hostile) one is not kept
+            _DIRS[n] = st
+    return st
+
+
 def _directory(buf: bytes, known: Dict[int, int]) -> Dict[int, Tuple[int, int, int]]:
     """The sections of the kinds in `known` as kind -> (offset, count,
     stride), each checked to lie inside `buf`; unknown kinds are skipped."""
-    if len(buf) < _HEAD.size:
-        raise FormatError(f"a {len(buf)}-byte buffer has no header")
+    size = len(buf)
+    if size < _HEAD.size:
+        raise FormatError(f"a {size}-byte buffer has no header")
     fmt, n = _HEAD.unpack_from(buf, 0)
     if fmt != FORMAT:
         raise FormatError(f"unknown batch format {fmt} (this reader knows {FORMAT})")
-    if _HEAD.size + n * _DIR.size > len(buf):
-        raise FormatError(f"a directory of {n} sections does not fit the {len(buf)}-byte buffer")
+    if _HEAD.size + n * _DIR.size > size:
+        raise FormatError(f"a directory of {n} sections does not fit the {size}-byte buffer")
+    words = _words(4 * n).unpack_from(buf, _HEAD.size)
     found: Dict[int, Tuple[int, int, int]] = {}
-    for kind, count, offset, stride in _DIR.iter_unpack(buf[_HEAD.size : _HEAD.size + n * _DIR.size]):
+    for at in range(0, 4 * n, 4):
+        kind = words[at]
         least = known.get(kind)
         if least is None:
             continue  # a section this reader does not know
+        count, offset, stride = words[at + 1], words[at + 2], words[at + 3]
         if kind in found:
             raise FormatError(f"section {kind} appears twice")
         if stride < least or (least == 1 and stride != 1):
             exact = "" if least == 1 else "at least "
             raise FormatError(f"section {kind} has stride {stride}, it needs {exact}{least}")
-        if offset + count * stride > len(buf):
+        if offset + count * stride > size:
             raise FormatError(
                 f"section {kind} ({count} × {stride} bytes at {offset}) is outside "
-                f"the {len(buf)}-byte buffer"
+                f"the {size}-byte buffer"
             )
         found[kind] = (offset, count, stride)
     return found
@@ -168,23 +185,26 @@ def read_input(buf: bytes) -> List[Event]:
 # ------------------------------------------------------------ writing -------
 
 
-def _pack(tables: Sequence[Tuple[int, bytes, int]], data: bytes) -> bytes:
+_PADS = [bytes(i) for i in range(8)]
+
+
+def _pack(tables: Sequence[Tuple[int, Any, int]], data: Any) -> bytes:
     """Header, directory, the data section, then each (kind, table, stride)
-    8-aligned."""
+    8-aligned. Tables and data may be bytes or bytearrays."""
     n = 1 + len(tables)
     at = _HEAD.size + n * _DIR.size  # a multiple of 8
-    parts = [b"", data]
-    entries = [(DATA, len(data), at, 1)]
+    words = [FORMAT, n, DATA, len(data), at, 1]
+    parts: List[Any] = [b"", data]
     at += len(data)
     for kind, table, stride in tables:
         pad = -at % 8
         if pad:
-            parts.append(bytes(pad))
+            parts.append(_PADS[pad])
             at += pad
-        entries.append((kind, len(table) // stride, at, stride))
+        words += (kind, len(table) // stride, at, stride)
         parts.append(table)
         at += len(table)
-    parts[0] = _HEAD.pack(FORMAT, n) + b"".join(_DIR.pack(*e) for e in entries)
+    parts[0] = _words(len(words)).pack(*words)
     return b"".join(parts)
 
 
@@ -244,12 +264,12 @@ class Packer:
             self.data += nb
         return _pack(
             [
-                (OUTPUTS, bytes(self.outputs), _OUTPUT.size),
-                (HEADERS, bytes(self.headers), _HEADER.size),
-                (ROUTES, bytes(routes), _SPAN.size),
-                (ERRORS, bytes(self.errors), _ERROR.size),
+                (OUTPUTS, self.outputs, _OUTPUT.size),
+                (HEADERS, self.headers, _HEADER.size),
+                (ROUTES, routes, _SPAN.size),
+                (ERRORS, self.errors, _ERROR.size),
             ],
-            bytes(self.data),
+            self.data,
         )
 
 
