@@ -156,7 +156,11 @@ export class Event {
   get position() {
     const p = this._position;
     if (p === NO_POSITION || p.resolved) return p.resolved || p;
-    const { streams, raw } = p;
+    // Set by a batch reader: `{ streams, raw: <the WIT position record> }`
+    // (0.1.x), or `{ streams, stream, partition, offset }` (0.2.0: one
+    // object per event).
+    const streams = p.streams;
+    const raw = p.raw || p;
     const resolved = Object.freeze({
       stream: raw.stream < streams.length ? streams[raw.stream] : "",
       partition: raw.partition,

@@ -154,11 +154,30 @@ export function readInput(buf) {
       if (st >= streams.length) throw new FormatError(`event ${i}: its stream index is out of range`);
       ev._headers = null;
       ev._ts = view.getBigInt64(at + 32, true);
-      ev._position = { streams, raw: { stream: st, partition: part, offset: view.getBigInt64(at + 40, true) }, resolved: null };
+      ev._position = { streams, stream: st, partition: part, offset: view.getBigInt64(at + 40, true), resolved: null };
       out.push(ev);
     }
   }
   return out;
+}
+
+/** The route names of an output batch, by index in order of first use (both contracts' writers). */
+export class Routes {
+  constructor() {
+    /** @type {string[]} */ this.names = [];
+    /** @type {Map<string, number>} */ this.byName = new Map();
+  }
+
+  /** The index of `route`, added at the end if new. @param {string} route */
+  index(route) {
+    let r = this.byName.get(route);
+    if (r === undefined) {
+      r = this.names.length;
+      this.byName.set(route, r);
+      this.names.push(route);
+    }
+    return r;
+  }
 }
 
 /** A growing byte buffer (both contracts' writers). */
@@ -243,8 +262,7 @@ export class Packer {
     this.outputs = new Bytes();
     this.headers = new Bytes();
     this.errors = new Bytes();
-    /** @type {string[]} */ this.routes = [];
-    /** @type {Map<string, number>} */ this.routeIndex = new Map();
+    this.routes = new Routes();
   }
 
   /**
@@ -269,15 +287,7 @@ export class Packer {
         this.headers.u32s(no, nb.length, data.push(v), v.length);
       }
     }
-    let r = NONE;
-    if (route !== null) {
-      const known = this.routeIndex.get(route);
-      if (known === undefined) {
-        r = this.routes.length;
-        this.routeIndex.set(route, r);
-        this.routes.push(route);
-      } else r = known;
-    }
+    const r = route === null ? NONE : this.routes.index(route);
     this.outputs.u32s(input, r, ko, kl, vo, ev._value.length, first, count);
     this.outputs.i64(ev._ts === null ? ts : ev._ts);
   }
@@ -290,7 +300,7 @@ export class Packer {
 
   finish() {
     const routes = new Bytes();
-    for (const name of this.routes) {
+    for (const name of this.routes.names) {
       const nb = encoder.encode(name);
       routes.u32s(this.data.push(nb), nb.length);
     }

@@ -9,7 +9,7 @@
 
 import { Event, Output, WeirError, toBytes } from "./event.js";
 import { InferError } from "./host.js";
-import { Bytes, FormatError, Packer, eventCount, readInput } from "./packed.js";
+import { Bytes, FormatError, Packer, Routes, eventCount, readInput } from "./packed.js";
 
 const encoder = new TextEncoder();
 const NO_HEADERS = Object.freeze({ offset: 0, len: 0 });
@@ -29,8 +29,7 @@ class Encoder {
     this.data = new Bytes(Math.max(64, sizeHint + (sizeHint >> 2)));
     /** @type {any[]} */ this.events = [];
     /** @type {any[]} */ this.headers = [];
-    /** @type {string[]} */ this.routes = [];
-    /** @type {Map<string, number>} */ this.routeIndex = new Map();
+    this.routes = new Routes();
     /** @type {any[]} */ this.errors = [];
   }
 
@@ -57,15 +56,7 @@ class Encoder {
       }
       headers = { offset: first, len: pairs.length };
     }
-    let r;
-    if (route !== null) {
-      r = this.routeIndex.get(route);
-      if (r === undefined) {
-        r = this.routes.length;
-        this.routeIndex.set(route, r);
-        this.routes.push(route);
-      }
-    }
+    const r = route === null ? undefined : this.routes.index(route);
     this.events.push({ input, route: r, key, value, timestampMs: ev._ts === null ? ts : ev._ts, headers });
   }
 
@@ -79,7 +70,7 @@ class Encoder {
       data: this.data.bytes(),
       events: this.events,
       headers: this.headers,
-      routes: this.routes,
+      routes: this.routes.names,
       errors: this.errors,
     };
   }

@@ -50,8 +50,7 @@ export function batchOf(events, stream = "test") {
     return s;
   };
   const headers = [];
-  const raws = events.map((e, i) => {
-    const ev = e instanceof Event ? e : new Event(e);
+  const raws = eventsOf(events).map((ev, i) => {
     const key = ev.key === null ? undefined : span(ev.key);
     const value = span(ev.value);
     const first = headers.length;
@@ -59,7 +58,7 @@ export function batchOf(events, stream = "test") {
     return {
       key,
       value,
-      timestampMs: ev.timestampMs === null ? BigInt(1000 + i) : BigInt(ev.timestampMs),
+      timestampMs: ev._ts,
       headers: { offset: first, len: ev.headers.length },
       position: { stream: 0, partition: 0, offset: BigInt(i) },
     };

@@ -39,9 +39,8 @@ def features(ev):
     """The feature vector (list of float) of one parsed event (a dict).
 
     Raises ValueError with the reason for a missing or mistyped field."""
-    if type(ev) is not dict:
-        if not isinstance(ev, dict):
-            raise ValueError("not a card transaction: not a JSON object")
+    if not isinstance(ev, dict):
+        raise ValueError("not a card transaction: not a JSON object")
     try:
         # In the order the checks name them: the first missing field is named.
         amount = ev["amount"]

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import * as weir from "../index.js";
-import { KIND, NONE, eventCount, readInput, writeInput } from "../packed.js";
+import { FormatError, KIND, NONE, eventCount, readInput, writeInput } from "../packed.js";
 import { makeTransformer } from "../runtime.js";
 import { decode, packedBatchOf, run } from "../testing.js";
 
@@ -145,7 +145,7 @@ test("out-of-range indexes are named", () => {
   }
   const bad = buf.slice();
   new DataView(bad.buffer).setUint32(0, 2, true);
-  assert.throws(() => readInput(bad), /^FormatError: unknown batch format 2 \(this reader knows 1\)$|unknown batch format 2/);
+  assert.throws(() => readInput(bad), (e) => e instanceof FormatError && e.message === "unknown batch format 2 (this reader knows 1)");
   assert.deepEqual(decode(t.process(bad)), { outputs: [], errors: [] }, "no directory: nothing to count");
 });
 

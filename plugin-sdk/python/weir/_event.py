@@ -109,6 +109,10 @@ class Event:
             # are read only when a plugin asks for them.
             self._headers = raw[0](*raw[1:])
             self._raw_headers = None
+        elif self._headers is None:
+            # The readers leave None for an event without headers: no list
+            # per event unless a plugin asks.
+            self._headers = []
         return self._headers
 
     @headers.setter

@@ -100,7 +100,7 @@ def _entries(buf: bytes, section: Optional[Tuple[int, int, int]], st: struct.Str
         return []
     offset, count, stride = section
     if stride == st.size:
-        return list(st.iter_unpack(buf[offset : offset + count * stride]))
+        return list(st.iter_unpack(memoryview(buf)[offset : offset + count * stride]))
     return [st.unpack_from(buf, offset + i * stride) for i in range(count)]
 
 
@@ -175,7 +175,7 @@ def read_input(buf: bytes) -> List[Event]:
             ev._raw_headers = None
         if st >= nstreams:
             raise FormatError(f"event {i}: its stream index is out of range")
-        ev._headers = []
+        ev._headers = None
         ev.timestamp_ms = ts
         ev._position = (streams, st, part, off)
         append(ev)

@@ -45,7 +45,7 @@ def _event(data: bytes, raw: Any, table: list, streams: list) -> Event:
     ev._key = None if k is None else data[k.offset : k.offset + k.len]
     h = raw.headers
     ev._raw_headers = (_read_headers, data, table, h.offset, h.len) if h.len else None
-    ev._headers = []
+    ev._headers = None
     ev.timestamp_ms = raw.timestamp_ms
     p = raw.position
     ev._position = (streams, p.stream, p.partition, p.offset)

@@ -163,9 +163,7 @@ def _outputs(enc: Any, i: int, ts: int, result: Any, kind: str) -> None:
             )
     emit = enc.emit
     for item in items:
-        if type(item) is Output:
-            emit(i, ts, item.route, item.event)
-        elif isinstance(item, Event):
+        if isinstance(item, Event):
             emit(i, ts, None, item)
         else:
             emit(i, ts, item.route, item.event)
@@ -191,7 +189,7 @@ def process_records(batch: Any) -> Any:
     """`process` of contract 0.1.x: a batch record in, an output record out."""
     enc = _records.Encoder()
     if _entry is None or not _started:
-        _not_started(enc, len(batch.events))
+        _fail_all(enc, len(batch.events), NOT_STARTED)
     else:
         _run(_records.read_input(batch), enc)
     return enc.finish()
@@ -202,22 +200,24 @@ def process_packed(input: bytes) -> bytes:  # noqa: A002 (the WIT parameter's na
     input that is not valid fails every event it claims, with the reason."""
     enc = _packed.Packer()
     if _entry is None or not _started:
-        _not_started(enc, _packed.event_count(input))
+        _fail_all(enc, _packed.event_count(input), NOT_STARTED)
         return enc.finish()
     try:
         events = _packed.read_input(input)
     except _packed.FormatError as e:
-        reason = f"malformed input batch: {e}"
-        for i in range(_packed.event_count(input)):
-            enc.fail(i, reason)
+        _fail_all(enc, _packed.event_count(input), f"malformed input batch: {e}")
         return enc.finish()
     _run(events, enc)
     return enc.finish()
 
 
-def _not_started(enc: Any, n: int) -> None:
+NOT_STARTED = "the plugin was not initialized (init failed or was not called)"
+
+
+def _fail_all(enc: Any, n: int, reason: str) -> None:
+    """Inputs 0..n all fail with `reason` (nothing else is emitted)."""
     for i in range(n):
-        enc.fail(i, "the plugin was not initialized (init failed or was not called)")
+        enc.fail(i, reason)
 
 
 def _run(events: List[Any], enc: Any) -> None:

@@ -6,7 +6,7 @@
 //! one with a `package.json` (`"weir": {...}`, `js.rs`). Python and JS are
 //! built by a pinned toolchain (`scripts/toolchains.sh` installs it into
 //! `~/.cache/weir/toolchains` on first use) against the 0.2.0 contract in
-//! `wit` (see [`Lang::guest_contract`]) or `--wit` (a `wit/released/0.1.x`
+//! `wit` (see [`plan::GUEST_CONTRACT`]) or `--wit` (a `wit/released/0.1.x`
 //! folder, for older hosts), and the built
 //! component is cached by the hash of everything that goes into it (plugin
 //! sources, SDK, WIT, world, toolchain version): building an unchanged plugin
@@ -68,7 +68,7 @@ pub struct BuildOptions {
     /// Where `<name>.wasm` goes (default: `DIR/target/`).
     pub out: Option<PathBuf>,
     /// The WIT folder to build against (default: this weir's
-    /// [`Lang::guest_contract`]; e.g. `wit/released/0.1.0` for a plugin that
+    /// `wit` ([`plan::GUEST_CONTRACT`]); e.g. `wit/released/0.1.0` for a plugin that
     /// must run on older hosts).
     pub wit: Option<PathBuf>,
     /// The SDK folder (default: this weir's `plugin-sdk/python` or `/js`).
@@ -87,8 +87,8 @@ pub fn new(name: &str, dir: &Path, lang: Lang, sdk: Option<&Path>) -> anyhow::Re
 
 /// The WIT folder a Python or JS plugin builds against: `--wit`, else
 /// [`default_wit`].
-fn wit_folder(options: &BuildOptions, lang: Lang) -> anyhow::Result<PathBuf> {
-    let wit = options.wit.clone().unwrap_or_else(|| default_wit(lang));
+fn wit_folder(options: &BuildOptions) -> anyhow::Result<PathBuf> {
+    let wit = options.wit.clone().unwrap_or_else(default_wit);
     wit.canonicalize()
         .with_context(|| format!("WIT folder {} not found", wit.display()))
 }
@@ -100,12 +100,8 @@ pub fn build(dir: &Path, options: &BuildOptions) -> anyhow::Result<PathBuf> {
             "--wit applies to Python and JavaScript plugins (a Rust plugin's WIT comes from its weir-sdk)"
         ),
         Lang::Rust => return rust::build(dir, options.out.as_deref()),
-        Lang::Python => python::plan(
-            dir,
-            &wit_folder(options, Lang::Python)?,
-            options.sdk.as_deref(),
-        )?,
-        Lang::Js => js::plan(dir, &wit_folder(options, Lang::Js)?, options.sdk.as_deref())?,
+        Lang::Python => python::plan(dir, &wit_folder(options)?, options.sdk.as_deref())?,
+        Lang::Js => js::plan(dir, &wit_folder(options)?, options.sdk.as_deref())?,
     };
     let dest = match &options.out {
         Some(out) => out.join(format!("{}.wasm", plan.name)),
