@@ -1,7 +1,9 @@
 //! The redis rows of the sinks benchmark (see `sinks.rs`): the versioned
 //! sink against a raw client running its script and `redis-benchmark -t
 //! set`; the unversioned sink (`version = "none"`) against
-//! `redis-benchmark` runs of the same shape.
+//! `redis-benchmark` runs of the same shape, and beside it a bare RESP
+//! client writing the same commands over one connection (encoded
+//! beforehand), which shows how much one connection can take.
 
 use std::process::Command;
 use std::time::Instant;
@@ -168,6 +170,35 @@ pub async fn bench_redis_unversioned(events: &[Event]) {
         let config = format!(
             "type = \"redis\"\nurl = \"{url}\"\nkey = \"card:{{/card_id}}\"\nversion = \"none\"\nmode = \"{mode}\"\n"
         );
+        let commands: Vec<Vec<u8>> = passes
+            .iter()
+            .map(|e| {
+                let v: serde_json::Value = serde_json::from_slice(&e.value).expect("json");
+                let key = format!("raw:{}", v["card_id"].as_str().unwrap_or(""));
+                if mode == "string" {
+                    return resp(&[b"SET", key.as_bytes(), &e.value]);
+                }
+                let fields: Vec<String> = v
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|(f, x)| {
+                        [
+                            f.clone(),
+                            x.as_str().map_or_else(|| x.to_string(), str::to_owned),
+                        ]
+                    })
+                    .collect();
+                let mut args: Vec<&[u8]> = vec![b"HSET", key.as_bytes()];
+                args.extend(fields.iter().map(|f| f.as_bytes()));
+                resp(&args)
+            })
+            .collect();
+        let raw = raw_resp(redis.port, &commands).await;
+        let _: () = ::redis::cmd("FLUSHALL")
+            .query_async(&mut c)
+            .await
+            .expect("flush");
         let batched = through(&mut *sink(&config), &passes, BATCH).await;
         let written: usize = ::redis::cmd("DBSIZE")
             .query_async(&mut c)
@@ -186,6 +217,11 @@ pub async fn bench_redis_unversioned(events: &[Event]) {
                     "  redis-benchmark -P 64 -r {CARDS}{d}, {what} (ceiling) {ceiling:>10.0} /s"
                 );
                 row(
+                    &format!("{mode}, bare RESP client, one connection"),
+                    raw,
+                    ceiling,
+                );
+                row(
                     &format!("{mode}, sink, batched (500/send)"),
                     batched,
                     ceiling,
@@ -201,4 +237,42 @@ pub async fn bench_redis_unversioned(events: &[Event]) {
             ),
         }
     }
+}
+
+/// RESP of one command.
+fn resp(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Commands/s written over ONE connection by a bare client: `commands`
+/// encoded beforehand, sent [`BATCH`] a round trip in pipelines of 128
+/// (as the sink cuts them), each round trip's one-line replies read before
+/// the next (the sink's shape, without its preparing).
+async fn raw_resp(port: u16, commands: &[Vec<u8>]) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    let mut buf = vec![0u8; 64 * 1024];
+    let started = Instant::now();
+    for batch in commands.chunks(BATCH) {
+        for pipe in batch.chunks(128) {
+            let bytes: Vec<u8> = pipe.concat();
+            s.write_all(&bytes).await.expect("write");
+        }
+        let mut lines = 0;
+        while lines < batch.len() {
+            let n = s.read(&mut buf).await.expect("read");
+            assert!(n > 0, "redis closed");
+            lines += buf[..n].iter().filter(|b| **b == b'\n').count();
+        }
+    }
+    commands.len() as f64 / started.elapsed().as_secs_f64()
 }

@@ -14,8 +14,10 @@
 //!
 //! `version = "none"` ([`unversioned`]) writes without a version or a
 //! script: pipelined `HSET` (the event's fields merged into the hash) or
-//! `SET`, several times faster, but the last writer wins in arrival order
-//! only, so a replay after a crash may briefly write older values again.
+//! `SET`, encoded straight into RESP on the sink's own connection
+//! ([`resp`]), several times faster, but the last writer wins in arrival
+//! order only, so a replay after a crash may briefly write older values
+//! again.
 
 use std::time::{Duration, Instant};
 
@@ -34,7 +36,9 @@ use crate::endpoint::EndpointError;
 use crate::event::Event;
 use crate::pipeline::AckSet;
 use crate::validate::{self, FieldError};
+use resp::RespConnection;
 
+mod resp;
 mod unversioned;
 
 const SCRIPT: &str = include_str!("upsert.lua");
@@ -221,6 +225,8 @@ impl RedisSinkConfig {
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout)),
             connection: None,
+            bare: None,
+            timeout,
             script_sha: ::redis::Script::new(SCRIPT).get_hash().to_owned(),
             config: self.clone(),
             context: None,
@@ -233,7 +239,11 @@ pub struct RedisSink {
     describe: String,
     client: Client,
     connection_config: AsyncConnectionConfig,
+    /// The versioned writes' connection.
     connection: Option<MultiplexedConnection>,
+    /// The unversioned writes' connection ([`resp`]).
+    bare: Option<RespConnection>,
+    timeout: Duration,
     script_sha: String,
     config: RedisSinkConfig,
     context: Option<SinkContext>,
@@ -355,8 +365,8 @@ impl RedisSink {
         cmd
     }
 
-    /// The connection, made (and the script loaded, if versioned) if there
-    /// is none.
+    /// The versioned writes' connection, made (and the script loaded) if
+    /// there is none.
     async fn connection(&mut self) -> Result<MultiplexedConnection, RedisError> {
         if let Some(c) = &self.connection {
             return Ok(c.clone());
@@ -365,33 +375,34 @@ impl RedisSink {
             .client
             .get_multiplexed_async_connection_with_config(&self.connection_config)
             .await?;
-        if self.config.version != RedisVersion::None {
-            let _: String = ::redis::cmd("SCRIPT")
-                .arg("LOAD")
-                .arg(SCRIPT)
-                .query_async(&mut c)
-                .await?;
-        }
+        let _: String = ::redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(SCRIPT)
+            .query_async(&mut c)
+            .await?;
         self.connection = Some(c.clone());
         Ok(c)
     }
 
-    /// Runs `writes` in one round trip: one call of the script per
-    /// [`PER_CALL`] writes (a script blocks the server while it runs), or
-    /// without a version, pipelined commands: the writes the server
-    /// refused, by index.
-    async fn run(&mut self, writes: &[&Write]) -> Result<Vec<(usize, RedisError)>, RedisError> {
+    /// The unversioned writes' connection, made if there is none (it is
+    /// the caller's until given back).
+    async fn bare(&mut self) -> Result<RespConnection, RedisError> {
+        match self.bare.take() {
+            Some(c) => Ok(c),
+            None => RespConnection::connect(self.client.get_connection_info(), self.timeout).await,
+        }
+    }
+
+    /// Runs `writes` (versioned) in one round trip: one call of the script
+    /// per [`PER_CALL`] writes (a script blocks the server while it runs).
+    async fn run(&mut self, writes: &[&Write], version_field: &str) -> Result<(), RedisError> {
         let mut connection = self.connection().await?;
-        let c = &self.config;
-        let Some(version_field) = c.version_field() else {
-            return unversioned::run(&connection, c.mode, c.ttl_secs, writes).await;
-        };
         let mut pipe = ::redis::pipe();
         for chunk in writes.chunks(PER_CALL) {
             pipe.add_command(self.command(chunk, version_field));
         }
         let _: Vec<i64> = pipe.query_async(&mut connection).await?;
-        Ok(Vec::new())
+        Ok(())
     }
 
     /// Prepares and sends `events` unversioned, each pipeline as soon as it
@@ -404,10 +415,13 @@ impl RedisSink {
         acks: &AckSet,
     ) -> (Vec<(Write, Event)>, (Attempt, Instant)) {
         let started = Instant::now();
-        let connection = self.connection().await;
+        let connection = self.bare().await;
         let (mode, ttl) = (self.config.mode, self.config.ttl_secs);
         let mut writes = Vec::with_capacity(events.len());
-        let mut sending = unversioned::Sending::default();
+        let mut sending = match connection {
+            Ok(c) => Ok(unversioned::Sending::new(c, mode, ttl)),
+            Err(e) => Err(e),
+        };
         let mut events = events.into_iter();
         loop {
             let part: Vec<Event> = events.by_ref().take(unversioned::PER_PIPELINE).collect();
@@ -416,17 +430,18 @@ impl RedisSink {
             }
             let first = writes.len();
             writes.extend(upsert::prepare(context, "redis", part, acks, |e| self.prepare(e)).await);
-            if let Ok(c) = &connection {
+            if let Ok(sending) = &mut sending {
                 let part: Vec<&Write> = writes[first..].iter().map(|(w, _)| w).collect();
-                sending.push(c, mode, ttl, &part, first).await;
+                sending.push(&part, first).await;
             }
         }
-        let attempt = match connection {
-            Ok(_) => {
-                let result = sending.finish().await;
-                self.outcome(result)
+        let attempt = match sending {
+            Ok(sending) => {
+                let (back, outcome) = sending.finish().await;
+                self.bare = back;
+                self.outcome(outcome)
             }
-            Err(e) => self.classify(&e),
+            Err(e) => Attempt::Unreachable(e.to_string()),
         };
         (writes, (attempt, started))
     }
@@ -465,8 +480,22 @@ impl Upsert for RedisSink {
     const SERVER: &'static str = "Redis";
 
     async fn attempt(&mut self, writes: &[&Write]) -> Attempt {
-        let result = self.run(writes).await;
-        self.outcome(result)
+        let Some(version_field) = self.config.version_field() else {
+            // A connection that cannot be made is unreachable, whatever
+            // the reason (refused, timed out, the password refused).
+            return match self.bare().await {
+                Ok(c) => {
+                    let (mode, ttl) = (self.config.mode, self.config.ttl_secs);
+                    let (back, outcome) = unversioned::run(c, mode, ttl, writes).await;
+                    self.bare = back;
+                    self.outcome(outcome)
+                }
+                Err(e) => Attempt::Unreachable(e.to_string()),
+            };
+        };
+        let version_field = version_field.to_owned();
+        let result = self.run(writes, &version_field).await;
+        self.outcome(result.map(|()| Vec::new()))
     }
 }
 

@@ -444,3 +444,80 @@ fn redis_down_makes_readyz_503_and_loses_nothing_and_the_password_never_shows() 
     assert_latest(&redis, n, card_count, true);
     assert!(!text.contains(password), "the password is in the log");
 }
+
+/// Unversioned writes go over the sink's own RESP connection: it sends
+/// `AUTH` and `SELECT` as the config says (the keys land in database 3),
+/// and a refused password is retried as an unreachable server (nothing
+/// dead-lettered, the run fails when the retries run out), the password
+/// never in the log.
+#[test]
+fn redis_unversioned_authenticates_and_selects_its_database() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let password = "redis-pw-5be0a3d1";
+    let redis = Redis::with_password(Some(password));
+    let (n, card_count) = (1_000, 40);
+    write(tmp.path(), "in.jsonl", &card_events(n, card_count));
+    let run = |password_var: &str| {
+        Pipeline::new(tmp.path())
+            .file_source("in.jsonl")
+            .batch(300, 5)
+            .output(
+                "default",
+                &format!(
+                    "type = \"redis\"\nurl = \"redis://127.0.0.1:{}/3\"\nkey = \"card:{{/card_id}}\"\nversion = \"none\"\npassword = \"env:WEIR_TEST_REDIS_PASSWORD\"\ntimeout_ms = 500\n[outputs.default.retry]\nmax_retries = 3\ninitial_backoff_ms = 20\nmax_backoff_ms = 50\n",
+                    redis.port
+                ),
+            )
+            .write(tmp.path());
+        let out = weir()
+            .args(["run", "--quiet"])
+            .arg(tmp.path().join("pipeline.toml"))
+            .env("WEIR_TEST_REDIS_PASSWORD", password_var)
+            .output()
+            .expect("run weir");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, log) = run(password);
+    assert!(ok, "weir failed: {log}");
+    let mut c = redis.connection();
+    let in_db0: Vec<String> = ::redis::cmd("KEYS").arg("*").query(&mut c).expect("KEYS");
+    assert!(in_db0.is_empty(), "written to database 0: {in_db0:?}");
+    let _: () = ::redis::cmd("SELECT").arg(3).query(&mut c).expect("SELECT");
+    let hashes: Vec<String> = ::redis::cmd("KEYS")
+        .arg("card:*")
+        .query(&mut c)
+        .expect("KEYS");
+    assert_eq!(hashes.len(), card_count, "one hash per card in database 3");
+    let last = latest(n, card_count);
+    for (card, (ts, _)) in &last {
+        let got: String = ::redis::cmd("HGET")
+            .arg(format!("card:{card}"))
+            .arg("ts")
+            .query(&mut c)
+            .expect("HGET");
+        assert_eq!(got, ts.to_string(), "{card}");
+    }
+    let _: () = ::redis::cmd("FLUSHALL").query(&mut c).expect("FLUSHALL");
+
+    let wrong = "not-the-password-77";
+    let (ok, log) = run(wrong);
+    assert!(!ok, "weir wrote with a wrong password:\n{log}");
+    assert!(
+        log.contains("Redis cannot be reached") && log.contains("after 3 retries"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(wrong) && !log.contains(password),
+        "a password is in the log:\n{log}"
+    );
+    assert!(
+        read_jsonl_or_empty(&tmp.path().join("dlq.jsonl")).is_empty(),
+        "events dead-lettered for the server's refusal of the password"
+    );
+    let _: () = ::redis::cmd("SELECT").arg(3).query(&mut c).expect("SELECT");
+    let written: i64 = ::redis::cmd("DBSIZE").query(&mut c).expect("DBSIZE");
+    assert_eq!(written, 0);
+}
