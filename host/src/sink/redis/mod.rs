@@ -258,40 +258,57 @@ pub(super) struct Write {
     value: Parts,
 }
 
-/// Byte strings packed in one buffer (a write's value parts: one
-/// allocation, not one per field).
-#[derive(Default)]
-pub(super) struct Parts {
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
+/// A write's value: byte strings packed in one buffer (a hash's fields:
+/// one allocation, not one per field), or the event's value itself (a
+/// string: no copy).
+pub(super) enum Parts {
+    Packed { bytes: Vec<u8>, ends: Vec<usize> },
+    Whole(bytes::Bytes),
+}
+
+impl Default for Parts {
+    fn default() -> Self {
+        Self::with_capacity(0, 0)
+    }
 }
 
 impl Parts {
     fn with_capacity(bytes: usize, parts: usize) -> Self {
-        Self {
+        Parts::Packed {
             bytes: Vec::with_capacity(bytes),
             ends: Vec::with_capacity(parts),
         }
     }
 
+    /// Adds a part (to a packed value; a whole one stays as it is).
     fn push(&mut self, part: &[u8]) {
-        self.bytes.extend_from_slice(part);
-        self.ends.push(self.bytes.len());
+        if let Parts::Packed { bytes, ends } = self {
+            bytes.extend_from_slice(part);
+            ends.push(bytes.len());
+        }
     }
 
     pub(super) fn len(&self) -> usize {
-        self.ends.len()
+        match self {
+            Parts::Packed { ends, .. } => ends.len(),
+            Parts::Whole(_) => 1,
+        }
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.len() == 0
     }
 
     pub(super) fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        let (bytes, ends, whole): (&[u8], &[usize], Option<&[u8]>) = match self {
+            Parts::Packed { bytes, ends } => (bytes, ends, None),
+            Parts::Whole(b) => (&[], &[], Some(b)),
+        };
+        let starts = std::iter::once(0).chain(ends.iter().copied());
         starts
-            .zip(self.ends.iter().copied())
-            .map(|(a, b)| &self.bytes[a..b])
+            .zip(ends.iter().copied())
+            .map(move |(a, b)| &bytes[a..b])
+            .chain(whole)
     }
 }
 
@@ -332,11 +349,7 @@ impl RedisSink {
             (RedisMode::Hash, _) => {
                 return Err("hash mode needs a JSON object as the value".into());
             }
-            (RedisMode::String, _) => {
-                let mut value = Parts::with_capacity(event.value.len(), 1);
-                value.push(&event.value);
-                value
-            }
+            (RedisMode::String, _) => Parts::Whole(event.value.clone()),
         };
         Ok(Write {
             key,
