@@ -593,7 +593,32 @@ async fn run_sink(
     };
     let mut failed = false;
     let mut stamps: Vec<i64> = Vec::new();
-    while let Some(batch) = rx.recv().await {
+    let fail = |err: EndpointError, failed: &mut bool| {
+        tracing::error!(output = %label, error = %err, "output failed; stopping the pipeline");
+        if let Ok(mut f) = fatal.lock() {
+            f.get_or_insert(RunError::Sink {
+                output: label.clone(),
+                message: err.to_string(),
+            });
+        }
+        *failed = true;
+        stop.cancel();
+    };
+    loop {
+        let batch = match rx.try_recv() {
+            Ok(batch) => batch,
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                // Nothing queued: what the sink holds back is completed.
+                if !failed && let Err(err) = sink.settle().await {
+                    fail(err, &mut failed);
+                }
+                match rx.recv().await {
+                    Some(batch) => batch,
+                    None => break,
+                }
+            }
+        };
         counters.queued.store(rx.len() as u64, Relaxed);
         if failed {
             batch.acks.fail();
@@ -611,17 +636,7 @@ async fn run_sink(
                     counter.fetch_add(n, Relaxed);
                 }
             }
-            Err(err) => {
-                tracing::error!(output = %label, error = %err, "output failed; stopping the pipeline");
-                if let Ok(mut f) = fatal.lock() {
-                    f.get_or_insert(RunError::Sink {
-                        output: label.clone(),
-                        message: err.to_string(),
-                    });
-                }
-                failed = true;
-                stop.cancel();
-            }
+            Err(err) => fail(err, &mut failed),
         }
     }
     if let Err(err) = sink.flush().await {

@@ -193,6 +193,15 @@ pub trait Sink: Send {
     /// stops (at-least-once: unacknowledged input is read again on restart).
     async fn send(&mut self, batch: SinkBatch) -> Result<(), EndpointError>;
 
+    /// Called when no batch is queued for the sink: a sink that holds a
+    /// batch's acknowledgements back to overlap it with the next batch
+    /// (the redis sink's `version = "none"`) completes it now, so an idle
+    /// stream's last events are acknowledged without waiting for more.
+    /// An `Err` is fatal, as for `send`.
+    async fn settle(&mut self) -> Result<(), EndpointError> {
+        Ok(())
+    }
+
     /// Waits until everything sent so far is acknowledged. Called at shutdown.
     async fn flush(&mut self) -> Result<(), EndpointError>;
 }

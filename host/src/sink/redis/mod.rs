@@ -19,7 +19,7 @@
 //! order only, so a replay after a crash may briefly write older values
 //! again.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::redis::aio::MultiplexedConnection;
 use ::redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError, RetryMethod};
@@ -34,7 +34,6 @@ use super::upsert::{self, Attempt, Upsert};
 use super::{Sink, SinkBatch, SinkContext};
 use crate::endpoint::EndpointError;
 use crate::event::Event;
-use crate::pipeline::AckSet;
 use crate::validate::{self, FieldError};
 use resp::RespConnection;
 
@@ -226,6 +225,7 @@ impl RedisSinkConfig {
                 .set_response_timeout(Some(timeout)),
             connection: None,
             bare: None,
+            waiting: None,
             timeout,
             script_sha: ::redis::Script::new(SCRIPT).get_hash().to_owned(),
             config: self.clone(),
@@ -243,6 +243,8 @@ pub struct RedisSink {
     connection: Option<MultiplexedConnection>,
     /// The unversioned writes' connection ([`resp`]).
     bare: Option<RespConnection>,
+    /// The unversioned batch whose replies are still coming.
+    waiting: Option<unversioned::Waiting>,
     timeout: Duration,
     script_sha: String,
     config: RedisSinkConfig,
@@ -418,47 +420,6 @@ impl RedisSink {
         Ok(())
     }
 
-    /// Prepares and sends `events` unversioned, each pipeline as soon as it
-    /// is prepared (Redis runs one while the next is prepared): the writes
-    /// and how this first attempt went (retried by [`upsert`]).
-    async fn send_unversioned(
-        &mut self,
-        context: &SinkContext,
-        events: Vec<Event>,
-        acks: &AckSet,
-    ) -> (Vec<(Write, Event)>, (Attempt, Instant)) {
-        let started = Instant::now();
-        let connection = self.bare().await;
-        let (mode, ttl) = (self.config.mode, self.config.ttl_secs);
-        let mut writes = Vec::with_capacity(events.len());
-        let mut sending = match connection {
-            Ok(c) => Ok(unversioned::Sending::new(c, mode, ttl)),
-            Err(e) => Err(e),
-        };
-        let mut events = events.into_iter();
-        loop {
-            let part: Vec<Event> = events.by_ref().take(unversioned::PER_PIPELINE).collect();
-            if part.is_empty() {
-                break;
-            }
-            let first = writes.len();
-            writes.extend(upsert::prepare(context, "redis", part, acks, |e| self.prepare(e)).await);
-            if let Ok(sending) = &mut sending {
-                let part: Vec<&Write> = writes[first..].iter().map(|(w, _)| w).collect();
-                sending.push(&part, first).await;
-            }
-        }
-        let attempt = match sending {
-            Ok(sending) => {
-                let (back, outcome) = sending.finish().await;
-                self.bare = back;
-                self.outcome(outcome)
-            }
-            Err(e) => Attempt::Unreachable(e.to_string()),
-        };
-        (writes, (attempt, started))
-    }
-
     /// How an error went: a fresh connection is made next time if it may
     /// help.
     fn classify(&mut self, e: &RedisError) -> Attempt {
@@ -559,23 +520,18 @@ impl Sink for RedisSink {
         let context = SinkContext::attached(&mut self.context, "redis");
         let retry = self.config.retry.clone();
         if self.config.version == RedisVersion::None {
-            let (writes, first) = self.send_unversioned(&context, events, &acks).await;
-            return upsert::write_batch_after(
-                self,
-                &context,
-                ("redis", &retry),
-                writes,
-                &acks,
-                Some(first),
-            )
-            .await;
+            return self.send_unversioned(&context, &retry, events, acks).await;
         }
         let writes = upsert::prepare(&context, "redis", events, &acks, |e| self.prepare(e)).await;
         upsert::write_batch(self, &context, ("redis", &retry), writes, &acks).await
     }
 
+    async fn settle(&mut self) -> Result<(), EndpointError> {
+        self.settle_unversioned().await
+    }
+
     async fn flush(&mut self) -> Result<(), EndpointError> {
-        Ok(())
+        self.settle_unversioned().await
     }
 }
 

@@ -112,7 +112,7 @@ fn count(body: &[u8]) -> Result<Option<usize>, RedisError> {
         .ok_or_else(|| garbage("a bad length"))
 }
 
-fn garbage(what: &'static str) -> RedisError {
+pub(super) fn garbage(what: &'static str) -> RedisError {
     RedisError::from((
         ErrorKind::Parse,
         "Redis sent what is not RESP",
@@ -221,6 +221,9 @@ impl RespConnection {
             let mut answers = Handshake(Vec::new());
             c.send(&hello, &mut answers).await?;
             c.wait(commands.len(), &mut answers).await?;
+            if answers.0.len() > commands.len() {
+                return Err(garbage("more replies than commands"));
+            }
             for (command, answer) in commands.iter().zip(answers.0) {
                 if let Some(e) = answer {
                     return Err(RedisError::from((
@@ -262,7 +265,8 @@ impl RespConnection {
         Ok(read)
     }
 
-    /// Reads until `n` more replies have come.
+    /// Reads until `n` more replies have come (or more: those of later
+    /// commands that came with them).
     pub(super) async fn wait(
         &mut self,
         n: usize,
@@ -276,9 +280,6 @@ impl RespConnection {
             }
             within(self.timeout, self.stream.ready(Interest::READABLE)).await??;
             read += self.read_some(replies)?;
-        }
-        if read > n {
-            return Err(garbage("more replies than commands"));
         }
         Ok(())
     }

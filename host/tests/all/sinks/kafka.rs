@@ -299,3 +299,43 @@ fn kafka_offsets_wait_for_the_action_sinks_and_a_sigkill_loses_nothing() {
         );
     });
 }
+
+/// The unversioned redis sink holds a batch's acknowledgements until the
+/// next batch is on its way (the two overlap): once the stream goes quiet,
+/// the last batch is completed anyway, so every offset is committed while
+/// weir keeps running and nothing more arrives.
+#[test]
+fn a_quiet_stream_commits_the_last_unversioned_redis_batch() {
+    timed(Duration::from_secs(240), || {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let broker = Broker::sqlite();
+        broker.create_topic("in", PARTITIONS as u32);
+        let redis = Redis::start();
+        let group = "g-quiet";
+        Pipeline::new(tmp.path())
+            .top("name = \"quiet\"")
+            .source(&crate::kafka::in_topic_source(&broker, group))
+            .batch(100, 20)
+            .output(
+                "default",
+                &format!(
+                    "type = \"redis\"\nurl = \"{}\"\nkey = \"ev:{{/i}}\"\nversion = \"none\"\n",
+                    redis.url()
+                ),
+            )
+            .tables("[reload]\nenabled = false\n")
+            .write(tmp.path());
+        let n = 1_000u64;
+        produce(&broker, 0..n);
+        let mut weir = Weir::start(
+            &tmp.path().join("pipeline.toml"),
+            tmp.path().join("weir.log"),
+        );
+        let all = vec![Some(n as i64 / PARTITIONS as i64); PARTITIONS as usize];
+        wait_committed(&broker, group, &all, &mut weir, Duration::from_secs(120));
+        weir.assert_running();
+        assert_eq!(in_redis(&redis), (0..n).collect::<BTreeSet<u64>>());
+        let status = weir.stop();
+        assert!(status.success(), "exit {status:?}: {}", weir.log());
+    });
+}
