@@ -46,6 +46,62 @@ impl Header {
     }
 }
 
+/// The `weir.version.<stage>` headers of the plugin versions an event went
+/// through, in stage order: one list per batch and stage, shared by every
+/// output of the call (no allocation per event), kept beside the event's own
+/// headers and written out with them by the sinks that write headers. A
+/// plugin does not see them (they are not part of its input) and cannot drop
+/// them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Provenance(Option<Arc<Vec<Header>>>);
+
+impl Provenance {
+    pub fn headers(&self) -> &[Header] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// This list and then `header`.
+    pub fn and(&self, header: &Header) -> Provenance {
+        let mut all = Vec::with_capacity(self.headers().len() + 1);
+        all.extend_from_slice(self.headers());
+        all.push(header.clone());
+        Provenance(Some(Arc::new(all)))
+    }
+
+    fn same(&self, other: &Provenance) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+
+/// The provenance of a call's outputs: their input's and the call's header,
+/// made once per distinct input list (once per batch, in the steady state).
+pub struct Stamp<'a> {
+    header: &'a Header,
+    last: Option<(Provenance, Provenance)>,
+}
+
+impl<'a> Stamp<'a> {
+    pub fn new(header: &'a Header) -> Self {
+        Self { header, last: None }
+    }
+
+    /// The provenance of an output of an input whose provenance is `input`.
+    pub fn of(&mut self, input: &Provenance) -> Provenance {
+        if let Some((from, to)) = &self.last
+            && from.same(input)
+        {
+            return to.clone();
+        }
+        let to = input.and(self.header);
+        self.last = Some((input.clone(), to.clone()));
+        to
+    }
+}
+
 /// An event in flight. `Bytes` fields are cheap to clone and slice: the outputs
 /// of a plugin call all share the one buffer the batch came back in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,7 +111,10 @@ pub struct Event {
     pub value: Bytes,
     /// Event time, milliseconds since the Unix epoch.
     pub timestamp_ms: i64,
+    /// The event's own headers (what its source read, what plugins set).
     pub headers: Vec<Header>,
+    /// The plugin versions it went through ([`Provenance`]).
+    pub provenance: Provenance,
     pub position: Position,
 }
 
@@ -66,6 +125,7 @@ impl Event {
             value: value.into(),
             timestamp_ms,
             headers: Vec::new(),
+            provenance: Provenance::default(),
             position,
         }
     }
@@ -75,12 +135,21 @@ impl Event {
         self
     }
 
-    /// The first header with this name.
+    /// The first header with this name, of its own or of its provenance.
     pub fn header(&self, name: &str) -> Option<&Bytes> {
-        self.headers
-            .iter()
+        self.all_headers()
             .find(|h| &*h.name == name)
             .map(|h| &h.value)
+    }
+
+    /// Its own headers, then its provenance's: what a sink writes.
+    pub fn all_headers(&self) -> impl Iterator<Item = &Header> {
+        self.headers.iter().chain(self.provenance.headers())
+    }
+
+    /// How many headers [`Event::all_headers`] yields.
+    pub fn all_headers_len(&self) -> usize {
+        self.headers.len() + self.provenance.headers().len()
     }
 }
 

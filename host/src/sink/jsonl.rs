@@ -76,7 +76,7 @@ pub fn encode_envelope(event: &Event, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"timestamp\":");
     out.extend_from_slice(itoa::Buffer::new().format(event.timestamp_ms).as_bytes());
     out.extend_from_slice(b",\"headers\":{");
-    for (i, header) in event.headers.iter().enumerate() {
+    for (i, header) in event.all_headers().enumerate() {
         if i > 0 {
             out.push(b',');
         }

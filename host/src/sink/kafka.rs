@@ -247,9 +247,9 @@ impl Sink for KafkaSink {
             if ev.timestamp_ms > 0 {
                 record = record.timestamp(ev.timestamp_ms);
             }
-            if self.headers && !ev.headers.is_empty() {
-                let mut headers = OwnedHeaders::new_with_capacity(ev.headers.len());
-                for h in &ev.headers {
+            if self.headers && ev.all_headers_len() > 0 {
+                let mut headers = OwnedHeaders::new_with_capacity(ev.all_headers_len());
+                for h in ev.all_headers() {
                     headers = headers.insert(Header {
                         key: &h.name,
                         value: Some(&h.value[..]),

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use weir_batch::{InputWriter, Limits, NewEvent, OutputView, TimerOpKind};
 
 use super::{Names, Output, Processed, StreamIndex};
-use crate::event::{Event, Header, Position};
+use crate::event::{Event, Header, Position, Provenance, Stamp};
 use crate::plugin::error::CallError;
 use crate::plugin::keyed::{KeyedInput, KeyedOutput, NO_KEY, TimerOp};
 
@@ -121,8 +121,9 @@ pub struct Decoded {
 
 /// Decodes a plugin's output buffer for `inputs` (and `fired` timers, for a
 /// keyed call: input indexes `inputs.len()..` name them), checking
-/// everything. `provenance`, when given, is appended to every output's
-/// headers (the version of the plugin that produced it).
+/// everything. Each output keeps its input's provenance (a timer's output
+/// starts with none), with `provenance` (the version of the plugin that
+/// produced it) after it when given.
 pub fn decode(
     out: Vec<u8>,
     inputs: &[Event],
@@ -150,30 +151,38 @@ pub fn decode(
         .map(|i| Arc::from(view.route(i)))
         .collect();
     let mut names = Names::default();
+    let (mut stamp, fired) = (provenance.map(Stamp::new), Provenance::default());
     let mut processed = Processed {
         outputs: Vec::with_capacity(view.outputs_len()),
         errors: Vec::with_capacity(view.errors().len()),
     };
     let mut result = KeyedOutput::default();
     for o in view.outputs() {
-        let mut headers = Vec::with_capacity(o.headers.len() + usize::from(provenance.is_some()));
+        let mut headers = Vec::with_capacity(o.headers.len());
         for (name, value) in o.headers {
             headers.push(Header {
                 name: names.get(slice(name))?,
                 value: slice(value),
             });
         }
-        if let Some(p) = provenance {
-            headers.push(p.clone());
-        }
         let index = o.input as usize;
-        let (input, position, to) = match inputs.get(index) {
-            Some(input) => (o.input, input.position.clone(), &mut processed.outputs),
+        let (input, position, from, to) = match inputs.get(index) {
+            Some(input) => (
+                o.input,
+                input.position.clone(),
+                &input.provenance,
+                &mut processed.outputs,
+            ),
             None => (
                 (index - events) as u32,
                 Position::new(Arc::from(""), -1, -1),
+                &fired,
                 &mut result.timer_outputs,
             ),
+        };
+        let provenance = match &mut stamp {
+            Some(stamp) => stamp.of(from),
+            None => from.clone(),
         };
         to.push(Output {
             input,
@@ -183,6 +192,7 @@ pub fn decode(
                 value: slice(o.value),
                 timestamp_ms: o.timestamp_ms,
                 headers,
+                provenance,
                 position,
             },
         });
@@ -367,6 +377,60 @@ mod tests {
                     at_ms: 30
                 }
             ]
+        );
+    }
+
+    /// Provenance is one list per call, shared by its outputs, the earlier
+    /// stages' first; the plugin never sees it in its input.
+    #[test]
+    fn outputs_share_one_provenance_list_after_their_inputs() {
+        let (a, b) = (
+            Header::new("weir.version.a", b"aaa".to_vec()),
+            Header::new("weir.version.b", b"bbb".to_vec()),
+        );
+        let mut w = OutputWriter::new();
+        for i in 0..3 {
+            w.event(i, None, None, b"v", 0).unwrap();
+            w.header("h", b"v").unwrap();
+        }
+        let first = vec![ev("x", "in", 0), ev("y", "in", 1), ev("z", "in", 2)];
+        let d = decode(w.finish(), &first, None, 1 << 20, 1, Some(&a)).expect("decodes");
+        let after_a: Vec<Event> = d.processed.outputs.into_iter().map(|o| o.event).collect();
+        assert!(
+            after_a.iter().all(|e| e.headers.len() == 1),
+            "own headers only"
+        );
+
+        let mut enc = PackedEncoder::default();
+        let buf = enc.encode(&after_a, None).expect("encodes").to_vec();
+        let v = InputView::parse(&buf).expect("the guest reads it");
+        assert!(
+            v.events().all(|e| e.headers.count() == 1),
+            "the plugin sees the event's own headers, not its provenance"
+        );
+
+        let mut w = OutputWriter::new();
+        for i in [2, 0] {
+            w.event(i, None, None, b"v", 0).unwrap();
+            w.header("h", b"v").unwrap();
+        }
+        let d = decode(w.finish(), &after_a, None, 1 << 20, 1, Some(&b)).expect("decodes");
+        let out = &d.processed.outputs;
+        for o in out {
+            assert_eq!(o.event.provenance.headers(), [a.clone(), b.clone()]);
+            assert_eq!(
+                o.event.header("weir.version.a").map(|v| &v[..]),
+                Some(&b"aaa"[..])
+            );
+            let all: Vec<&str> = o.event.all_headers().map(|h| &*h.name).collect();
+            assert_eq!(all, ["h", "weir.version.a", "weir.version.b"]);
+        }
+        assert!(
+            std::ptr::eq(
+                out[0].event.provenance.headers(),
+                out[1].event.provenance.headers()
+            ),
+            "one list for the call"
         );
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{Names, Output, Processed, StreamIndex};
-use crate::event::{Event, Header};
+use crate::event::{Event, Header, Stamp};
 use crate::plugin::bindings::v1::wit;
 use crate::plugin::error::CallError;
 
@@ -99,8 +99,8 @@ fn slice(data: &Bytes, span: wit::Span, what: &str) -> Result<Bytes, CallError> 
 }
 
 /// Decodes an output batch for `inputs`, checking every index and span.
-/// `provenance`, when given, is appended to every output's headers (the
-/// version of the plugin that produced it).
+/// Each output keeps its input's provenance, with `provenance` (the version
+/// of the plugin that produced it) after it when given.
 pub fn decode(
     out: wit::OutputBatch,
     inputs: &[Event],
@@ -117,6 +117,7 @@ pub fn decode(
     let data = Bytes::from(out.data);
     let routes: Vec<Arc<str>> = out.routes.into_iter().map(Arc::from).collect();
     let mut names = Names::default();
+    let mut stamp = provenance.map(Stamp::new);
     let mut outputs = Vec::with_capacity(out.events.len());
     for o in out.events {
         let input = inputs.get(o.input as usize).ok_or_else(|| {
@@ -137,15 +138,12 @@ pub fn decode(
             .headers
             .get(first..first + o.headers.len as usize)
             .ok_or_else(|| CallError::Malformed("header range out of bounds".into()))?;
-        let mut headers = Vec::with_capacity(hs.len() + usize::from(provenance.is_some()));
+        let mut headers = Vec::with_capacity(hs.len());
         for h in hs {
             headers.push(Header {
                 name: names.get(slice(&data, h.name, "header name")?)?,
                 value: slice(&data, h.value, "header value")?,
             });
-        }
-        if let Some(p) = provenance {
-            headers.push(p.clone());
         }
         outputs.push(Output {
             input: o.input,
@@ -155,6 +153,10 @@ pub fn decode(
                 value: slice(&data, o.value, "value")?,
                 timestamp_ms: o.timestamp_ms,
                 headers,
+                provenance: match &mut stamp {
+                    Some(stamp) => stamp.of(&input.provenance),
+                    None => input.provenance.clone(),
+                },
                 position: input.position.clone(),
             },
         });

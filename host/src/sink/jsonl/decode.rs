@@ -34,6 +34,7 @@ impl DecodedEvent {
             value: self.value,
             timestamp_ms: self.timestamp_ms.unwrap_or_else(now_ms),
             headers: self.headers,
+            provenance: Default::default(),
             position: self.position.unwrap_or(fallback),
         }
     }

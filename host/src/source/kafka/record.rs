@@ -65,6 +65,7 @@ pub fn record_to_event<'h>(
         value: Bytes::copy_from_slice(record.payload.unwrap_or_default()),
         timestamp_ms: record.timestamp_ms.unwrap_or_else(now_ms),
         headers,
+        provenance: Default::default(),
         position: Position::new(topics.get(record.topic), record.partition, record.offset),
     }
 }
