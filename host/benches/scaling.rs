@@ -8,10 +8,14 @@
 //! - **velocity**: the keyed per-card velocity job of `bench/velocity`
 //!   (`card-velocity`, each card's window in the host's store), where the
 //!   plugin is a smaller share of the work (the source, the store's commits
-//!   and the sink take the rest).
+//!   and the sink take the rest);
+//! - **fraud**: the fraud example's stages (`card-history`, keyed, then
+//!   `fraud-features` with one call per batch to the ONNX model on one
+//!   thread), both at the parallelism, alerts routed to a second file.
 //!
 //! Run: `cargo bench -p weir --bench scaling` (`WEIR_SCALING_EVENTS` sets the
-//! velocity input size, default 300,000; busy uses a tenth). events/s =
+//! velocity input size, default 300,000; busy uses a tenth, fraud a third;
+//! fraud needs ONNX Runtime: `source scripts/setup.sh` first). events/s =
 //! events / the process's wall time, after a warm-up run that fills the
 //! compiled-plugin cache (start-up ~0.1 s is included in both columns).
 //! Best of `ROUNDS`.
@@ -37,6 +41,18 @@ fn pipeline(dir: &Path, job: &str, input: &Path, parallelism: usize) -> PathBuf 
         "busy" => format!(
             "[[stages]]\nname = \"busy\"\nplugin = \"hostile\"\nparallelism = {parallelism}\n\
              [stages.params]\nmode = \"busy\"\nwork = 200\n"
+        ),
+        "fraud" => format!(
+            "[models.fraud]\npath = \"{}\"\ninputs = [\"features\"]\noutputs = [\"score\"]\n\
+             intra_threads = 1\nmax_batch = 1024\nmax_delay_ms = 0\n\
+             [[stages]]\nname = \"history\"\nplugin = \"card-history\"\nparallelism = {parallelism}\n\
+             [stages.state]\nkey = \"/card_id\"\n\
+             [[stages]]\nname = \"score\"\nplugin = \"fraud-features\"\nparallelism = {parallelism}\n\
+             [stages.params]\nthreshold = 0.3\n\
+             [outputs.alerts]\ntype = \"file\"\npath = \"out/alerts.jsonl\"\nformat = \"value\"\n",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../examples/fraud/model/fraud.onnx")
+                .display()
         ),
         _ => format!(
             "[[stages]]\nname = \"velocity\"\nplugin = \"card-velocity\"\nparallelism = {parallelism}\n\
@@ -86,10 +102,11 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
     let root = tempfile::tempdir().expect("tempdir");
-    let wasm = common::build_plugins(&["hostile", "card-velocity"]);
+    let names = ["hostile", "card-velocity", "card-history", "fraud-features"];
+    let wasm = common::build_plugins(&names);
     let plugins = root.path().join("plugins");
     std::fs::create_dir_all(&plugins).expect("mkdir");
-    for (name, file) in ["hostile", "card-velocity"].iter().zip(&wasm) {
+    for (name, file) in names.iter().zip(&wasm) {
         std::fs::copy(file, plugins.join(format!("{name}.wasm"))).expect("copy plugin");
     }
     let input = root.path().join("cards.jsonl");
@@ -97,20 +114,24 @@ fn main() {
     let small = root.path().join("cards-small.jsonl");
     let text = std::fs::read_to_string(&input).expect("input");
     let busy_n = n / 10;
-    let first: String = text
-        .lines()
-        .take(busy_n)
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&small, first).expect("write");
+    let fraud_n = n / 3;
+    let head = |k: usize| -> String { text.lines().take(k).map(|l| format!("{l}\n")).collect() };
+    std::fs::write(&small, head(busy_n)).expect("write");
+    let third = root.path().join("cards-third.jsonl");
+    std::fs::write(&third, head(fraud_n)).expect("write");
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "scaling: {n} velocity events, {busy_n} busy events; load average {}",
+        "scaling: {n} velocity events, {busy_n} busy events, {fraud_n} fraud events; load average {}",
         load.trim()
     );
     println!("| job | parallelism | events/s (best of {ROUNDS}) | vs parallelism 1 |");
     println!("|---|---:|---:|---:|");
-    for (job, input, events) in [("busy", &small, busy_n), ("velocity", &input, n)] {
+    let jobs = [
+        ("busy", &small, busy_n),
+        ("velocity", &input, n),
+        ("fraud", &third, fraud_n),
+    ];
+    for (job, input, events) in jobs {
         let dir = root.path();
         run(dir, job, input, 1, events);
         let mut best = [f64::MAX; PARALLELISM.len()];
