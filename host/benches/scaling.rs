@@ -21,8 +21,6 @@
 //! Best of `ROUNDS`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
 
 mod common;
 #[path = "common/rate.rs"]
@@ -73,18 +71,7 @@ fn pipeline(dir: &Path, job: &str, input: &Path, parallelism: usize) -> PathBuf 
 /// came out.
 fn run(dir: &Path, job: &str, input: &Path, parallelism: usize, n: usize) -> f64 {
     let toml = pipeline(dir, job, input, parallelism);
-    let started = Instant::now();
-    let out = Command::new(weir_bin())
-        .args(["run", "--quiet"])
-        .arg(&toml)
-        .output()
-        .expect("run weir");
-    let secs = started.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "weir failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let secs = rate::run_to_end(&weir_bin(), &toml);
     let lines = std::fs::read_to_string(dir.join("out/out.jsonl"))
         .expect("output")
         .lines()
@@ -102,13 +89,10 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
     let root = tempfile::tempdir().expect("tempdir");
-    let names = ["hostile", "card-velocity", "card-history", "fraud-features"];
-    let wasm = common::build_plugins(&names);
-    let plugins = root.path().join("plugins");
-    std::fs::create_dir_all(&plugins).expect("mkdir");
-    for (name, file) in names.iter().zip(&wasm) {
-        std::fs::copy(file, plugins.join(format!("{name}.wasm"))).expect("copy plugin");
-    }
+    common::plugin_dir(
+        root.path(),
+        &["hostile", "card-velocity", "card-history", "fraud-features"],
+    );
     let input = root.path().join("cards.jsonl");
     rate::generate(&weir_bin(), n, &input);
     let small = root.path().join("cards-small.jsonl");

@@ -14,8 +14,6 @@
 //! process's wall time, after a warm-up run of each; best of `ROUNDS`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
 
 mod common;
 #[path = "common/rate.rs"]
@@ -50,18 +48,7 @@ fn pipeline(dir: &Path, input: &Path, durability: Option<&str>) -> PathBuf {
 /// One run to the end: seconds of wall time and the output.
 fn run(dir: &Path, input: &Path, durability: Option<&str>) -> (f64, Vec<u8>) {
     let toml = pipeline(dir, input, durability);
-    let started = Instant::now();
-    let out = Command::new(weir_bin())
-        .args(["run", "--quiet"])
-        .arg(&toml)
-        .output()
-        .expect("run weir");
-    let secs = started.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "weir failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let secs = rate::run_to_end(&weir_bin(), &toml);
     let output = std::fs::read(dir.join("out/out.jsonl")).expect("output");
     (secs, output)
 }
@@ -72,13 +59,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
     let root = tempfile::tempdir().expect("tempdir");
-    let names = ["card-velocity", "velocity-mem"];
-    let wasm = common::build_plugins(&names);
-    let plugins = root.path().join("plugins");
-    std::fs::create_dir_all(&plugins).expect("mkdir");
-    for (name, file) in names.iter().zip(&wasm) {
-        std::fs::copy(file, plugins.join(format!("{name}.wasm"))).expect("copy plugin");
-    }
+    common::plugin_dir(root.path(), &["card-velocity", "velocity-mem"]);
     let input = root.path().join("cards.jsonl");
     rate::generate(&weir_bin(), n, &input);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();

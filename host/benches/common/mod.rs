@@ -27,3 +27,14 @@ pub fn build_plugins(names: &[&str]) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// Builds the named plugin crates and copies each into `dir/plugins` as
+/// `<name>.wasm` (what a pipeline's `plugin = "<name>"` loads).
+#[allow(dead_code)]
+pub fn plugin_dir(dir: &Path, names: &[&str]) {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).expect("mkdir plugins");
+    for (name, file) in names.iter().zip(build_plugins(names)) {
+        std::fs::copy(file, plugins.join(format!("{name}.wasm"))).expect("copy plugin");
+    }
+}

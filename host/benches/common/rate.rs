@@ -216,3 +216,23 @@ pub fn generate(weir: &Path, n: usize, path: &Path) -> Vec<Vec<u8>> {
     assert_eq!(lines.len(), n);
     lines
 }
+
+/// Runs `weir run --quiet toml` to the end: seconds of wall time (panics,
+/// with weir's stderr, if it fails). Not every bench that includes this
+/// file uses it.
+#[allow(dead_code)]
+pub fn run_to_end(weir: &Path, toml: &Path) -> f64 {
+    let started = Instant::now();
+    let out = Command::new(weir)
+        .args(["run", "--quiet"])
+        .arg(toml)
+        .output()
+        .expect("run weir");
+    let secs = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "weir failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    secs
+}
