@@ -17,7 +17,7 @@
 //! like scripts/tansu.sh: `$WEIR_TANSU`, ../shared/bin/tansu.gz, PATH, build).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -33,85 +33,12 @@ const PARTITIONS: i32 = 4;
 const EVENT_SIZE: usize = 100;
 const ROUNDS: usize = 2;
 
+#[path = "common/broker.rs"]
+mod broker;
+use broker::Broker;
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn tansu() -> PathBuf {
-    if let Some(p) = std::env::var_os("WEIR_TANSU") {
-        return PathBuf::from(p);
-    }
-    let out = Command::new("bash")
-        .arg(workspace().join("scripts/tansu.sh"))
-        .arg("path")
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("scripts/tansu.sh path");
-    assert!(out.status.success(), "no tansu broker");
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-struct Broker {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Broker {
-    fn memory() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu())
-            .current_dir(dir.path())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu");
-        let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(20), "tansu did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn topic(&self, name: &str, partitions: i32) {
-        let status = Command::new(tansu())
-            .args(["topic", "create", name, "--broker"])
-            .arg(format!("tcp://{}", self.addr()))
-            .args(["--partitions", &partitions.to_string()])
-            .stdout(Stdio::null())
-            .status()
-            .expect("tansu topic create");
-        assert!(status.success());
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn build_upper() -> PathBuf {
