@@ -55,31 +55,15 @@ fn build_upper() -> PathBuf {
 }
 
 fn produce_input(broker: &Broker) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker.addr())
-        .set("linger.ms", "20")
-        .create()
-        .expect("producer");
-    for i in 0..N {
-        let key = format!("user-{}", i % 977);
-        let head = format!("{{\"id\":{i},\"payload\":\"");
-        let value = format!("{head}{}\"}}", "x".repeat(EVENT_SIZE - head.len() - 2));
-        let mut record = BaseRecord::to("in")
-            .partition((i % PARTITIONS as u64) as i32)
-            .key(&key)
-            .payload(&value);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(5));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(120)).expect("flush");
+    broker.produce(
+        "in",
+        (0..N).map(|i| {
+            let head = format!("{{\"id\":{i},\"payload\":\"");
+            let value = format!("{head}{}\"}}", "x".repeat(EVENT_SIZE - head.len() - 2));
+            let partition = (i % PARTITIONS as u64) as i32;
+            (partition, Some(format!("user-{}", i % 977)), value)
+        }),
+    );
 }
 
 /// Watches `topic` from offset 0; returns how many records arrived and the

@@ -18,9 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-
 #[path = "common/broker.rs"]
 mod broker;
 mod common;
@@ -31,28 +28,10 @@ fn weir_bin() -> PathBuf {
 }
 
 fn produce(broker: &Broker, n: usize) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker.addr())
-        .set("linger.ms", "20")
-        .create()
-        .expect("producer");
-    for i in 0..n {
-        let value = format!("{{\"k\":\"key-{i:08}\",\"input\":{i}}}");
-        let mut record = BaseRecord::<(), String>::to("in")
-            .partition(0)
-            .payload(&value);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(5));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(120)).expect("flush");
+    broker.produce(
+        "in",
+        (0..n).map(|i| (0, None, format!("{{\"k\":\"key-{i:08}\",\"input\":{i}}}"))),
+    );
 }
 
 fn pipeline(dir: &Path, broker: &Broker) -> PathBuf {

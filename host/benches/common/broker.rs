@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rdkafka::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -76,6 +79,39 @@ impl Broker {
             port,
             _dir: dir,
         }
+    }
+
+    /// Produces `records` (partition, key, value) to `topic`, waiting for
+    /// room while librdkafka's queue is full, then flushes.
+    pub fn produce(
+        &self,
+        topic: &str,
+        records: impl Iterator<Item = (i32, Option<String>, String)>,
+    ) {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", self.addr())
+            .set("linger.ms", "20")
+            .create()
+            .expect("producer");
+        for (partition, key, value) in records {
+            let mut record = BaseRecord::<String, String>::to(topic)
+                .partition(partition)
+                .payload(&value);
+            if let Some(key) = &key {
+                record = record.key(key);
+            }
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        record = back;
+                        producer.poll(Duration::from_millis(5));
+                    }
+                }
+            }
+            producer.poll(Duration::ZERO);
+        }
+        producer.flush(Duration::from_secs(120)).expect("flush");
     }
 
     pub fn addr(&self) -> String {
