@@ -13,7 +13,6 @@
 //! skips records when a fetch starts inside a record batch, which a restore
 //! of more than one fetch does).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,6 +20,9 @@ use std::time::{Duration, Instant};
 #[path = "common/broker.rs"]
 mod broker;
 mod common;
+#[path = "common/rate.rs"]
+#[allow(dead_code)]
+mod rate;
 use broker::Broker;
 
 fn weir_bin() -> PathBuf {
@@ -82,12 +84,6 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn lines(path: &Path) -> usize {
-    std::fs::File::open(path)
-        .map(|f| BufReader::new(f).lines().count())
-        .unwrap_or(0)
-}
-
 /// The restore's log line: (keys, records, ms).
 fn restored(log: &Path) -> Option<(u64, u64, u64)> {
     let text = std::fs::read_to_string(log).ok()?;
@@ -121,11 +117,10 @@ fn main() {
     let toml = pipeline(dir.path(), &broker);
     let out = dir.path().join("out.jsonl");
 
-    let first = start(&toml, &dir.path().join("weir1.log"));
+    let seen = rate::tail(out, n, None);
     let t = Instant::now();
-    wait_for("every event counted", Duration::from_secs(600), || {
-        lines(&out) >= n
-    });
+    let first = start(&toml, &dir.path().join("weir1.log"));
+    seen.join().expect("every event counted");
     let took = t.elapsed().as_secs_f64();
     // Past the commit interval, so the changelog holds every change.
     std::thread::sleep(Duration::from_secs(2));

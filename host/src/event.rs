@@ -77,26 +77,30 @@ impl Provenance {
     }
 }
 
-/// The provenance of a call's outputs: their input's and the call's header,
-/// made once per distinct input list (once per batch, in the steady state).
+/// The provenance of a call's outputs: their input's, then the call's
+/// header if it has one, made once per distinct input list (once per batch,
+/// in the steady state).
 pub struct Stamp<'a> {
-    header: &'a Header,
+    header: Option<&'a Header>,
     last: Option<(Provenance, Provenance)>,
 }
 
 impl<'a> Stamp<'a> {
-    pub fn new(header: &'a Header) -> Self {
+    pub fn new(header: Option<&'a Header>) -> Self {
         Self { header, last: None }
     }
 
     /// The provenance of an output of an input whose provenance is `input`.
     pub fn of(&mut self, input: &Provenance) -> Provenance {
+        let Some(header) = self.header else {
+            return input.clone();
+        };
         if let Some((from, to)) = &self.last
             && from.same(input)
         {
             return to.clone();
         }
-        let to = input.and(self.header);
+        let to = input.and(header);
         self.last = Some((input.clone(), to.clone()));
         to
     }

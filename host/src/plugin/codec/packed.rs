@@ -151,7 +151,9 @@ pub fn decode(
         .map(|i| Arc::from(view.route(i)))
         .collect();
     let mut names = Names::default();
-    let (mut stamp, fired) = (provenance.map(Stamp::new), Provenance::default());
+    let (mut stamp, fired) = (Stamp::new(provenance), Provenance::default());
+    // A timer's output has no source position; made once, if needed.
+    let mut no_position: Option<Position> = None;
     let mut processed = Processed {
         outputs: Vec::with_capacity(view.outputs_len()),
         errors: Vec::with_capacity(view.errors().len()),
@@ -175,15 +177,14 @@ pub fn decode(
             ),
             None => (
                 (index - events) as u32,
-                Position::new(Arc::from(""), -1, -1),
+                no_position
+                    .get_or_insert_with(|| Position::new(Arc::from(""), -1, -1))
+                    .clone(),
                 &fired,
                 &mut result.timer_outputs,
             ),
         };
-        let provenance = match &mut stamp {
-            Some(stamp) => stamp.of(from),
-            None => from.clone(),
-        };
+        let provenance = stamp.of(from);
         to.push(Output {
             input,
             route: o.route.and_then(|r| routes.get(r as usize).cloned()),

@@ -117,7 +117,7 @@ pub fn decode(
     let data = Bytes::from(out.data);
     let routes: Vec<Arc<str>> = out.routes.into_iter().map(Arc::from).collect();
     let mut names = Names::default();
-    let mut stamp = provenance.map(Stamp::new);
+    let mut stamp = Stamp::new(provenance);
     let mut outputs = Vec::with_capacity(out.events.len());
     for o in out.events {
         let input = inputs.get(o.input as usize).ok_or_else(|| {
@@ -153,10 +153,7 @@ pub fn decode(
                 value: slice(&data, o.value, "value")?,
                 timestamp_ms: o.timestamp_ms,
                 headers,
-                provenance: match &mut stamp {
-                    Some(stamp) => stamp.of(&input.provenance),
-                    None => input.provenance.clone(),
-                },
+                provenance: stamp.of(&input.provenance),
                 position: input.position.clone(),
             },
         });

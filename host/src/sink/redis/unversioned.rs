@@ -225,7 +225,7 @@ impl Sending {
             }
         }
         let tally = self.batches.0.pop_front().unwrap_or_default();
-        if self.broke.is_none() && self.broken.is_none() && tally.replied > tally.owners.len() {
+        if self.connection.is_some() && tally.replied > tally.owners.len() {
             self.connection = None;
             self.broke = Some(resp::garbage("more replies than commands"));
         }
@@ -280,12 +280,16 @@ impl RedisSink {
         events: Vec<Event>,
         acks: AckSet,
     ) -> Result<(), EndpointError> {
+        if events.is_empty() {
+            // Nothing to write; the batch before, if any, stays waiting.
+            return Ok(());
+        }
         let started = Instant::now();
         let (mode, ttl) = (self.config.mode, self.config.ttl_secs);
         // `sending` is `None` when no connection could be made (`unreachable`)
         // or when the batch before is retried (this one is then retried whole,
         // after it).
-        let (mut sending, mut previous, mut unreachable) = match self.waiting.take() {
+        let (mut sending, mut previous, unreachable) = match self.waiting.take() {
             Some(w) => (Some(w.sending), Some((w.writes, w.acks, w.started)), None),
             None => match self.bare().await {
                 Ok(c) => (Some(Sending::new(c, mode, ttl)), None, None),
@@ -309,18 +313,14 @@ impl RedisSink {
                 let part: Vec<&Write> = writes[first..].iter().map(|(w, _)| w).collect();
                 s.push(&part, first).await;
             }
+            // Once this batch's first pipeline is on its way (the events
+            // are not empty: the first round always gets here).
             if let Some(before) = previous.take()
                 && let Err(e) = self.complete(context, retry, before, &mut sending).await
             {
                 acks.fail();
                 return Err(e);
             }
-        }
-        if let Some(before) = previous.take()
-            && let Err(e) = self.complete(context, retry, before, &mut sending).await
-        {
-            acks.fail();
-            return Err(e);
         }
         match sending {
             Some(sending) => {
@@ -333,9 +333,7 @@ impl RedisSink {
                 Ok(())
             }
             None => {
-                let first = unreachable
-                    .take()
-                    .map(|e| (Attempt::Unreachable(e.to_string()), started));
+                let first = unreachable.map(|e| (Attempt::Unreachable(e.to_string()), started));
                 upsert::write_batch_after(self, context, ("redis", retry), writes, &acks, first)
                     .await
             }

@@ -4,7 +4,10 @@
 //! `[stages.state]`. Nothing survives a restart or a swap; it exists to
 //! measure what host-kept state costs the same job
 //! (`cargo bench -p weir --bench state_cost`). Only correct on one
-//! partition in order (a file), which is what the bench feeds it.
+//! partition in order (a file), which is what the bench feeds it. The
+//! window update repeats card-velocity's on purpose: depending on that
+//! crate would link its plugin exports too (the wasm link fails with
+//! duplicate `weir:plugin/transformer` symbols).
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
