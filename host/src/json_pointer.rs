@@ -11,21 +11,55 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+/// A JSON pointer, split into its unescaped segments once (not per
+/// document).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pointer {
+    text: String,
+    segments: Vec<String>,
+}
+
+impl Pointer {
+    /// `""` (the whole document) or a pointer starting with `/`; `None`
+    /// otherwise.
+    pub fn parse(pointer: &str) -> Option<Self> {
+        let segments = match pointer.strip_prefix('/') {
+            None if pointer.is_empty() => Vec::new(),
+            None => return None,
+            Some(rest) => rest
+                .split('/')
+                .map(|s| s.replace("~1", "/").replace("~0", "~"))
+                .collect(),
+        };
+        Some(Self {
+            text: pointer.to_owned(),
+            segments,
+        })
+    }
+
+    /// The pointer as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The value at this pointer in `doc`: `Ok(None)` if the path is
+    /// absent, `Err` if `doc` is not one JSON document.
+    pub fn find(&self, doc: &[u8]) -> Result<Option<Value>, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_slice(doc);
+        let found = Seek(&self.segments).deserialize(&mut de)?;
+        de.end()?;
+        Ok(found)
+    }
+}
+
 /// The value at `pointer` (`""` or starting with `/`) in `doc`: `Ok(None)`
-/// if the path is absent, `Err` if `doc` is not one JSON document.
+/// if the path is absent (or `pointer` is not a pointer), `Err` if `doc` is
+/// not one JSON document.
 pub fn find(doc: &[u8], pointer: &str) -> Result<Option<Value>, serde_json::Error> {
-    let segments: Vec<String> = match pointer.strip_prefix('/') {
-        None if pointer.is_empty() => Vec::new(),
-        None => return Ok(None),
-        Some(rest) => rest
-            .split('/')
-            .map(|s| s.replace("~1", "/").replace("~0", "~"))
-            .collect(),
-    };
-    let mut de = serde_json::Deserializer::from_slice(doc);
-    let found = Seek(&segments).deserialize(&mut de)?;
-    de.end()?;
-    Ok(found)
+    match Pointer::parse(pointer) {
+        Some(p) => p.find(doc),
+        None => Ok(None),
+    }
 }
 
 /// Follows the remaining segments.
@@ -105,15 +139,16 @@ impl<'de> Visitor<'de> for Seek<'_> {
     }
 }
 
-/// Whether a member's name is `want` (compared where it lies, not copied
-/// unless it has escapes).
+/// Whether a member's name is `want`: its bytes, unescaped where it lies
+/// (copied only if it has escapes), are compared, not first checked as
+/// UTF-8 (a name that is not UTF-8 cannot be `want`).
 struct Named<'a>(&'a str);
 
 impl<'de> DeserializeSeed<'de> for Named<'_> {
     type Value = bool;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_str(self)
+        d.deserialize_bytes(self)
     }
 }
 
@@ -122,6 +157,10 @@ impl<'de> Visitor<'de> for Named<'_> {
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a member name")
+    }
+
+    fn visit_bytes<E>(self, v: &[u8]) -> Result<bool, E> {
+        Ok(v == self.0.as_bytes())
     }
 
     fn visit_str<E>(self, v: &str) -> Result<bool, E> {

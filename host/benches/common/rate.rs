@@ -222,6 +222,23 @@ pub fn generate(weir: &Path, n: usize, path: &Path) -> Vec<Vec<u8>> {
 /// file uses it.
 #[allow(dead_code)]
 pub fn run_to_end(weir: &Path, toml: &Path) -> f64 {
+    run_to_end_cpu(weir, toml).0
+}
+
+/// CPU seconds (user + system) of the children waited for so far.
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a zeroed rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// [`run_to_end`], with the CPU seconds the run used (all its threads):
+/// (wall seconds, CPU seconds).
+pub fn run_to_end_cpu(weir: &Path, toml: &Path) -> (f64, f64) {
+    let cpu_before = children_cpu();
     let started = Instant::now();
     let out = Command::new(weir)
         .args(["run", "--quiet"])
@@ -234,5 +251,5 @@ pub fn run_to_end(weir: &Path, toml: &Path) -> f64 {
         "weir failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    secs
+    (secs, children_cpu() - cpu_before)
 }

@@ -6,14 +6,16 @@
 //!
 //! A batch's writes reach the store only once its outputs were accepted (the
 //! committer, `commit.rs`); until then the overlay serves them, so the next
-//! batch sees them. An overlay entry leaves the overlay once the batch that
-//! wrote it was committed (`committed` is the number of the first batch not
-//! yet in the store) and joins the cache: up to `cache_keys` keys' committed
-//! state (and keys read from the store), so a hot key is not read back from
-//! the store on every batch. The cache is dropped whenever the store changed
-//! under the stage (a partition restored or forgotten: its generation).
+//! batch sees them. Overlay and cache are one map (one lookup per key): an
+//! entry written by a batch not committed yet (`committed` is the number of
+//! the first batch not yet in the store) is overlay and never dropped; once
+//! its batch was committed it is cache, like the keys read from the store:
+//! up to `cache_keys` keys' committed state, so a hot key is not read back
+//! from the store on every batch. The cache is dropped whenever the store
+//! changed under the stage (a partition restored or forgotten: its
+//! generation).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -30,12 +32,22 @@ use crate::state::{
 /// Most timers fired per partition and batch (more fire in the next ones).
 const MAX_FIRED: usize = 4096;
 
-/// A write of a batch not committed yet.
+/// Hash maps keyed by state keys, once per key and batch: foldhash (seeded
+/// per map, so keys chosen to collide are not a cheap attack), not SipHash.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+fn map<K, V>() -> HashMap<K, V> {
+    HashMap::with_hasher(foldhash::fast::RandomState::default())
+}
+
+/// What the stage knows of a key's state without the store.
 #[derive(Debug)]
-struct Written {
+struct Known {
     value: Option<Bytes>,
     expires_ms: Option<i64>,
-    seq: u64,
+    /// The batch that wrote it (`None`: read from the store). Overlay while
+    /// that batch is not committed, cache after.
+    seq: Option<u64>,
 }
 
 /// The events of one source partition, with their state keys.
@@ -74,10 +86,11 @@ pub struct KeyedState {
     store: StateStore,
     /// The first batch not committed yet (set by the committer).
     committed: Arc<AtomicU64>,
-    /// (partition, key) → what the batch `seq` wrote, not committed yet.
-    overlay: HashMap<(i32, Bytes), Written>,
-    /// (partition, key) → committed state (value or absent, its expiry).
-    cache: HashMap<(i32, Bytes), (Option<Bytes>, Option<i64>)>,
+    /// (partition, key) → its state as written by a batch (overlay, or
+    /// cache once committed) or read from the store (cache).
+    known: HashMap<(i32, Bytes), Known>,
+    /// `committed` as the batch being processed began.
+    committed_at: u64,
     cache_keys: usize,
     /// The store's generation the cache was filled under.
     generation: u64,
@@ -121,8 +134,8 @@ impl KeyedState {
             ttl_ms: config.ttl_ms(),
             store,
             committed,
-            overlay: HashMap::new(),
-            cache: HashMap::new(),
+            known: map(),
+            committed_at: 0,
             cache_keys: config.cache_keys,
             generation,
             timers: BTreeMap::new(),
@@ -137,33 +150,40 @@ impl KeyedState {
         &self.store
     }
 
-    /// Starts batch `seq`: overlay entries the store now holds move to the
-    /// cache (bounded by `cache_keys`; emptied if the store changed under
+    /// Starts batch `seq`: the overlay entries the store now holds become
+    /// cache (bounded by `cache_keys`; dropped if the store changed under
     /// the stage).
     pub fn begin(&mut self, seq: u64) {
         self.seq = seq;
         let committed = self.committed.load(Ordering::Acquire);
-        let cache = self.cache_keys > 0;
-        for (key, w) in self.overlay.extract_if(|_, w| w.seq < committed) {
-            if cache {
-                self.cache.insert(key, (w.value, w.expires_ms));
-            }
-        }
+        self.committed_at = committed;
+        let pending = |k: &Known| k.seq.is_some_and(|s| s >= committed);
         let generation = self.store.generation();
-        if generation != self.generation {
-            self.cache.clear();
+        if generation != self.generation || self.cache_keys == 0 {
+            self.known.retain(|_, k| pending(k));
             self.generation = generation;
         }
         self.timers.retain(|_, (_, s)| *s >= committed);
-        if self.cache.len() > self.cache_keys {
-            // Evict a quarter of the cache, in the map's (arbitrary) order.
-            let mut evict = self.cache.len() - self.cache_keys * 3 / 4;
-            self.cache.retain(|_, _| {
-                let keep = evict == 0;
-                evict = evict.saturating_sub(1);
-                keep
-            });
+        if self.known.len() > self.cache_keys {
+            let cached = self.known.values().filter(|k| !pending(k)).count();
+            if cached > self.cache_keys {
+                // Evict committed entries down to 3/4 of the bound, in the
+                // map's (arbitrary) order.
+                let mut evict = cached - self.cache_keys * 3 / 4;
+                self.known.retain(|_, k| {
+                    if evict == 0 || pending(k) {
+                        return true;
+                    }
+                    evict -= 1;
+                    false
+                });
+            }
         }
+    }
+
+    /// Whether an entry is overlay (its batch is not committed).
+    fn is_pending(&self, k: &Known) -> bool {
+        k.seq.is_some_and(|s| s >= self.committed_at)
     }
 
     /// Splits `events` by partition, with their keys; events without a key
@@ -282,7 +302,7 @@ impl KeyedState {
         fired: &[(i64, Bytes)],
         watermark: Option<i64>,
     ) -> Result<KeyedInput, StateError> {
-        let mut index: HashMap<Bytes, u32> = HashMap::new();
+        let mut index: HashMap<Bytes, u32> = map();
         let mut input = KeyedInput {
             watermark,
             ..KeyedInput::default()
@@ -308,13 +328,11 @@ impl KeyedState {
         input.states = Vec::with_capacity(input.keys.len());
         for (i, k) in input.keys.iter().enumerate() {
             lookup.1 = k.clone();
-            let state = if let Some(w) = self.overlay.get(&lookup) {
-                w.value.clone()
-            } else if let Some((value, expires)) = self.cache.get(&lookup) {
-                if expires.is_some_and(|at| at <= now) {
+            let state = if let Some(k) = self.known.get(&lookup) {
+                if !self.is_pending(k) && k.expires_ms.is_some_and(|at| at <= now) {
                     None
                 } else {
-                    value.clone()
+                    k.value.clone()
                 }
             } else {
                 missing.push(i);
@@ -334,8 +352,14 @@ impl KeyedState {
                     None => (None, None),
                 };
                 if cache {
-                    self.cache
-                        .insert((partition, key), (value.clone(), expires));
+                    self.known.insert(
+                        (partition, key),
+                        Known {
+                            value: value.clone(),
+                            expires_ms: expires,
+                            seq: None,
+                        },
+                    );
                 }
                 input.states[i] = value;
             }
@@ -348,7 +372,7 @@ impl KeyedState {
     /// become dead letters, returned as (event index, reason), their
     /// outputs dropped). Returns what to deliver.
     pub fn apply(&mut self, partition: i32, input: &KeyedInput, out: KeyedOutput) -> Applied {
-        let mut refused: HashMap<Bytes, String> = HashMap::new();
+        let mut refused: HashMap<Bytes, String> = map();
         for (key, value) in &out.writes {
             let size = value.as_ref().map_or(0, Bytes::len);
             if size > self.max_value_bytes {
@@ -374,12 +398,12 @@ impl KeyedState {
             if refused.contains_key(&key) {
                 continue;
             }
-            self.overlay.insert(
+            self.known.insert(
                 (partition, key.clone()),
-                Written {
+                Known {
                     value: value.clone(),
                     expires_ms: expires,
-                    seq: self.seq,
+                    seq: Some(self.seq),
                 },
             );
             self.delta.writes.push(StateWrite {
@@ -454,10 +478,29 @@ impl KeyedState {
         self.watermarks.end_of_input();
     }
 
-    /// The store's key count of this stage, at most once a second.
     /// What this batch commits (its writes and timers so far).
     pub fn take_delta(&mut self) -> Commit {
         std::mem::take(&mut self.delta)
+    }
+
+    /// Entries written by batches not committed yet (for tests).
+    #[cfg(test)]
+    fn uncommitted(&self) -> usize {
+        self.known.values().filter(|k| self.is_pending(k)).count()
+    }
+
+    /// Committed entries kept (for tests).
+    #[cfg(test)]
+    fn cached(&self) -> usize {
+        self.known.len() - self.uncommitted()
+    }
+
+    /// Whether a committed entry of `key` is kept (for tests).
+    #[cfg(test)]
+    fn is_cached(&self, partition: i32, key: &[u8]) -> bool {
+        self.known
+            .get(&(partition, Bytes::copy_from_slice(key)))
+            .is_some_and(|k| !self.is_pending(k))
     }
 }
 

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use super::{AckCounts, ChunkIds, Read, Source};
 use crate::endpoint::EndpointError;
 use crate::event::{Event, Position, now_ms};
+use crate::json_pointer::Pointer;
 use crate::pipeline::Ack;
 use crate::pipeline::DeadLetter;
 
@@ -218,7 +219,7 @@ pub(crate) struct Splitter {
     stream: Arc<str>,
     format: LineFormat,
     /// A JSON pointer to the event time (ms) in each JSON line.
-    event_time: Option<Arc<str>>,
+    event_time: Option<Pointer>,
     next_line: i64,
 }
 
@@ -227,7 +228,7 @@ impl Splitter {
         Self {
             stream,
             format,
-            event_time,
+            event_time: event_time.and_then(|p| Pointer::parse(&p)),
             next_line: 0,
         }
     }
@@ -303,8 +304,8 @@ pub(crate) fn validate_event_time(
 
 /// The event time (ms) at a JSON pointer of a JSON document: an integer, or
 /// a float (truncated). `None` if absent or not a number.
-pub(crate) fn event_time_at(value: &[u8], pointer: &str) -> Option<i64> {
-    let v = crate::json_pointer::find(value, pointer).ok()??;
+pub(crate) fn event_time_at(value: &[u8], pointer: &Pointer) -> Option<i64> {
+    let v = pointer.find(value).ok()??;
     v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
 }
 
@@ -359,9 +360,10 @@ mod tests {
 
     #[test]
     fn event_time_from_a_pointer_else_ingestion_time() {
-        assert_eq!(event_time_at(br#"{"ts":1700}"#, "/ts"), Some(1700));
-        assert_eq!(event_time_at(br#"{"ts":17.9}"#, "/ts"), Some(17));
-        assert_eq!(event_time_at(br#"{"ts":"x"}"#, "/ts"), None);
+        let ts = Pointer::parse("/ts").expect("a pointer");
+        assert_eq!(event_time_at(br#"{"ts":1700}"#, &ts), Some(1700));
+        assert_eq!(event_time_at(br#"{"ts":17.9}"#, &ts), Some(17));
+        assert_eq!(event_time_at(br#"{"ts":"x"}"#, &ts), None);
         let mut s = Splitter::new(Arc::from("t"), LineFormat::Json, Some(Arc::from("/ts")));
         let before = now_ms();
         let items = s.split(&Bytes::from_static(b"{\"ts\":42}\n{\"n\":1}\n"));

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use crate::event::Event;
+use crate::json_pointer::Pointer;
 
 /// `[stages.state] key`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,7 +13,7 @@ pub enum KeySpec {
     EventKey,
     /// `"/a/b"`: the value at this JSON pointer in the event's value. A
     /// string gives its text; a number or boolean its JSON text.
-    Pointer(String),
+    Pointer(Pointer),
 }
 
 impl KeySpec {
@@ -21,8 +22,11 @@ impl KeySpec {
         if spec == "$key" {
             return Ok(KeySpec::EventKey);
         }
-        if spec.starts_with('/') && spec.len() > 1 {
-            return Ok(KeySpec::Pointer(spec.to_owned()));
+        if spec.starts_with('/')
+            && spec.len() > 1
+            && let Some(pointer) = Pointer::parse(spec)
+        {
+            return Ok(KeySpec::Pointer(pointer));
         }
         Err(format!(
             "{spec:?}: use \"$key\" (the event's key) or a JSON pointer into the value such as \"/card_id\""
@@ -39,12 +43,17 @@ impl KeySpec {
                 .ok_or_else(|| "the event has no key (state key \"$key\")".to_owned()),
             KeySpec::Pointer(pointer) => {
                 // Per event: only the key's value is built, not the tree.
-                let value = crate::json_pointer::find(&event.value, pointer)
-                    .map_err(|e| format!("state key {pointer:?}: the value is not JSON: {e}"))?;
+                let value = pointer.find(&event.value).map_err(|e| {
+                    format!(
+                        "state key {:?}: the value is not JSON: {e}",
+                        pointer.as_str()
+                    )
+                })?;
                 match value {
-                    None | Some(serde_json::Value::Null) => {
-                        Err(format!("the event has no state key at {pointer:?}"))
-                    }
+                    None | Some(serde_json::Value::Null) => Err(format!(
+                        "the event has no state key at {:?}",
+                        pointer.as_str()
+                    )),
                     Some(serde_json::Value::String(s)) => Ok(Bytes::from(s)),
                     Some(other) => Ok(Bytes::from(other.to_string())),
                 }
