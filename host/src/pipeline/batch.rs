@@ -26,4 +26,7 @@ pub struct Batch {
     /// The last batch of a finite input (no events): keyed stages fire every
     /// timer left.
     pub end_of_input: bool,
+    /// The state keys of `events` for the keyed stage about to take the
+    /// batch, found by the thread before it (empty: not found yet).
+    pub state_keys: Vec<Result<bytes::Bytes, String>>,
 }

@@ -77,9 +77,39 @@ pub struct Plan {
     pub rejects: Vec<(Event, String)>,
 }
 
+/// Finds each event's state key (or why it has none): the first thing a
+/// keyed stage does with a batch, apart so that the thread before the
+/// stage's can do it for the batch the stage will take next (the runner
+/// gives each keyed stage such a thread).
+#[derive(Clone, Debug)]
+pub struct KeyFinder {
+    spec: KeySpec,
+    max_key_bytes: usize,
+}
+
+impl KeyFinder {
+    /// The state key of `event`, or the reason it goes to the dead letters.
+    pub fn key(&self, event: &Event) -> Result<Bytes, String> {
+        let key = self.spec.extract(event)?;
+        if key.len() > self.max_key_bytes {
+            return Err(format!(
+                "the state key is {} bytes, over max_key_bytes = {}",
+                key.len(),
+                self.max_key_bytes
+            ));
+        }
+        Ok(key)
+    }
+
+    /// The keys of `events`, in order.
+    pub fn keys(&self, events: &[Event]) -> Vec<Result<Bytes, String>> {
+        events.iter().map(|e| self.key(e)).collect()
+    }
+}
+
 pub struct KeyedState {
     stage: Arc<str>,
-    spec: KeySpec,
+    finder: KeyFinder,
     max_key_bytes: usize,
     max_value_bytes: usize,
     ttl_ms: Option<i64>,
@@ -128,7 +158,10 @@ impl KeyedState {
         let generation = store.generation();
         Ok(Self {
             stage,
-            spec,
+            finder: KeyFinder {
+                spec,
+                max_key_bytes: config.max_key_bytes,
+            },
             max_key_bytes: config.max_key_bytes,
             max_value_bytes: config.max_value_bytes,
             ttl_ms: config.ttl_ms(),
@@ -148,6 +181,11 @@ impl KeyedState {
 
     pub fn store(&self) -> &StateStore {
         &self.store
+    }
+
+    /// What finds this stage's state keys.
+    pub fn finder(&self) -> &KeyFinder {
+        &self.finder
     }
 
     /// Starts batch `seq`: the overlay entries the store now holds become
@@ -188,20 +226,18 @@ impl KeyedState {
 
     /// Splits `events` by partition, with their keys; events without a key
     /// (or with one over `max_key_bytes`) are rejected with the reason.
-    pub fn plan(&self, events: Vec<Event>) -> Plan {
+    /// `found`: the events' keys if a thread before found them (one per
+    /// event; otherwise they are found here).
+    pub fn plan(&self, events: Vec<Event>, found: Vec<Result<Bytes, String>>) -> Plan {
+        let found = if found.len() == events.len() {
+            found
+        } else {
+            self.finder.keys(&events)
+        };
         let mut groups: Vec<Group> = Vec::new();
         let mut rejects = Vec::new();
-        for event in events {
-            let key = match self.spec.extract(&event) {
-                Ok(k) if k.len() > self.max_key_bytes => {
-                    let reason = format!(
-                        "the state key is {} bytes, over max_key_bytes = {}",
-                        k.len(),
-                        self.max_key_bytes
-                    );
-                    rejects.push((event, reason));
-                    continue;
-                }
+        for (event, key) in events.into_iter().zip(found) {
+            let key = match key {
                 Ok(k) => k,
                 Err(reason) => {
                     rejects.push((event, reason));

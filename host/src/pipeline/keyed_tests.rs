@@ -59,32 +59,39 @@ fn b(s: &str) -> Bytes {
 fn plan_groups_by_partition_and_rejects_keyless_events() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (state, _) = keyed(dir.path(), 100);
-    let plan = state.plan(vec![
+    let events = vec![
         ev(0, 0, r#"{"k":"a"}"#, 0),
         ev(1, 0, r#"{"k":"b"}"#, 0),
         ev(0, 1, r#"{"x":1}"#, 0),
         ev(0, 2, r#"{"k":"much-too-long"}"#, 0),
         ev(0, 3, r#"{"k":"a"}"#, 0),
-    ]);
-    let shape: Vec<(i32, Vec<i64>, Vec<Bytes>)> = plan
-        .groups
-        .iter()
-        .map(|g| {
-            let offsets = g.events.iter().map(|e| e.position.offset).collect();
-            (g.partition, offsets, g.keys.clone())
-        })
-        .collect();
-    assert_eq!(
-        shape,
-        vec![
-            (0, vec![0, 3], vec![b("a"), b("a")]),
-            (1, vec![0], vec![b("b")])
-        ]
-    );
-    let reasons: Vec<&str> = plan.rejects.iter().map(|(_, r)| r.as_str()).collect();
-    assert_eq!(reasons.len(), 2);
-    assert!(reasons[0].contains("no state key at \"/k\""), "{reasons:?}");
-    assert!(reasons[1].contains("over max_key_bytes = 8"), "{reasons:?}");
+    ];
+    // Keys found here, by a thread before (the same), or handed over for
+    // other events (a count that does not match: found again).
+    let found = state.finder().keys(&events);
+    let stale = state.finder().keys(&events[..2]);
+    for keys in [Vec::new(), found, stale] {
+        let plan = state.plan(events.clone(), keys);
+        let shape: Vec<(i32, Vec<i64>, Vec<Bytes>)> = plan
+            .groups
+            .iter()
+            .map(|g| {
+                let offsets = g.events.iter().map(|e| e.position.offset).collect();
+                (g.partition, offsets, g.keys.clone())
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (0, vec![0, 3], vec![b("a"), b("a")]),
+                (1, vec![0], vec![b("b")])
+            ]
+        );
+        let reasons: Vec<&str> = plan.rejects.iter().map(|(_, r)| r.as_str()).collect();
+        assert_eq!(reasons.len(), 2);
+        assert!(reasons[0].contains("no state key at \"/k\""), "{reasons:?}");
+        assert!(reasons[1].contains("over max_key_bytes = 8"), "{reasons:?}");
+    }
 }
 
 #[test]

@@ -176,6 +176,25 @@ impl Pipeline {
             stage.route_to(routes.clone());
             let (tx, next_rx) = mpsc::channel::<Batch>(QUEUE_DEPTH);
             let mut input = rx;
+            if let Some(finder) = stage.key_finder() {
+                // A keyed stage's state keys are found on a thread of their
+                // own, for the batch after the one the stage is processing.
+                let (keys_tx, keys_rx) = mpsc::channel::<Batch>(QUEUE_DEPTH);
+                let mut from = input;
+                let handle = std::thread::Builder::new()
+                    .name(format!("weir-keys-{}", stage.name()))
+                    .spawn(move || {
+                        while let Some(mut batch) = from.blocking_recv() {
+                            batch.state_keys = finder.keys(&batch.events);
+                            if keys_tx.blocking_send(batch).is_err() {
+                                break;
+                            }
+                        }
+                    })
+                    .map_err(|e| RunError::Internal(format!("cannot start a key thread: {e}")))?;
+                stage_threads.push(handle);
+                input = keys_rx;
+            }
             let name = format!("weir-stage-{}", stage.name());
             let (stop, fatal) = (stop.clone(), fatal.clone());
             // Log lines of the stage thread (plugin lines included) carry the

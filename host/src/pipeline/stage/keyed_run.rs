@@ -32,6 +32,11 @@ impl Stage {
         self.keyed.is_some()
     }
 
+    /// What finds a keyed stage's state keys (for the thread before it).
+    pub fn key_finder(&self) -> Option<crate::pipeline::keyed::KeyFinder> {
+        self.keyed.as_ref().map(|k| k.finder().clone())
+    }
+
     /// What the serving plugin said about itself in `init`.
     pub fn plugin_info(&self) -> crate::plugin::PluginInfo {
         self.instance
@@ -45,7 +50,7 @@ impl Stage {
             return;
         };
         keyed.begin(batch.seq);
-        let plan = keyed.plan(inputs);
+        let plan = keyed.plan(inputs, std::mem::take(&mut batch.state_keys));
         for (event, reason) in plan.rejects {
             batch.dead.push(self.dead(event, reason));
             self.stats.record_dead(1);
