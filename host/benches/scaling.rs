@@ -71,7 +71,7 @@ fn pipeline(dir: &Path, job: &str, input: &Path, parallelism: usize) -> PathBuf 
 /// threads); panics unless every event came out.
 fn run(dir: &Path, job: &str, input: &Path, parallelism: usize, n: usize) -> (f64, f64) {
     let toml = pipeline(dir, job, input, parallelism);
-    let secs = rate::run_to_end_cpu(&weir_bin(), &toml);
+    let times = rate::run_to_end_cpu(&weir_bin(), &toml);
     let lines = std::fs::read_to_string(dir.join("out/out.jsonl"))
         .expect("output")
         .lines()
@@ -80,7 +80,7 @@ fn run(dir: &Path, job: &str, input: &Path, parallelism: usize, n: usize) -> (f6
         lines, n,
         "{job} at parallelism {parallelism}: every event out"
     );
-    secs
+    times
 }
 
 fn main() {

@@ -52,16 +52,6 @@ impl Pointer {
     }
 }
 
-/// The value at `pointer` (`""` or starting with `/`) in `doc`: `Ok(None)`
-/// if the path is absent (or `pointer` is not a pointer), `Err` if `doc` is
-/// not one JSON document.
-pub fn find(doc: &[u8], pointer: &str) -> Result<Option<Value>, serde_json::Error> {
-    match Pointer::parse(pointer) {
-        Some(p) => p.find(doc),
-        None => Ok(None),
-    }
-}
-
 /// Follows the remaining segments.
 struct Seek<'a>(&'a [String]);
 
@@ -171,6 +161,15 @@ impl<'de> Visitor<'de> for Named<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The value at `pointer` in `doc`; `Ok(None)` also when `pointer` is
+    /// not a pointer (as `Value::pointer` answers).
+    fn find(doc: &[u8], pointer: &str) -> Result<Option<Value>, serde_json::Error> {
+        match Pointer::parse(pointer) {
+            Some(p) => p.find(doc),
+            None => Ok(None),
+        }
+    }
 
     /// The answers `Value::pointer` gives, on documents of every shape.
     #[test]

@@ -36,10 +36,6 @@ const MAX_FIRED: usize = 4096;
 /// per map, so keys chosen to collide are not a cheap attack), not SipHash.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
-fn map<K, V>() -> HashMap<K, V> {
-    HashMap::with_hasher(foldhash::fast::RandomState::default())
-}
-
 /// What the stage knows of a key's state without the store.
 #[derive(Debug)]
 struct Known {
@@ -48,6 +44,14 @@ struct Known {
     /// The batch that wrote it (`None`: read from the store). Overlay while
     /// that batch is not committed, cache after.
     seq: Option<u64>,
+}
+
+impl Known {
+    /// Overlay: written by a batch not committed yet (`committed`: the
+    /// first batch not in the store).
+    fn is_pending(&self, committed: u64) -> bool {
+        self.seq.is_some_and(|s| s >= committed)
+    }
 }
 
 /// The events of one source partition, with their state keys.
@@ -110,7 +114,6 @@ impl KeyFinder {
 pub struct KeyedState {
     stage: Arc<str>,
     finder: KeyFinder,
-    max_key_bytes: usize,
     max_value_bytes: usize,
     ttl_ms: Option<i64>,
     store: StateStore,
@@ -162,12 +165,11 @@ impl KeyedState {
                 spec,
                 max_key_bytes: config.max_key_bytes,
             },
-            max_key_bytes: config.max_key_bytes,
             max_value_bytes: config.max_value_bytes,
             ttl_ms: config.ttl_ms(),
             store,
             committed,
-            known: map(),
+            known: HashMap::default(),
             committed_at: 0,
             cache_keys: config.cache_keys,
             generation,
@@ -195,33 +197,25 @@ impl KeyedState {
         self.seq = seq;
         let committed = self.committed.load(Ordering::Acquire);
         self.committed_at = committed;
-        let pending = |k: &Known| k.seq.is_some_and(|s| s >= committed);
         let generation = self.store.generation();
         if generation != self.generation || self.cache_keys == 0 {
-            self.known.retain(|_, k| pending(k));
+            self.known.retain(|_, k| k.is_pending(committed));
             self.generation = generation;
         }
         self.timers.retain(|_, (_, s)| *s >= committed);
         if self.known.len() > self.cache_keys {
-            let cached = self.known.values().filter(|k| !pending(k)).count();
-            if cached > self.cache_keys {
-                // Evict committed entries down to 3/4 of the bound, in the
-                // map's (arbitrary) order.
-                let mut evict = cached - self.cache_keys * 3 / 4;
-                self.known.retain(|_, k| {
-                    if evict == 0 || pending(k) {
-                        return true;
-                    }
-                    evict -= 1;
-                    false
-                });
-            }
+            // Evict committed entries until the map is down to 3/4 of the
+            // bound (or only overlay is left), in the map's (arbitrary)
+            // order: a length check per batch, a pass only when over.
+            let mut evict = self.known.len() - self.cache_keys * 3 / 4;
+            self.known.retain(|_, k| {
+                if evict == 0 || k.is_pending(committed) {
+                    return true;
+                }
+                evict -= 1;
+                false
+            });
         }
-    }
-
-    /// Whether an entry is overlay (its batch is not committed).
-    fn is_pending(&self, k: &Known) -> bool {
-        k.seq.is_some_and(|s| s >= self.committed_at)
     }
 
     /// Splits `events` by partition, with their keys; events without a key
@@ -338,7 +332,7 @@ impl KeyedState {
         fired: &[(i64, Bytes)],
         watermark: Option<i64>,
     ) -> Result<KeyedInput, StateError> {
-        let mut index: HashMap<Bytes, u32> = map();
+        let mut index: HashMap<Bytes, u32> = HashMap::default();
         let mut input = KeyedInput {
             watermark,
             ..KeyedInput::default()
@@ -365,7 +359,7 @@ impl KeyedState {
         for (i, k) in input.keys.iter().enumerate() {
             lookup.1 = k.clone();
             let state = if let Some(k) = self.known.get(&lookup) {
-                if !self.is_pending(k) && k.expires_ms.is_some_and(|at| at <= now) {
+                if !k.is_pending(self.committed_at) && k.expires_ms.is_some_and(|at| at <= now) {
                     None
                 } else {
                     k.value.clone()
@@ -408,7 +402,7 @@ impl KeyedState {
     /// become dead letters, returned as (event index, reason), their
     /// outputs dropped). Returns what to deliver.
     pub fn apply(&mut self, partition: i32, input: &KeyedInput, out: KeyedOutput) -> Applied {
-        let mut refused: HashMap<Bytes, String> = map();
+        let mut refused: HashMap<Bytes, String> = HashMap::default();
         for (key, value) in &out.writes {
             let size = value.as_ref().map_or(0, Bytes::len);
             if size > self.max_value_bytes {
@@ -419,12 +413,12 @@ impl KeyedState {
                         self.max_value_bytes
                     )
                 });
-            } else if key.len() > self.max_key_bytes {
+            } else if key.len() > self.finder.max_key_bytes {
                 refused.entry(key.clone()).or_insert_with(|| {
                     format!(
                         "the plugin wrote a state key of {} bytes, over max_key_bytes = {}",
                         key.len(),
-                        self.max_key_bytes
+                        self.finder.max_key_bytes
                     )
                 });
             }
@@ -454,7 +448,7 @@ impl KeyedState {
                 TimerOp::Set { key, at_ms } => (key, at_ms, true),
                 TimerOp::Cancel { key, at_ms } => (key, at_ms, false),
             };
-            if !refused.contains_key(&key) && key.len() <= self.max_key_bytes {
+            if !refused.contains_key(&key) && key.len() <= self.finder.max_key_bytes {
                 self.timer(partition, at, key, set);
             }
         }
@@ -522,7 +516,10 @@ impl KeyedState {
     /// Entries written by batches not committed yet (for tests).
     #[cfg(test)]
     fn uncommitted(&self) -> usize {
-        self.known.values().filter(|k| self.is_pending(k)).count()
+        self.known
+            .values()
+            .filter(|k| k.is_pending(self.committed_at))
+            .count()
     }
 
     /// Committed entries kept (for tests).
@@ -536,7 +533,7 @@ impl KeyedState {
     fn is_cached(&self, partition: i32, key: &[u8]) -> bool {
         self.known
             .get(&(partition, Bytes::copy_from_slice(key)))
-            .is_some_and(|k| !self.is_pending(k))
+            .is_some_and(|k| !k.is_pending(self.committed_at))
     }
 }
 

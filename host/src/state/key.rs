@@ -22,8 +22,8 @@ impl KeySpec {
         if spec == "$key" {
             return Ok(KeySpec::EventKey);
         }
-        if spec.starts_with('/')
-            && spec.len() > 1
+        // Not "" (the whole value) nor "/": a member.
+        if spec.len() > 1
             && let Some(pointer) = Pointer::parse(spec)
         {
             return Ok(KeySpec::Pointer(pointer));
